@@ -1,0 +1,113 @@
+"""Choosing the sentences that answer a question, and deciding when nothing does."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from index.models import Span
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Score margins relative to the abstention threshold that name how sure an answer is.
+HIGH_MARGIN = 0.20
+MEDIUM_MARGIN = 0.08
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceCandidate:
+    """A sentence of a retrieved chunk, with what is needed to score it."""
+
+    chunk_id: int
+    chunk_rank: int
+    chunk_score: float
+    span: Span
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredSentence:
+    """A sentence and its answer score."""
+
+    candidate: SentenceCandidate
+    score: float
+
+
+def stem(word: str) -> str:
+    """A light stem so 'elections' matches 'election' (the keyword index stems the same way)."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def term_weights(
+    terms: Sequence[str], doc_counts: Mapping[str, int], n_docs: int
+) -> dict[str, float]:
+    """IDF weight of each query term (rare words count more)."""
+    weights = {}
+    for term in terms:
+        df = doc_counts.get(term, 0)
+        weights[stem(term)] = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+    return weights
+
+
+def coverage_score(text: str, weights: Mapping[str, float]) -> float:
+    """Share of the question's IDF weight whose terms the text contains (0..1)."""
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    present = {stem(word) for word in _WORD.findall(text.casefold())}
+    return sum(weight for term, weight in weights.items() if term in present) / total
+
+
+def score_sentences(
+    candidates: Sequence[SentenceCandidate],
+    weights: Mapping[str, float],
+    *,
+    lexical_weight: float = 0.5,
+    rank_penalty: float = 0.02,
+) -> list[ScoredSentence]:
+    """Score sentences by their chunk's score plus how much of the question they cover."""
+    scored = []
+    for candidate in candidates:
+        lexical = coverage_score(candidate.text, weights)
+        score = (
+            candidate.chunk_score
+            + lexical_weight * lexical
+            - rank_penalty * candidate.chunk_rank
+        )
+        scored.append(ScoredSentence(candidate, score))
+    scored.sort(key=lambda s: -s.score)
+    return scored
+
+
+def pick_quotes(
+    scored: Sequence[ScoredSentence], max_quotes: int, *, min_ratio: float = 0.85
+) -> list[ScoredSentence]:
+    """The best sentences: at most max_quotes, no repeats, none far below the best."""
+    picked: list[ScoredSentence] = []
+    seen_text: set[str] = set()
+    for sentence in scored:
+        if len(picked) >= max_quotes:
+            break
+        if picked and sentence.score < picked[0].score * min_ratio:
+            break
+        normalized = " ".join(sentence.candidate.text.casefold().split())
+        if normalized in seen_text:
+            continue
+        seen_text.add(normalized)
+        picked.append(sentence)
+    return picked
+
+
+def confidence(best_score: float, threshold: float) -> str:
+    """Name how sure an answer is from its best passage score."""
+    if best_score < threshold:
+        return "none"
+    if best_score >= threshold + HIGH_MARGIN:
+        return "high"
+    if best_score >= threshold + MEDIUM_MARGIN:
+        return "medium"
+    return "low"

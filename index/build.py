@@ -1,0 +1,325 @@
+"""Building a new index generation from article files, reusing what has not changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from index.chunk import chunk_text
+from index.config import Settings
+from index.embedding import Embedder
+from index.ingest import (
+    article_key,
+    content_hash,
+    file_origin,
+    iter_articles,
+    normalized_text_hash,
+)
+from index.models import IngestReport, ParsedArticle, Progress, SkippedItem
+from index.store import db, generations, vectors
+from index.store.generations import Generation
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], None]
+EMBED_SLICE = 512  # chunks per progress step; each slice is sorted by length inside the model
+
+
+@dataclass
+class Plan:
+    """What a run will change, worked out before anything is written."""
+
+    add: list[tuple[str, ParsedArticle]] = field(default_factory=list)
+    update: list[tuple[str, ParsedArticle]] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    report: IngestReport = field(default_factory=IngestReport)
+
+    @property
+    def changes(self) -> bool:
+        """True when the index must change."""
+        return bool(self.add or self.update or self.remove)
+
+
+def text_hash(text: str) -> str:
+    """Content hash of a chunk's text (vectors are reused by it)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _within(path: str, roots: Sequence[Path]) -> bool:
+    """True when a file path lies under one of the roots."""
+    resolved = Path(path)
+    return any(resolved.is_relative_to(root) for root in roots)
+
+
+def plan_changes(
+    parsed: Iterable[ParsedArticle | SkippedItem],
+    stored: dict[str, db.StoredArticle],
+    *,
+    sync_roots: Sequence[Path] | None,
+) -> Plan:
+    """Compare what the files hold with what the index holds.
+
+    With sync_roots (a reindex), stored articles from files under those roots that were read
+    cleanly but no longer hold them are removed. Files that could not be read, or that had a
+    bad record, keep their articles: bad input never loses what the index already has.
+    """
+    plan = Plan()
+    seen: set[str] = set()
+    norm_owner = {article.norm_hash: key for key, article in stored.items()}
+    troubled_files: set[str] = set()
+    for item in parsed:
+        if isinstance(item, SkippedItem):
+            plan.report.skipped.append(item)
+            troubled_files.add(file_origin(item.origin))
+            continue
+        key = article_key(item)
+        if key in seen:
+            plan.report.duplicates += 1
+            continue
+        seen.add(key)
+        chash = content_hash(item)
+        old = stored.get(key)
+        if old is not None and old.content_hash == chash:
+            plan.report.unchanged += 1
+            continue
+        nhash = normalized_text_hash(item.text)
+        owner = norm_owner.get(nhash)
+        if owner is not None and owner != key:
+            plan.report.duplicates += 1
+            continue
+        norm_owner[nhash] = key
+        (plan.update if old is not None else plan.add).append((key, item))
+    if sync_roots is not None:
+        for key, article in stored.items():
+            if key in seen or article.origin_file in troubled_files:
+                continue
+            if _within(article.origin_file, sync_roots):
+                plan.remove.append(key)
+    plan.report.added = len(plan.add)
+    plan.report.updated = len(plan.update)
+    plan.report.removed = len(plan.remove)
+    return plan
+
+
+class Builder:
+    """Writes a new generation: copy of the current one, changes applied, vectors rebuilt."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        """Keep the settings and the embedder used for new chunks."""
+        self.settings = settings
+        self.embedder = embedder
+        self.max_tokens = min(
+            settings.chunk_max_tokens or embedder.content_tokens, embedder.content_tokens
+        )
+
+    def manifest_settings(self) -> dict[str, object]:
+        """Chunking settings recorded in the manifest."""
+        return {"max_tokens": self.max_tokens, "overlap": self.settings.chunk_overlap_sentences,
+                "splitter": "sentencex"}
+
+    def run(
+        self,
+        paths: Sequence[Path],
+        current: Generation | None,
+        *,
+        sync: bool,
+        rebuild: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[IngestReport, Path | None]:
+        """Ingest paths into a new generation; returns the report and the new generation path.
+
+        No generation is written when nothing changed.
+        """
+        started = time.perf_counter()
+        notify = progress or (lambda _p: None)
+        index_dir = self.settings.index_dir
+        roots = [Path(p).resolve() for p in self.settings.article_dirs] if sync else None
+        if current is not None and current.manifest.get("chunking") != self.manifest_settings():
+            rebuild = True  # chunk boundaries changed: every article must be cut again
+        stored = {} if (current is None or rebuild) else db.stored_articles(current.conn())
+        notify(Progress("reading", 0, 0, "reading article files"))
+        parsed = iter_articles(
+            paths,
+            max_bytes=int(self.settings.max_file_mb * 2**20),
+            allowed_roots=roots,
+        )
+        plan = plan_changes(parsed, stored, sync_roots=roots)
+        for item in plan.report.skipped:
+            log.warning("skipped %s", item)
+        if not plan.changes and not (rebuild and current is not None):
+            plan.report.seconds = time.perf_counter() - started
+            return plan.report, None
+        with generations.writer_lock(index_dir):
+            building = generations.next_building_dir(index_dir)
+            try:
+                self._write(building, current, stored, plan, rebuild, notify)
+                manifest = self._manifest(building, started)
+                final = generations.commit(building, manifest)
+            except BaseException:
+                shutil.rmtree(building, ignore_errors=True)
+                raise
+            generations.prune(index_dir)
+        plan.report.seconds = time.perf_counter() - started
+        plan.report.generation = final.name
+        notify(Progress("done", 1, 1, plan.report.summary()))
+        return plan.report, final
+
+    def _write(
+        self,
+        building: Path,
+        current: Generation | None,
+        stored: dict[str, db.StoredArticle],
+        plan: Plan,
+        rebuild: bool,
+        notify: ProgressCallback,
+    ) -> None:
+        """Fill the building folder with the database and the vector index."""
+        target = db.connect(building / generations.DATABASE)
+        try:
+            if current is not None and not rebuild:
+                current.conn().backup(target)
+            else:
+                db.create_schema(target)
+            with target:
+                changed = [key for key, _ in plan.update] + plan.remove
+                db.delete_articles(target, [stored[key].rowid for key in changed])
+                new_chunks = self._insert(target, plan.add + plan.update, notify)
+            vectors_by_id = self._vectors(target, current, new_chunks, plan, notify, rebuild)
+            ids = np.array(sorted(vectors_by_id), dtype=np.int64)
+            matrix = (
+                np.stack([vectors_by_id[i] for i in ids])
+                if len(ids)
+                else np.zeros((0, self.embedder.dim), dtype=np.float32)
+            )
+            index_type = vectors.choose_index_type(len(ids), self.settings.index_type)
+            notify(Progress("writing", 0, 1, f"building {index_type} index of {len(ids)} vectors"))
+            index = vectors.build_index(ids, matrix, self.embedder.dim, index_type)
+            vectors.write_index(index, building / generations.VECTORS)
+            with target:
+                meta = {"built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "index_type": index_type}
+                target.executemany(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", meta.items()
+                )
+            target.execute("PRAGMA optimize")
+        finally:
+            target.close()
+
+    def _insert(
+        self, conn: sqlite3.Connection, articles: list[tuple[str, ParsedArticle]],
+        notify: ProgressCallback,
+    ) -> list[tuple[int, str, str]]:
+        """Insert articles, their sentences and chunks; return (chunk id, text hash, text)."""
+        new_chunks: list[tuple[int, str, str]] = []
+        total = len(articles)
+        for done, (key, article) in enumerate(articles, start=1):
+            chunks = chunk_text(
+                article.text,
+                max_tokens=self.max_tokens,
+                overlap=self.settings.chunk_overlap_sentences,
+                count_tokens=self.embedder.token_counts,
+                token_offsets=self.embedder.token_offsets,
+            )
+            rowid = conn.execute(
+                "INSERT INTO articles(key, title, source, url, published, authors, labels, text,"
+                " content_hash, norm_hash, origin, origin_file) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    key, article.title, article.source, article.url,
+                    article.published.isoformat() if article.published else None,
+                    json.dumps(list(article.authors)), json.dumps(list(article.labels)),
+                    article.text, content_hash(article), normalized_text_hash(article.text),
+                    article.origin, file_origin(article.origin),
+                ),
+            ).lastrowid
+            sentences = sorted({s for chunk in chunks for s in chunk.sentences},
+                               key=lambda s: s.start)
+            conn.executemany(
+                "INSERT INTO sentences(article_id, ord, start, end) VALUES (?,?,?,?)",
+                [(rowid, i, s.start, s.end) for i, s in enumerate(sentences)],
+            )
+            for ord_, chunk in enumerate(chunks):
+                text = article.text[chunk.start : chunk.end]
+                digest = text_hash(text)
+                chunk_id = conn.execute(
+                    "INSERT INTO chunks(article_id, ord, start, end, n_tokens, text_hash, text)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (rowid, ord_, chunk.start, chunk.end, chunk.n_tokens, digest, text),
+                ).lastrowid
+                new_chunks.append((int(chunk_id), digest, text))
+            if done % 200 == 0 or done == total:
+                notify(Progress("chunking", done, total, f"chunked {done}/{total} articles"))
+        return new_chunks
+
+    def _vectors(
+        self,
+        conn: sqlite3.Connection,
+        current: Generation | None,
+        new_chunks: list[tuple[int, str, str]],
+        plan: Plan,
+        notify: ProgressCallback,
+        rebuild: bool,
+    ) -> dict[int, np.ndarray]:
+        """Vectors for every chunk: reused from the current generation, else embedded."""
+        result: dict[int, np.ndarray] = {}
+        new_ids = {chunk_id for chunk_id, _, _ in new_chunks}
+        kept_ids = [i for i in db.all_chunk_ids(conn) if i not in new_ids]
+        if current is not None and kept_ids and not rebuild:
+            for chunk_id, vector in zip(
+                kept_ids, vectors.reconstruct(current.index, kept_ids), strict=True
+            ):
+                result[chunk_id] = vector
+        reusable: dict[str, int] = {}
+        if current is not None and not rebuild:
+            reusable = db.chunk_ids_by_hash(current.conn(), {h for _, h, _ in new_chunks})
+        to_embed: list[tuple[int, str]] = []
+        reuse_ids: list[tuple[int, int]] = []
+        for chunk_id, digest, text in new_chunks:
+            old_id = reusable.get(digest)
+            if old_id is not None:
+                reuse_ids.append((chunk_id, old_id))
+            else:
+                to_embed.append((chunk_id, text))
+        if reuse_ids:
+            old_vectors = vectors.reconstruct(current.index, [old for _, old in reuse_ids])
+            for (chunk_id, _), vector in zip(reuse_ids, old_vectors, strict=True):
+                result[chunk_id] = vector
+        plan.report.chunks_reused = len(reuse_ids)
+        plan.report.chunks_embedded = len(to_embed)
+        total = len(to_embed)
+        for first in range(0, total, EMBED_SLICE):
+            batch = to_embed[first : first + EMBED_SLICE]
+            matrix = self.embedder.encode(
+                [text for _, text in batch], batch_size=self.settings.embed_batch_size
+            )
+            for (chunk_id, _), vector in zip(batch, matrix, strict=True):
+                result[chunk_id] = vector
+            done = min(first + EMBED_SLICE, total)
+            notify(Progress("embedding", done, total, f"embedded {done}/{total} chunks"))
+        return result
+
+    def _manifest(self, building: Path, started: float) -> dict[str, object]:
+        """The manifest of a built generation (checksums are added at commit)."""
+        conn = db.connect(building / generations.DATABASE, readonly=True)
+        try:
+            counts = {"articles": db.count_articles(conn), "chunks": db.count_chunks(conn)}
+            meta = db.get_meta(conn)
+        finally:
+            conn.close()
+        return {
+            "embedding": self.embedder.identity() | {"backend": self.embedder.backend},
+            "chunking": self.manifest_settings(),
+            "counts": counts,
+            "index_type": meta.get("index_type", "flat"),
+            "built_at": meta.get("built_at", ""),
+            "build_seconds": round(time.perf_counter() - started, 3),
+        }

@@ -1,0 +1,312 @@
+"""The `articlebot` command line: drives the engine, the bot and the evaluations."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from index.config import Settings, load_settings
+from index.models import Answer, ArticleInfo, IngestReport, Progress, SearchFilters, jsonable
+
+app = typer.Typer(
+    name="articlebot",
+    help="Answer questions about a collection of articles by quoting them, with sources.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+
+IndexOption = Annotated[
+    Path | None,
+    typer.Option("--index", help="Index folder (default: ARTICLEBOT_INDEX_DIR or var/index)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+class CliError(Exception):
+    """An error to print as one line before exiting non-zero."""
+
+
+def _settings(index: Path | None, **overrides: Any) -> Settings:
+    """Settings from the environment and `.env`, with command-line overrides."""
+    return load_settings(index_dir=index, **overrides)
+
+
+def _engine(settings: Settings, *, create: bool = False):  # noqa: ANN202 - keeps torch out of --help
+    """Open the engine (imports the model stack only when a command needs it)."""
+    from index.engine import Engine
+
+    return Engine.open(settings, create=create)
+
+
+def _parse_day(value: str | None, name: str) -> date | None:
+    """A YYYY-MM-DD option as a date."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise CliError(f"--{name} must be a date like 2023-01-31, not {value!r}") from exc
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Callable[[Progress], None]]:
+    """A progress callback drawing one tqdm bar per stage on stderr."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(event: Progress) -> None:
+        """Advance the bar of the event's stage."""
+        if not enabled or not event.total or event.stage == "done":
+            return
+        bar = bars.get(event.stage)
+        if bar is None:
+            bar = bars[event.stage] = tqdm(
+                total=event.total, desc=event.stage, unit="", leave=False, file=sys.stderr
+            )
+        bar.n = event.done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def _print_report(report: IngestReport, as_json: bool) -> None:
+    """Print an ingest report, skipped items named one a line."""
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    for item in report.skipped:
+        typer.echo(f"skipped {item}", err=True)
+    typer.echo(report.summary())
+
+
+def format_article_line(article: ArticleInfo) -> str:
+    """One line for an article: id, date, outlet, title."""
+    day = article.published.isoformat() if article.published else "----------"
+    return f"{article.id}  {day}  {article.source or '-':<16} {article.title or '(untitled)'}"
+
+
+def format_answer(answer: Answer) -> str:
+    """An answer as terminal text: quotes with attribution, then the articles."""
+    lines: list[str] = []
+    if answer.answered:
+        for quote in answer.quotes:
+            article = quote.article
+            lines.append(f"  “{' '.join(quote.text.split())}”")
+            when = article.published.isoformat() if article.published else "undated"
+            source = article.source or "unknown outlet"
+            label = f" [{', '.join(article.labels)}]" if article.labels else ""
+            lines.append(f"    — {article.title or '(untitled)'}, {source}, {when}{label}")
+            if article.url:
+                lines.append(f"      {article.url}")
+            lines.append(f"      (score {quote.score:.3f})")
+        lines.append(f"Confidence: {answer.confidence}.")
+    else:
+        cover = answer.coverage
+        span = (
+            f" from {cover.first.isoformat()} to {cover.last.isoformat()}"
+            if cover.first and cover.last
+            else ""
+        )
+        lines.append(f"No article answers this ({answer.note or 'nothing relevant enough'}).")
+        lines.append(f"The collection holds {cover.n_articles} articles{span}.")
+    if answer.results:
+        lines.append("Articles:")
+        for rank, hit in enumerate(answer.results, start=1):
+            lines.append(f"  {rank}. [{hit.score:.3f}] {format_article_line(hit.article)}")
+    return "\n".join(lines)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Article files or folders.")],
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add or update the articles in these files or folders (unchanged ones are skipped)."""
+    settings = _settings(index)
+    engine = _engine(settings, create=True)
+    with _progress_bar(sys.stderr.isatty()) as progress:
+        report = engine.ingest(paths, progress=progress)
+    _print_report(report, as_json)
+
+
+@app.command()
+def reindex(
+    index: IndexOption = None,
+    rebuild: Annotated[bool, typer.Option(help="Re-embed everything from scratch.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Sync the index with the configured article folders: new, changed and removed articles."""
+    settings = _settings(index)
+    engine = _engine(settings, create=True)
+    with _progress_bar(sys.stderr.isatty()) as progress:
+        report = engine.reindex(progress=progress, rebuild=rebuild)
+    _print_report(report, as_json)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    source: Annotated[list[str] | None, typer.Option(help="Only this outlet (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Published on or before (YYYY-MM-DD).")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="Only articles with this label.")] = None,
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question with verbatim quotes from the articles."""
+    filters = SearchFilters(
+        sources=tuple(source or ()),
+        since=_parse_day(since, "since"),
+        until=_parse_day(until, "until"),
+        labels=tuple(label or ()),
+    )
+    engine = _engine(_settings(index))
+    answer = engine.ask(question, filters)
+    typer.echo(json.dumps(answer.to_dict(), indent=2) if as_json else format_answer(answer))
+
+
+@app.command()
+def articles(
+    recent: Annotated[int, typer.Option("--recent", help="How many, newest first.")] = 10,
+    source: Annotated[str | None, typer.Option(help="Only this outlet.")] = None,
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the newest articles."""
+    from index.engine import Engine
+
+    engine = Engine(_settings(index))
+    engine.load()
+    found = engine.recent_articles(limit=recent, source=source)
+    if as_json:
+        typer.echo(json.dumps([_jsonable(a) for a in found], indent=2))
+        return
+    for article in found:
+        typer.echo(format_article_line(article))
+
+
+@app.command()
+def article(
+    id_or_title: Annotated[str, typer.Argument(metavar="ID", help="Article id or title.")],
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one article's details and opening paragraph."""
+    engine = _engine(_settings(index))
+    detail = engine.article(id_or_title)
+    if detail is None:
+        raise CliError(f"no article with id or title {id_or_title!r}")
+    if as_json:
+        typer.echo(json.dumps(_jsonable(detail), indent=2))
+        return
+    info = detail.article
+    typer.echo(format_article_line(info))
+    for name, value in (("url", info.url), ("authors", ", ".join(info.authors)),
+                        ("labels", ", ".join(info.labels))):
+        if value:
+            typer.echo(f"{name}: {value}")
+    typer.echo(f"{info.n_chunks} chunks, {info.n_chars} characters\n\n{detail.opening}")
+
+
+@app.command()
+def stats(index: IndexOption = None, as_json: JsonOption = False) -> None:
+    """Figures about the index: articles, chunks, outlets, dates, model, size."""
+    engine = _engine(_settings(index))
+    figures = engine.stats()
+    if as_json:
+        typer.echo(json.dumps(figures.to_dict(), indent=2))
+        return
+    span = f"{figures.first} to {figures.last}" if figures.first else "undated"
+    outlets = ", ".join(f"{name} ({n})" for name, n in figures.sources[:10])
+    typer.echo(
+        f"{figures.n_articles} articles, {figures.n_chunks} chunks, {span}\n"
+        f"outlets: {outlets or '-'}\n"
+        f"model: {figures.model} ({figures.dim}-d), {figures.index_type} index, "
+        f"{figures.index_bytes / 2**20:.1f} MiB\n"
+        f"generation {figures.generation}, built {figures.built_at} "
+        f"in {figures.build_seconds:.1f}s"
+    )
+
+
+@app.command()
+def demo(index: IndexOption = None) -> None:
+    """Build an index of the bundled sample articles and answer the sample questions."""
+    settings = _settings(
+        index or Path("var/demo-index"), article_dirs=[SAMPLES_DIR / "articles"]
+    )
+    typer.echo(f"Indexing the sample articles in {SAMPLES_DIR / 'articles'} …")
+    engine = _engine(settings, create=True)
+    report = engine.reindex()
+    typer.echo(report.summary())
+    questions = (SAMPLES_DIR / "questions.txt").read_text(encoding="utf-8").splitlines()
+    for question in filter(None, (q.strip() for q in questions)):
+        typer.echo(f"\n? {question}")
+        typer.echo(format_answer(engine.ask(question)))
+    typer.echo(f'\nAsk your own: articlebot ask --index {settings.index_dir} "your question"')
+
+
+@app.command()
+def serve(index: IndexOption = None) -> None:
+    """Run the Discord bot (needs DISCORD_TOKEN)."""
+    from bot.run import serve as run_bot
+
+    raise typer.Exit(run_bot(_settings(index)))
+
+
+@app.command()
+def sync(
+    guild: Annotated[int | None, typer.Option(help="Sync to this guild only (instant).")] = None,
+    index: IndexOption = None,
+) -> None:
+    """Push the slash-command definitions to Discord now."""
+    from bot.run import sync_commands
+
+    raise typer.Exit(sync_commands(_settings(index), guild))
+
+
+def _jsonable(value: object) -> Any:
+    """A dataclass as JSON-ready data."""
+    import dataclasses
+
+    return jsonable(dataclasses.asdict(value))  # type: ignore[call-overload]
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning expected errors into one line and exit code 1."""
+    from pydantic import ValidationError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except CliError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        typer.echo(f"error: setting {where}: {first['msg']}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        from index.engine import EngineError
+
+        if isinstance(exc, EngineError):
+            typer.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        raise

@@ -1,0 +1,142 @@
+"""Settings for the engine and the bot, read from the environment and `.env` when asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+def _split_list(value: Any) -> Any:
+    """Accept '1,2,3' (or JSON, or a list) for list settings given as env strings."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def _split_map(value: Any) -> Any:
+    """Accept 'label=text;label2=text2' (or JSON, or a dict) for map settings."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return {}
+        if text.startswith("{"):
+            import json
+
+            return json.loads(text)
+        pairs = (part.split("=", 1) for part in text.split(";") if "=" in part)
+        return {key.strip(): val.strip() for key, val in pairs}
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting; each can be given as ARTICLEBOT_<NAME> (the token as DISCORD_TOKEN)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARTICLEBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- where things are
+    index_dir: Path = Field(Path("var/index"), description="Folder that holds the index.")
+    article_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [Path("samples/articles")],
+        description="Folders `reindex` syncs the index with (comma-separated).",
+    )
+    max_file_mb: float = Field(50.0, description="Files larger than this are skipped.")
+
+    # --- embedding
+    model: str = Field(
+        BUNDLED_MODEL,
+        description="sentence-transformers model name or path; the default is bundled.",
+    )
+    embed_backend: Literal["torch", "openvino", "onnx"] = Field(
+        "torch", description="Embedding runtime: torch (fp32), openvino or onnx."
+    )
+    embed_batch_size: int = Field(32, ge=1, description="Chunks per embedding batch.")
+    chunk_max_tokens: int | None = Field(
+        None, ge=16, description="Token budget per chunk; default: the model's own limit."
+    )
+    chunk_overlap_sentences: int = Field(1, ge=0, description="Sentences shared by chunks.")
+    index_type: Literal["auto", "flat", "hnsw"] = Field(
+        "auto", description="FAISS index: auto picks flat (exact) or hnsw by size."
+    )
+
+    # --- retrieval and answers
+    results: int = Field(5, ge=1, le=25, description="Articles listed with an answer.")
+    candidates: int = Field(30, ge=5, description="Candidates each retriever contributes.")
+    max_chunks_per_article: int = Field(2, ge=1, description="Chunks kept per article.")
+    max_quotes: int = Field(3, ge=1, le=5, description="Sentences quoted in an answer.")
+    bm25_weight: float = Field(0.3, ge=0, le=1, description="Keyword share of the fused score.")
+    min_score: float = Field(
+        0.30, description="Below this best-passage score the answer abstains (calibrated)."
+    )
+    caution_labels: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {
+            "fakenews": "This article is labelled as false.",
+            "unverified": "This article is labelled as unverified.",
+        },
+        description="Labels that carry a caution on quotes: 'label=text;label2=text'.",
+    )
+
+    # --- Discord
+    discord_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("DISCORD_TOKEN", "ARTICLEBOT_DISCORD_TOKEN"),
+        description="Bot token from the Discord developer portal.",
+    )
+    dev_guild_id: int | None = Field(
+        None,
+        validation_alias=AliasChoices("ARTICLEBOT_DEV_GUILD_ID", "DEV_GUILD_ID"),
+        description="Guild that gets commands synced at start (instant, for development).",
+    )
+    admin_role_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Extra roles allowed to /reindex."
+    )
+    admin_user_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Extra users allowed to /reindex."
+    )
+    ask_channel_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Channels where every message is a question (needs message-content intent).",
+    )
+    ask_cooldown_seconds: float = Field(
+        20.0, ge=0, description="Window of the per-user question cooldown."
+    )
+    ask_cooldown_rate: int = Field(3, ge=1, description="Questions allowed per window per user.")
+    max_question_chars: int = Field(500, ge=10, description="Longest question accepted.")
+    max_concurrent_queries: int = Field(4, ge=1, description="Engine calls at once.")
+    log_level: str = Field("INFO", description="Logging level.")
+
+    @field_validator(
+        "article_dirs", "admin_role_ids", "admin_user_ids", "ask_channel_ids", mode="before"
+    )
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        """Parse comma-separated list settings."""
+        return _split_list(value)
+
+    @field_validator("caution_labels", mode="before")
+    @classmethod
+    def _maps(cls, value: Any) -> Any:
+        """Parse 'k=v;k2=v2' map settings."""
+        return _split_map(value)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment and `.env`, with explicit overrides on top."""
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})

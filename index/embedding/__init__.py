@@ -1,0 +1,19 @@
+"""Embedding backends behind one small interface, chosen by a plain factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from index.embedding.base import Embedder, EmbeddingError, normalize_rows, resolve_model
+
+__all__ = ["Embedder", "EmbeddingError", "make_embedder", "normalize_rows", "resolve_model"]
+
+
+def make_embedder(model: str, backend: str = "torch", cache_dir: Path | None = None) -> Embedder:
+    """Build the embedder for a model name or path on the chosen backend."""
+    model_path = resolve_model(model)
+    if backend == "torch":
+        from index.embedding.torch_backend import TorchEmbedder
+
+        return TorchEmbedder(model, model_path)
+    raise EmbeddingError(f"unknown embedding backend {backend!r} (choose torch, openvino or onnx)")

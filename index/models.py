@@ -1,0 +1,218 @@
+"""Typed records that flow through the engine: articles, chunks, answers, reports."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedArticle:
+    """One article as read from a file, before it is stored."""
+
+    text: str
+    origin: str  # file path, plus ":LINE" for a record inside a JSONL/CSV file
+    title: str = ""
+    source: str = ""
+    url: str = ""
+    published: date | None = None
+    authors: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedItem:
+    """A file or record that could not be read, and why."""
+
+    origin: str
+    reason: str
+
+    def __str__(self) -> str:
+        """Render as 'origin: reason' for logs and the CLI."""
+        return f"{self.origin}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A half-open character range [start, end) in an article's text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSpan:
+    """A chunk: a run of whole sentences, with its offsets and token count."""
+
+    start: int
+    end: int
+    sentences: tuple[Span, ...]
+    n_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleInfo:
+    """An article's metadata as stored in the index."""
+
+    id: str
+    title: str
+    source: str
+    url: str
+    published: date | None
+    authors: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    n_chunks: int = 0
+    n_chars: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A verbatim slice of an article that answers the question."""
+
+    text: str
+    article: ArticleInfo
+    chunk_id: int
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleHit:
+    """An article in the ranked results, with its best passage."""
+
+    article: ArticleInfo
+    score: float
+    chunk_id: int
+    passage: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """Optional restrictions on what may be retrieved."""
+
+    sources: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+    labels: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        """True when nothing is filtered."""
+        return not (self.sources or self.since or self.until or self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """What the collection (or a filtered part of it) spans."""
+
+    n_articles: int
+    first: date | None
+    last: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the engine returns for a question; the bot and the CLI render it."""
+
+    question: str
+    quotes: tuple[Quote, ...]
+    results: tuple[ArticleHit, ...]
+    answered: bool
+    confidence: str  # "high", "medium", "low" or "none"
+    coverage: Coverage
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    elapsed_ms: float = 0.0
+    note: str = ""  # why nothing answered, or a caveat on the answer
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (dates as ISO strings)."""
+        return jsonable(dataclasses.asdict(self))
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """Counts and problems from one ingest or reindex run."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    duplicates: int = 0
+    skipped: list[SkippedItem] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    seconds: float = 0.0
+    generation: str = ""
+
+    @property
+    def changed(self) -> bool:
+        """True when the run changed what the index holds."""
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        """One line for humans."""
+        return (
+            f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"removed {self.removed}, duplicates {self.duplicates}, skipped {len(self.skipped)}"
+            f" ({self.chunks_embedded} chunks embedded, {self.chunks_reused} reused, "
+            f"{self.seconds:.1f}s)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        data = jsonable(dataclasses.asdict(self))
+        data["skipped"] = [str(item) for item in self.skipped]
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStats:
+    """Figures about the serving index."""
+
+    n_articles: int
+    n_chunks: int
+    sources: tuple[tuple[str, int], ...]
+    first: date | None
+    last: date | None
+    model: str
+    dim: int
+    index_type: str
+    index_bytes: int
+    generation: str
+    built_at: str
+    build_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return jsonable(dataclasses.asdict(self))
+
+
+def jsonable(value: Any) -> Any:
+    """Turn dates into ISO strings and tuples into lists, recursively."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleDetail:
+    """One article's metadata with its opening paragraph, for `/article`."""
+
+    article: ArticleInfo
+    opening: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A step of a long run, for progress displays."""
+
+    stage: str  # "reading", "chunking", "embedding", "writing", "done"
+    done: int
+    total: int
+    message: str = ""

@@ -1,0 +1,100 @@
+"""Hybrid retrieval: dense (FAISS) and keyword (FTS5 BM25) candidates fused into one ranking."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.models import SearchFilters
+from index.store import db, vectors
+from index.store.generations import Generation
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredChunk:
+    """A candidate chunk with each retriever's score and the fused one."""
+
+    chunk_id: int
+    dense: float  # cosine similarity to the question
+    keyword: float  # BM25 (higher is better; 0 when no term matched)
+    score: float  # fused
+
+
+def fuse(
+    dense: Mapping[int, float], keyword: Mapping[int, float], bm25_weight: float
+) -> list[ScoredChunk]:
+    """Linear fusion: w·(BM25 / best BM25) + (1 − w)·cosine over the union, best first.
+
+    Cosine is on a fixed scale and BM25 is not, so BM25 is scaled by the best candidate's;
+    on SQuAD this beats reciprocal-rank fusion clearly (see docs/quality.md).
+    """
+    best_keyword = max(keyword.values(), default=0.0)
+    scored = []
+    for chunk_id in set(dense) | set(keyword):
+        cosine = dense.get(chunk_id, 0.0)
+        bm25 = keyword.get(chunk_id, 0.0)
+        relative = bm25 / best_keyword if best_keyword > 0 else 0.0
+        fused = bm25_weight * relative + (1.0 - bm25_weight) * cosine
+        scored.append(ScoredChunk(chunk_id, cosine, bm25, fused))
+    scored.sort(key=lambda c: (-c.score, c.chunk_id))
+    return scored
+
+
+def cap_per_article(
+    ranked: Sequence[ScoredChunk], article_of: Mapping[int, str], per_article: int
+) -> list[ScoredChunk]:
+    """Keep at most `per_article` chunks of each article, preserving order."""
+    taken: dict[str, int] = {}
+    kept = []
+    for chunk in ranked:
+        key = article_of.get(chunk.chunk_id)
+        if key is None:
+            continue
+        if taken.get(key, 0) < per_article:
+            taken[key] = taken.get(key, 0) + 1
+            kept.append(chunk)
+    return kept
+
+
+def article_ranking(
+    ranked: Sequence[ScoredChunk], article_of: Mapping[int, str]
+) -> list[tuple[str, ScoredChunk]]:
+    """Articles in order of their best chunk, each with that chunk."""
+    seen: dict[str, ScoredChunk] = {}
+    for chunk in ranked:
+        key = article_of.get(chunk.chunk_id)
+        if key is not None and key not in seen:
+            seen[key] = chunk
+    return list(seen.items())
+
+
+def hybrid_search(
+    generation: Generation,
+    query_vector: np.ndarray,
+    question: str,
+    *,
+    candidates: int,
+    bm25_weight: float,
+    filters: SearchFilters | None = None,
+) -> list[ScoredChunk]:
+    """Dense and keyword top candidates, each scored by both retrievers, fused, best first."""
+    conn = generation.conn()
+    allowed = None
+    if filters is not None and not filters.is_empty():
+        allowed = db.allowed_chunk_ids(conn, filters)
+        if not allowed:
+            return []
+    dense_ids, _ = vectors.search(generation.index, query_vector, candidates, allowed)
+    query = db.keyword_query(question)
+    keyword = dict(db.keyword_search(conn, query, candidates, filters))
+    union = sorted(set(int(i) for i in dense_ids) | set(keyword))
+    if not union:
+        return []
+    # Score every candidate with both retrievers so fusion never compares with a missing half.
+    cosines = vectors.reconstruct(generation.index, union) @ query_vector
+    dense = {chunk_id: float(c) for chunk_id, c in zip(union, cosines, strict=True)}
+    missing = [chunk_id for chunk_id in union if chunk_id not in keyword]
+    keyword.update(db.keyword_scores(conn, query, missing))
+    return fuse(dense, keyword, bm25_weight)

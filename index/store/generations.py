@@ -1,0 +1,278 @@
+"""Index generations on disk: built aside, checked by manifest, switched to atomically.
+
+Layout of an index folder:
+    CURRENT               name of the serving generation (replaced atomically)
+    gen-000007/           a complete generation: articles.sqlite, vectors.faiss, manifest.json
+    gen-000008.building/  a generation under construction (removed at the next start if left over)
+    writer.lock           held by the one process that builds a generation
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+
+from index.store import db, vectors
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+DATABASE = "articles.sqlite"
+VECTORS = "vectors.faiss"
+CURRENT = "CURRENT"
+PREFIX = "gen-"
+BUILDING = ".building"
+FORMAT_VERSION = 1
+KEEP_GENERATIONS = 2
+
+
+class GenerationError(Exception):
+    """A generation is missing, damaged, or does not fit the configured model."""
+
+
+@dataclass
+class Generation:
+    """One complete generation, opened read-only for serving."""
+
+    path: Path
+    manifest: dict[str, Any]
+    index: faiss.Index
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+    _connections: list[sqlite3.Connection] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The generation's folder name."""
+        return self.path.name
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's read-only connection to the generation's database."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = db.connect(self.path / DATABASE, readonly=True)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection opened on this generation."""
+        with self._lock:
+            for conn in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._connections.clear()
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def generation_number(path: Path) -> int:
+    """The number in a generation folder's name (-1 if it has none)."""
+    digits = path.name.removeprefix(PREFIX).removesuffix(BUILDING)
+    return int(digits) if digits.isdigit() else -1
+
+
+def complete_generations(index_dir: Path) -> list[Path]:
+    """Complete generation folders, newest first."""
+    if not index_dir.is_dir():
+        return []
+    found = [
+        path
+        for path in index_dir.glob(f"{PREFIX}*")
+        if path.is_dir() and not path.name.endswith(BUILDING) and (path / MANIFEST).is_file()
+    ]
+    return sorted(found, key=generation_number, reverse=True)
+
+
+def current_name(index_dir: Path) -> str | None:
+    """The generation CURRENT names, if any."""
+    with contextlib.suppress(OSError):
+        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+        return name or None
+    return None
+
+
+def candidates(index_dir: Path) -> list[Path]:
+    """Generations to try when opening, best first: CURRENT, then the others newest first."""
+    generations = complete_generations(index_dir)
+    name = current_name(index_dir)
+    preferred = [path for path in generations if path.name == name]
+    return preferred + [path for path in generations if path.name != name]
+
+
+def verify(path: Path, expected: dict[str, Any] | None) -> dict[str, Any]:
+    """Read and check a generation's manifest and file checksums; return the manifest."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GenerationError(f"{path.name}: unreadable manifest ({exc})") from exc
+    if manifest.get("format") != FORMAT_VERSION:
+        raise GenerationError(f"{path.name}: index format {manifest.get('format')} is not "
+                              f"{FORMAT_VERSION}")
+    for name, meta in manifest.get("files", {}).items():
+        file = path / name
+        if not file.is_file() or file.stat().st_size != meta["bytes"]:
+            raise GenerationError(f"{path.name}: {name} is missing or truncated")
+        if file_digest(file) != meta["sha256"]:
+            raise GenerationError(f"{path.name}: {name} does not match its checksum")
+    if expected is not None:
+        check_identity(manifest, expected)
+    return manifest
+
+
+def check_identity(manifest: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Refuse an index built with another model, dimension or normalisation."""
+    built = manifest.get("embedding", {})
+    for key in ("model", "dim", "normalized"):
+        if built.get(key) != expected.get(key):
+            raise IdentityMismatch(
+                f"the index was built with {key}={built.get(key)!r} but the settings give "
+                f"{expected.get(key)!r}; rebuild it (articlebot reindex --rebuild) or change "
+                "the model setting back"
+            )
+
+
+class IdentityMismatch(GenerationError):
+    """The index was built with another model or dimension."""
+
+
+def open_generation(path: Path, expected: dict[str, Any] | None) -> Generation:
+    """Verify and open a generation for reading."""
+    manifest = verify(path, expected)
+    try:
+        index = vectors.read_index(path / VECTORS)
+    except RuntimeError as exc:
+        raise GenerationError(f"{path.name}: unreadable vector index ({exc})") from exc
+    generation = Generation(path=path, manifest=manifest, index=index)
+    n_chunks = db.count_chunks(generation.conn())
+    if index.ntotal != n_chunks or manifest.get("counts", {}).get("chunks") != n_chunks:
+        generation.close()
+        raise GenerationError(f"{path.name}: {index.ntotal} vectors for {n_chunks} chunks")
+    return generation
+
+
+def open_best(index_dir: Path, expected: dict[str, Any] | None) -> Generation | None:
+    """Open the CURRENT generation, falling back to older good ones; None if there is none."""
+    problems: list[str] = []
+    for path in candidates(index_dir):
+        try:
+            generation = open_generation(path, expected)
+        except IdentityMismatch:
+            raise
+        except (GenerationError, sqlite3.Error) as exc:
+            log.error("index generation %s is damaged, trying an older one: %s", path.name, exc)
+            problems.append(str(exc))
+            continue
+        if problems:
+            log.warning("serving older generation %s", path.name)
+        return generation
+    if problems:
+        raise GenerationError(
+            "no good index generation in "
+            f"{index_dir} ({'; '.join(problems)}); rebuild it with: articlebot reindex --rebuild"
+        )
+    return None
+
+
+def remove_leftovers(index_dir: Path) -> list[Path]:
+    """Delete half-built generations that a crashed writer left behind."""
+    removed = []
+    for path in index_dir.glob(f"{PREFIX}*{BUILDING}"):
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def prune(index_dir: Path, keep: int = KEEP_GENERATIONS) -> None:
+    """Delete all but the newest `keep` complete generations (CURRENT always kept)."""
+    name = current_name(index_dir)
+    for path in complete_generations(index_dir)[keep:]:
+        if path.name != name:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def next_building_dir(index_dir: Path) -> Path:
+    """A fresh folder for a generation under construction."""
+    numbers = [generation_number(p) for p in index_dir.glob(f"{PREFIX}*")]
+    path = index_dir / f"{PREFIX}{max(numbers, default=0) + 1:06d}{BUILDING}"
+    path.mkdir(parents=True)
+    return path
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory entry so a rename survives a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush a file's contents to disk."""
+    with path.open("rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def commit(building: Path, manifest: dict[str, Any]) -> Path:
+    """Seal a built generation (checksums, manifest) and make it CURRENT atomically."""
+    files = {}
+    for name in (DATABASE, VECTORS):
+        file = building / name
+        _fsync_file(file)
+        files[name] = {"bytes": file.stat().st_size, "sha256": file_digest(file)}
+    manifest = {**manifest, "format": FORMAT_VERSION, "files": files}
+    manifest_path = building / MANIFEST
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+    _fsync_file(manifest_path)
+    _fsync_dir(building)
+    final = building.with_name(building.name.removesuffix(BUILDING))
+    os.replace(building, final)
+    index_dir = final.parent
+    _fsync_dir(index_dir)
+    pointer = index_dir / f"{CURRENT}.tmp"
+    pointer.write_text(final.name + "\n", encoding="utf-8")
+    _fsync_file(pointer)
+    os.replace(pointer, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+    return final
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index folder's writer lock (one builder at a time, across processes)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with (index_dir / "writer.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise WriterBusy("another process is updating this index") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class WriterBusy(GenerationError):
+    """Another writer holds the index."""
