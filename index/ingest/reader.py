@@ -1,0 +1,234 @@
+"""Walking files and folders safely and reading each file, by format, into articles."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import re
+import stat
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import BinaryIO
+
+from index.ingest.formats import LINE_PARSERS, WHOLE_FILE_PARSERS, Item, Line
+from index.ingest.records import clean_text
+from index.models import SkippedItem
+
+DEFAULT_MAX_BYTES = 50 * 2**20
+# Every readable file name ending; each format may also be gzip-compressed ('.jsonl.gz').
+SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(
+    suffix + compression
+    for compression in ("", ".gz")
+    for suffix in (*WHOLE_FILE_PARSERS, *LINE_PARSERS)
+)
+# How much of a file's start is inspected for binary content.
+SNIFF_BYTES = 8192
+_ENCODINGS = ("utf-8-sig", "cp1252")
+_CONTROL_CHARS = re.compile(r"[\x01-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+# Share of control characters above which decoded text is taken for binary data.
+_MAX_CONTROL_SHARE = 0.01
+
+
+class _Unreadable(Exception):
+    """A file that cannot be read as text; the message is the reason shown to the user."""
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What one `iter_articles` call needs along its walk."""
+
+    max_bytes: int
+    roots: tuple[Path, ...] | None
+    seen: set[Path] = field(default_factory=set)
+
+
+def _megabytes(size: int) -> str:
+    """A byte count as a short 'N MB' for messages."""
+    return f"{size / 2**20:.3g} MB"
+
+
+def _format_of(path: Path) -> tuple[str, bool]:
+    """The format suffix of a file name (lowercase, '.gz' removed) and whether it is gzipped."""
+    name = path.name.lower()
+    compressed = name.endswith(".gz")
+    return PurePath(name.removesuffix(".gz") if compressed else name).suffix, compressed
+
+
+def _open(path: Path, compressed: bool) -> BinaryIO:
+    """The file's bytes, decompressed on the fly when it is gzipped."""
+    return gzip.open(path, "rb") if compressed else path.open("rb")
+
+
+def _check_start(head: bytes) -> None:
+    """Refuse data whose first bytes show it is not 8-bit text."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise _Unreadable("UTF-16 text is not supported: save the file as UTF-8")
+    if b"\x00" in head[:SNIFF_BYTES]:
+        raise _Unreadable("binary file (contains NUL bytes)")
+
+
+def _decode_text(data: bytes) -> str:
+    """Decode a whole file as UTF-8 (with or without BOM), else cp1252; raise if it is not text."""
+    _check_start(data)
+    for encoding in _ENCODINGS:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        sample = text[:SNIFF_BYTES]
+        if len(_CONTROL_CHARS.findall(sample)) > _MAX_CONTROL_SHARE * len(sample):
+            raise _Unreadable("binary file (control characters)")
+        return text
+    raise _Unreadable("not UTF-8 or cp1252 text")
+
+
+def _decode_line(raw: bytes, first: bool) -> str | None:
+    """One line as text (UTF-8, else cp1252), or None when it is neither."""
+    for encoding in ("utf-8-sig" if first else "utf-8", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _numbered_lines(stream: BinaryIO, origin: str, limit: int) -> Iterator[Line | SkippedItem]:
+    """Decoded lines with their 1-based numbers; a line over `limit` bytes is skipped unread."""
+    number = 0
+    while raw := stream.readline(limit + 1):
+        number += 1
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            # Consume the rest of the line in bounded pieces, never holding it whole.
+            while (rest := stream.readline(2**20)) and not rest.endswith(b"\n"):
+                pass
+            yield SkippedItem(f"{origin}:{number}", f"line is over the {_megabytes(limit)} limit")
+            continue
+        text = _decode_line(raw, first=number == 1)
+        if text is None:
+            yield SkippedItem(f"{origin}:{number}", "not UTF-8 or cp1252 text")
+        else:
+            yield number, text
+
+
+def _read_whole(path: Path, compressed: bool, suffix: str, limit: int) -> Iterator[Item]:
+    """Read a file into memory (at most `limit` bytes uncompressed) and parse it."""
+    with _open(path, compressed) as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise _Unreadable(f"uncompressed size is over the {_megabytes(limit)} limit")
+    text = clean_text(_decode_text(data))
+    if not text:
+        raise _Unreadable("empty file")
+    yield from WHOLE_FILE_PARSERS[suffix](text, str(path))
+
+
+def _read_streamed(path: Path, compressed: bool, suffix: str, limit: int) -> Iterator[Item]:
+    """Parse a file line by line, so files of any length stream in bounded memory."""
+    with _open(path, compressed) as stream:
+        head = stream.read(SNIFF_BYTES)
+        if not head:
+            raise _Unreadable("empty file")
+        _check_start(head)
+        stream.seek(0)
+        yield from LINE_PARSERS[suffix](_numbered_lines(stream, str(path), limit), str(path))
+
+
+def _read_file(path: Path, size: int, max_bytes: int) -> Iterator[Item]:
+    """Articles from one regular file, or skipped items saying what was wrong with it."""
+    origin = str(path)
+    suffix, compressed = _format_of(path)
+    if suffix in LINE_PARSERS:
+        read = _read_streamed
+    elif suffix in WHOLE_FILE_PARSERS:
+        read = _read_whole
+    else:
+        shown = suffix + (".gz" if compressed else "")
+        yield SkippedItem(origin, f"unsupported file type {shown or '(no extension)'}")
+        return
+    if size == 0:
+        yield SkippedItem(origin, "empty file")
+        return
+    if size > max_bytes:
+        yield SkippedItem(
+            origin, f"file is {_megabytes(size)}, over the {_megabytes(max_bytes)} limit"
+        )
+        return
+    yielded = False
+    try:
+        for item in read(path, compressed, suffix, max_bytes):
+            yielded = True
+            yield item
+    except _Unreadable as problem:
+        yield SkippedItem(origin, str(problem))
+    except PermissionError:
+        yield SkippedItem(origin, "cannot read: permission denied")
+    except gzip.BadGzipFile:
+        yield SkippedItem(origin, "not a valid gzip file")
+    except (EOFError, zlib.error):
+        yield SkippedItem(origin, "gzip data is truncated or corrupt; the rest was not read")
+    except OSError as error:
+        yield SkippedItem(origin, f"cannot read: {error.strerror or error}")
+    else:
+        if not yielded:
+            yield SkippedItem(origin, "no articles in the file")
+
+
+def _walk(path: Path, walk: _Walk, ancestors: frozenset[Path]) -> Iterator[Item]:
+    """Articles under one path: a file, or a folder walked recursively in name order."""
+    origin = str(path)
+    try:
+        status = path.stat()
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        broken = path.is_symlink()
+        yield SkippedItem(origin, "broken symbolic link" if broken else "no such file or folder")
+        return
+    except PermissionError:
+        yield SkippedItem(origin, "cannot access: permission denied")
+        return
+    except (OSError, RuntimeError) as error:
+        yield SkippedItem(origin, f"cannot access: {getattr(error, 'strerror', None) or error}")
+        return
+    if walk.roots is not None and not any(resolved.is_relative_to(root) for root in walk.roots):
+        yield SkippedItem(origin, f"outside the allowed folders (resolves to {resolved})")
+        return
+    if stat.S_ISDIR(status.st_mode):
+        if resolved in ancestors:
+            yield SkippedItem(origin, "symbolic link loop")
+            return
+        try:
+            entries = sorted(path.iterdir(), key=lambda entry: entry.name)
+        except OSError as error:
+            yield SkippedItem(origin, f"cannot list folder: {error.strerror or error}")
+            return
+        for entry in entries:
+            if not entry.name.startswith("."):
+                yield from _walk(entry, walk, ancestors | {resolved})
+    elif stat.S_ISREG(status.st_mode):
+        if resolved not in walk.seen:  # reached twice (overlapping paths, links): read once
+            walk.seen.add(resolved)
+            yield from _read_file(path, status.st_size, walk.max_bytes)
+    else:
+        yield SkippedItem(origin, "not a regular file")
+
+
+def iter_articles(
+    paths: Sequence[Path],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    allowed_roots: Sequence[Path] | None = None,
+) -> Iterator[Item]:
+    """Every article in these files and folders, and a SkippedItem for each bad file or record.
+
+    Folders are walked recursively in name order, hidden entries ('.name') ignored; the format
+    comes from the extension (see SUPPORTED_SUFFIXES). Files over `max_bytes` on disk are
+    skipped unread; JSONL and CSV stream, with `max_bytes` as the limit per line, so big
+    compressed corpora read fine. With `allowed_roots`, each path is resolved (links followed)
+    and refused when it lies outside all of them. Bad input never raises.
+    """
+    roots = None if allowed_roots is None else tuple(Path(root).resolve() for root in allowed_roots)
+    walk = _Walk(max_bytes=max_bytes, roots=roots)
+    for path in paths:
+        yield from _walk(Path(path), walk, frozenset())

@@ -1,0 +1,168 @@
+"""Turning one record's fields (JSON, CSV, front matter, HTML, plain text) into an article."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from dateutil import parser as date_parser
+
+from index.ingest.ids import url_host
+from index.models import ParsedArticle, SkippedItem
+
+TEXT_FIELDS = ("text", "body", "content")
+DATE_FIELDS = ("publish_date", "published", "date")
+# A run of non-space characters this long is data (base64, minified code), not prose.
+MAX_WORD_CHARS = 10_000
+
+_LEADING_INVISIBLE = re.compile(r"^[\s\ufeff\u200b\u200c\u200d\u2060]+")
+_LONG_WORD = re.compile(rf"\S{{{MAX_WORD_CHARS + 1},}}")
+_NAME_SEPARATORS = re.compile(r"[,;]")
+_EPOCH_DIGITS = re.compile(r"-?\d{9,}(\.\d+)?")
+# Two unlikely defaults: a field that differs between the two parses was absent from the text.
+_DEFAULT_A = datetime(2000, 1, 1)
+_DEFAULT_B = datetime(2001, 2, 2)
+_MIN_YEAR, _MAX_YEAR = 1800, 2200
+
+
+def clean_text(text: str) -> str:
+    """Normalise newlines to '\\n', drop a leading BOM or zero-width characters, strip the ends."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _LEADING_INVISIBLE.sub("", text).strip()
+
+
+def not_prose_reason(text: str) -> str | None:
+    """Why the text cannot be prose (a NUL or an endless 'word'), or None when it can be."""
+    if "\x00" in text:
+        return "text contains NUL characters (binary data)"
+    long_word = _LONG_WORD.search(text)
+    if long_word:
+        return (
+            f"has a {len(long_word.group()):,}-character run without spaces "
+            f"(over {MAX_WORD_CHARS:,}): not prose"
+        )
+    return None
+
+
+def _in_range(day: date) -> date | None:
+    """The date, or None when its year is implausible for an article."""
+    return day if _MIN_YEAR <= day.year <= _MAX_YEAR else None
+
+
+def _from_epoch(seconds: float) -> date | None:
+    """The UTC date of an epoch timestamp, given in seconds or milliseconds."""
+    if abs(seconds) > 1e11:  # beyond year 5138 in seconds: it must be milliseconds
+        seconds /= 1000
+    try:
+        return _in_range(datetime.fromtimestamp(seconds, tz=UTC).date())
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def parse_date(value: object) -> date | None:
+    """A publication date from a date, datetime, epoch number or any common date string.
+
+    Needs at least a year and a month ('January 2023' is 2023-01-01); slashed numeric dates
+    are read month first ('05/01/2023' is May 1). Anything unreadable gives None.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):
+        return _in_range(value.date())
+    if isinstance(value, date):
+        return _in_range(value)
+    if isinstance(value, int | float):
+        return _from_epoch(float(value))
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if _EPOCH_DIGITS.fullmatch(text):
+        return _from_epoch(float(text))
+    try:
+        first = date_parser.parse(text, default=_DEFAULT_A)
+        second = date_parser.parse(text, default=_DEFAULT_B)
+    except (ValueError, OverflowError):
+        return None
+    if first.year != second.year or first.month != second.month:
+        return None
+    return _in_range(first.date())
+
+
+def scalar_text(value: Any) -> str:
+    """A string field's value, a number as text, or '' for anything else."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _one_line(value: Any) -> str:
+    """A scalar field as one line of text (titles carry no layout)."""
+    return " ".join(scalar_text(value).split())
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """Names from a list, or from a string separated by commas or semicolons; deduplicated."""
+    if isinstance(value, str):
+        items: Iterable[Any] = _NAME_SEPARATORS.split(value)
+    elif isinstance(value, list | tuple):
+        items = (item.get("name") if isinstance(item, Mapping) else item for item in value)
+    else:
+        items = ()
+    names = (_one_line(item) for item in items)
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
+def _labels(value: Any) -> tuple[str, ...]:
+    """Labels as lowercase names, deduplicated in order, so filters match whatever the case."""
+    return tuple(dict.fromkeys(label.lower() for label in _names(value)))
+
+
+def _first_present(fields: Mapping[str, Any], keys: Iterable[str]) -> tuple[str, Any] | None:
+    """The first (key, value) among keys whose value is neither missing, null nor blank."""
+    for key in keys:
+        value = fields.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        return key, value
+    return None
+
+
+def make_article(record: Mapping[Any, Any], origin: str) -> ParsedArticle | SkippedItem:
+    """Build an article from a record's fields, or say why the record cannot be one.
+
+    Field names are matched case-insensitively. The body is the first non-blank of text, body,
+    content; every other field is optional and a bad one is dropped, not fatal.
+    """
+    fields = {str(key).strip().lower(): value for key, value in record.items() if key is not None}
+    found = _first_present(fields, TEXT_FIELDS)
+    if found is None:
+        if any(key in fields for key in TEXT_FIELDS):
+            return SkippedItem(origin, "empty body")
+        return SkippedItem(origin, "no text field (expected text, body or content)")
+    key, body = found
+    if not isinstance(body, str):
+        return SkippedItem(origin, f"field '{key}' is not a string (got {type(body).__name__})")
+    text = clean_text(body)
+    if not text:
+        return SkippedItem(origin, "empty body")
+    reason = not_prose_reason(text)
+    if reason:
+        return SkippedItem(origin, reason)
+    url = scalar_text(fields.get("url"))
+    date_field = _first_present(fields, DATE_FIELDS)
+    return ParsedArticle(
+        text=text,
+        origin=origin,
+        title=_one_line(fields.get("title")),
+        source=_one_line(fields.get("source")) or url_host(url),
+        url=url,
+        published=parse_date(date_field[1]) if date_field else None,
+        authors=_names(fields.get("authors") or fields.get("author")),
+        labels=_labels(fields.get("labels") or fields.get("label")),
+    )
