@@ -42,7 +42,7 @@ def _settings(index: Path | None, **overrides: Any) -> Settings:
     return load_settings(index_dir=index, **overrides)
 
 
-def _engine(settings: Settings, *, create: bool = False):  # noqa: ANN202 - keeps torch out of --help
+def _engine(settings: Settings, *, create: bool = False):
     """Open the engine (imports the model stack only when a command needs it)."""
     from index.engine import Engine
 
