@@ -1,0 +1,3 @@
+"""Benchmarks and evaluations of articlebot, runnable as python -m bench.<name>."""
+
+from __future__ import annotations

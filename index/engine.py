@@ -56,10 +56,10 @@ class Engine:
     generation; the new generation replaces the old one atomically when complete.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         """Create an engine; nothing is loaded until `load` or the first use."""
         self.settings = settings
-        self._embedder: Embedder | None = None
+        self._embedder: Embedder | None = embedder
         self._generation: Generation | None = None
         self._state: StateStore | None = None
         self._load_lock = threading.Lock()
@@ -67,12 +67,14 @@ class Engine:
         self.last_report: IngestReport | None = None
 
     @classmethod
-    def open(cls, settings: Settings, *, create: bool = False) -> Engine:
+    def open(
+        cls, settings: Settings, *, create: bool = False, embedder: Embedder | None = None
+    ) -> Engine:
         """Load the model and the current index generation (blocking; call off the event loop).
 
         Without `create`, a missing index is an error that says how to build one.
         """
-        engine = cls(settings)
+        engine = cls(settings, embedder=embedder)
         engine.load(create=create)
         return engine
 

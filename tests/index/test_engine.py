@@ -1,0 +1,216 @@
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from index.engine import Engine, IndexMismatchError, IndexMissingError, ReindexInProgressError
+from index.models import SearchFilters
+from index.store import db, generations
+from tests.index.fakes import HashingEmbedder
+
+
+def build(settings, embedder) -> Engine:
+    engine = Engine.open(settings, create=True, embedder=embedder)
+    engine.reindex()
+    return engine
+
+
+def test_reindex_builds_an_index_that_answers(settings, embedder):
+    engine = build(settings, embedder)
+    answer = engine.ask("When did the harbour bridge reopen?")
+    assert answer.answered
+    assert answer.results[0].article.title == "Harbour bridge reopens after repairs"
+    top = answer.quotes[0]
+    assert "reopened on Monday" in top.text
+    # A quote is a verbatim slice of the article text at its offsets.
+    text = db.article_text(engine._current().conn(), top.article.id)
+    assert text[top.start : top.end] == top.text
+
+
+def test_reingest_unchanged_embeds_nothing_and_writes_no_generation(settings, embedder):
+    engine = build(settings, embedder)
+    before = engine.stats().generation
+    embedded = embedder.encoded
+    report = engine.reindex()
+    assert (report.added, report.updated, report.unchanged, report.removed) == (0, 0, 3, 0)
+    assert embedder.encoded == embedded
+    assert engine.stats().generation == before
+
+
+def test_changed_article_is_replaced_and_unchanged_chunks_reused(settings, embedder):
+    settings.chunk_max_tokens = 30  # several chunks per article
+    engine = build(settings, embedder)
+    path = settings.article_dirs[0] / "orchard.txt"
+    path.write_text(path.read_text().replace("October", "November"), encoding="utf-8")
+    report = engine.reindex()
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 2)
+    assert report.chunks_reused >= 1  # the first paragraph did not change
+    assert "November" in engine.ask("When is the apple harvest festival?").quotes[0].text
+
+
+def test_removed_file_is_removed_from_index(settings, embedder):
+    engine = build(settings, embedder)
+    (settings.article_dirs[0] / "comet.txt").unlink()
+    report = engine.reindex()
+    assert report.removed == 1
+    assert engine.count_articles() == 2
+
+
+def test_unreadable_file_keeps_its_articles(settings, embedder):
+    engine = build(settings, embedder)
+    (settings.article_dirs[0] / "comet.txt").write_bytes(b"\x00\x01binary junk")
+    report = engine.reindex()
+    assert report.removed == 0 and len(report.skipped) == 1
+    assert engine.count_articles() == 3
+
+
+def test_exact_duplicate_text_is_stored_once(settings, embedder):
+    folder = settings.article_dirs[0]
+    (folder / "copy.txt").write_text((folder / "harbour.txt").read_text().upper(), "utf-8")
+    engine = build(settings, embedder)
+    assert engine.count_articles() == 3
+    assert engine.last_report.duplicates == 1
+
+
+def test_labels_are_kept_and_filterable(settings, embedder):
+    engine = build(settings, embedder)
+    detail = engine.article("Amateur astronomer finds a comet")
+    assert detail is not None and detail.article.labels == ("satire",)
+    answer = engine.ask("comet telescope", SearchFilters(labels=("truenews",)))
+    assert all("comet" not in hit.article.title.lower() for hit in answer.results)
+
+
+def test_faiss_ids_match_sqlite_chunks(settings, embedder):
+    engine = build(settings, embedder)
+    generation = engine._current()
+    ids = set(generations.vectors.index_ids(generation.index).tolist())
+    rows = {r[0] for r in generation.conn().execute("SELECT id FROM chunks")}
+    assert ids == rows and ids
+
+
+def test_irrelevant_question_abstains(settings, embedder):
+    settings.min_score = 0.5
+    engine = build(settings, embedder)
+    answer = engine.ask("quantum chromodynamics lattice gauge")
+    assert not answer.answered and not answer.quotes
+    assert answer.coverage.n_articles == 3
+
+
+def test_empty_question_abstains(settings, embedder):
+    engine = build(settings, embedder)
+    for question in ("", "   ", "?!…", "\u200b\u200f"):
+        answer = engine.ask(question)
+        assert not answer.answered
+
+
+def test_missing_index_is_a_clear_error(settings, embedder):
+    with pytest.raises(IndexMissingError, match="articlebot reindex"):
+        Engine.open(settings, embedder=embedder)
+
+
+def test_index_from_another_model_is_refused(settings, embedder):
+    build(settings, embedder).close()
+    with pytest.raises(IndexMismatchError, match="model"):
+        Engine.open(settings, embedder=HashingEmbedder(model="another-model"))
+    with pytest.raises(IndexMismatchError, match="dim"):
+        Engine.open(settings, embedder=HashingEmbedder(dim=32))
+
+
+def test_damaged_generation_falls_back_to_previous(settings, embedder):
+    engine = build(settings, embedder)
+    path = settings.article_dirs[0] / "comet.txt"
+    path.write_text(path.read_text() + "\nA second sighting followed.\n", encoding="utf-8")
+    engine.reindex()
+    newest = generations.complete_generations(settings.index_dir)[0]
+    with (newest / generations.DATABASE).open("r+b") as handle:
+        handle.seek(200)
+        handle.write(b"\xff\xff\xff")
+    reopened = Engine.open(settings, embedder=embedder)
+    assert reopened.stats().generation != newest.name
+    assert reopened.ask("When did the harbour bridge reopen?").answered
+
+
+def test_leftover_building_generation_is_removed_on_open(settings, embedder):
+    build(settings, embedder).close()
+    leftover = settings.index_dir / "gen-000099.building"
+    leftover.mkdir()
+    Engine.open(settings, embedder=embedder)
+    assert not leftover.exists()
+
+
+def test_second_reindex_while_one_runs_is_refused(settings, embedder):
+    engine = build(settings, embedder)
+    assert engine._write_lock.acquire()
+    try:
+        with pytest.raises(ReindexInProgressError):
+            engine.reindex()
+    finally:
+        engine._write_lock.release()
+
+
+def test_questions_keep_being_answered_during_a_reindex(settings, embedder):
+    engine = build(settings, embedder)
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_progress(event) -> None:
+        if event.stage == "chunking":
+            started.set()
+            release.wait(5)
+
+    (settings.article_dirs[0] / "new.txt").write_text(
+        "Night market opens\n\nA night market opened by the harbour bridge.\n", "utf-8"
+    )
+    worker = threading.Thread(target=engine.reindex, kwargs={"progress": slow_progress})
+    worker.start()
+    assert started.wait(5)
+    assert engine.reindexing
+    assert engine.ask("When did the harbour bridge reopen?").answered  # old generation serves
+    assert engine.count_articles() == 3
+    release.set()
+    worker.join(10)
+    assert engine.count_articles() == 4
+
+
+def test_manifest_records_model_chunking_and_counts(settings, embedder):
+    build(settings, embedder)
+    newest = generations.complete_generations(settings.index_dir)[0]
+    manifest = json.loads((newest / generations.MANIFEST).read_text())
+    assert manifest["embedding"]["model"] == "test-hashing"
+    assert manifest["embedding"]["dim"] == 64 and manifest["embedding"]["normalized"]
+    assert manifest["chunking"]["overlap"] == 1
+    assert manifest["counts"] == {"articles": 3, "chunks": manifest["counts"]["chunks"]}
+    assert set(manifest["files"]) == {"articles.sqlite", "vectors.faiss"}
+
+
+def test_browsing(settings, embedder):
+    engine = build(settings, embedder)
+    assert engine.count_articles() == 3
+    assert len(engine.recent_articles(limit=2)) == 2
+    found = engine.search_titles("comet")
+    assert [a.title for a in found] == ["Amateur astronomer finds a comet"]
+    detail = engine.article(found[0].id[:6])
+    assert detail is not None and detail.opening.startswith("A retired teacher")
+    assert engine.article("no such thing") is None
+
+
+def test_feedback_survives_reindex(settings, embedder):
+    engine = build(settings, embedder)
+    engine.record_feedback("q", [1, 2], 1, "u1")
+    engine.record_feedback("q", [2, 1], -1, "u1")  # a later vote replaces the earlier one
+    engine.record_feedback("q", [1, 2], 1, "u2")
+    (settings.article_dirs[0] / "x.txt").write_text("Title\n\nBody text here.\n", "utf-8")
+    engine.reindex()
+    assert engine.feedback_counts() == {"up": 1, "down": 1}
+
+
+def test_ingest_outside_configured_folders_is_kept_by_reindex(settings, embedder, tmp_path: Path):
+    engine = build(settings, embedder)
+    extra = tmp_path / "extra.txt"
+    extra.write_text("Lighthouse keeper retires\n\nThe keeper retired at last.\n", "utf-8")
+    assert engine.ingest([extra]).added == 1
+    assert engine.reindex().removed == 0
+    assert engine.count_articles() == 4
