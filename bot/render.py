@@ -1,0 +1,416 @@
+"""Pure functions that turn engine results into Discord message content and embeds."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from urllib.parse import quote, urlsplit
+
+import discord
+
+from index.models import (
+    Answer,
+    ArticleDetail,
+    ArticleInfo,
+    Coverage,
+    IndexStats,
+    IngestReport,
+    Progress,
+    Quote,
+    SearchFilters,
+)
+
+# Discord's hard limits; a message or embed over any of them is rejected with HTTP 400.
+CONTENT_LIMIT = 2000
+EMBED_TITLE_LIMIT = 256
+EMBED_DESCRIPTION_LIMIT = 4096
+EMBED_FIELD_NAME_LIMIT = 256
+EMBED_FIELD_VALUE_LIMIT = 1024
+EMBED_FIELDS_MAX = 25
+EMBED_FOOTER_LIMIT = 2048
+EMBED_AUTHOR_LIMIT = 256
+EMBED_TOTAL_LIMIT = 6000
+THREAD_NAME_LIMIT = 100
+CHOICE_NAME_LIMIT = 100
+
+# Our own budgets, well inside the limits, so one long title or URL cannot crowd out the quote.
+TITLE_CHARS = 200
+URL_CHARS = 512
+QUESTION_ECHO_CHARS = 300
+NOTE_CHARS = 400
+OPENING_CHARS = 1500
+MAX_FURTHER_READING = 3
+
+ZWSP = "\u200b"
+ELLIPSIS = "…"
+SEPARATOR = " · "
+EMBED_COLOUR = discord.Colour.blurple()
+
+CONFIDENCE_LINES = {
+    "high": "Fairly sure",
+    "medium": "Fairly sure, but check the quotes",
+    "low": "Not very sure",
+}
+
+# Any line break Discord (or a browser) may honour; each becomes "\n" so no quote can end early.
+_LINE_BREAKS = re.compile(r"\r\n?|[\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+# Characters that start or end Discord markdown anywhere on a line. Escaping every one of them
+# (not only balanced pairs, as discord.utils.escape_markdown does) also catches the second
+# masked link on a line. "<" covers mentions, channels, timestamps and slash-command links.
+_MARKDOWN_CHARS = re.compile(r"([\\*_~|`>\[\]<#])")
+# Markdown that only counts at the start of a line: lists ("- ", "1. ") and subtext ("-# ").
+_LINE_START_MARKERS = re.compile(r"^(\s*)([-+]|\d+\.)", re.MULTILINE)
+_MASS_MENTIONS = re.compile(r"@(everyone|here)", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)")
+
+
+def escape_text(text: str) -> str:
+    """Make untrusted text render literally: no markdown, links, code, mentions or line tricks."""
+    text = _LINE_BREAKS.sub("\n", text)
+    text = _MARKDOWN_CHARS.sub(r"\\\1", text)
+    text = _LINE_START_MARKERS.sub(_escape_marker, text)
+    text = _MASS_MENTIONS.sub(lambda match: f"@{ZWSP}{match.group(1)}", text)
+    # "<" is already escaped; the zero-width space makes the mention inert even if it were not.
+    return re.sub(r"<(\\?[@#])", rf"<{ZWSP}\1", text)
+
+
+def _escape_marker(match: re.Match[str]) -> str:
+    """Escape a list marker; for "1." the dot, since a backslash before a digit would show."""
+    indent, marker = match.group(1), match.group(2)
+    return f"{indent}\\{marker}" if marker in "-+" else f"{indent}{marker[:-1]}\\."
+
+
+def one_line(text: str) -> str:
+    """Collapse all whitespace, line breaks included, to single spaces."""
+    return " ".join(text.split())
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut text to at most `limit` characters, at a sentence end when one is near, adding …."""
+    if len(text) <= limit:
+        return text
+    if limit <= len(ELLIPSIS):
+        return ELLIPSIS[:limit]
+    room = limit - len(ELLIPSIS)
+    head = text[:room]
+    ends = [match.end() for match in _SENTENCE_END.finditer(text[: room + 1])]
+    if ends and ends[-1] >= room // 2:
+        return text[: ends[-1]] + " " + ELLIPSIS if ends[-1] + 2 <= limit else head + ELLIPSIS
+    space = head.rfind(" ")
+    if space >= room // 2:
+        head = head[:space]
+    return head.rstrip() + ELLIPSIS
+
+
+def fit_rendered(text: str, limit: int, render: Callable[[str], str]) -> str:
+    """Render text, shortening the raw text until the rendered form fits within `limit`."""
+    candidate = text
+    rendered = render(candidate)
+    while len(rendered) > limit:
+        # Every round the raw text gets strictly shorter, so this ends.
+        budget = len(candidate) - max(1, len(rendered) - limit)
+        if budget <= 0:
+            return ""
+        candidate = shorten(text, budget)
+        rendered = render(candidate)
+    return rendered
+
+
+def block_quote(text: str) -> str:
+    """Escape text and put every non-empty line of it inside a Discord block quote."""
+    lines = [line.strip() for line in escape_text(text).split("\n")]
+    return "\n".join(f"> {line}" for line in lines if line)
+
+
+def safe_url(url: str) -> str | None:
+    """An http(s) URL that cannot break out of `(<...>)`, or None when unusable."""
+    url = url.strip()
+    if not url or len(url) > URL_CHARS:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return quote(url, safe="/:?#@!$&'*+,;=%~-._[]")
+
+
+def link(title: str, url: str) -> str:
+    """A masked link `[title](<url>)` (angle brackets stop the preview), or the bare title."""
+    label = escape_text(shorten(one_line(title), TITLE_CHARS)) or "untitled"
+    target = safe_url(url)
+    return f"[{label}](<{target}>)" if target else label
+
+
+def format_date(day: date | None) -> str:
+    """An ISO date, or 'undated'."""
+    return day.isoformat() if day else "undated"
+
+
+def attribution(article: ArticleInfo, caution_labels: Mapping[str, str]) -> str:
+    """'— [Title](<url>) · Outlet · date · labels' plus a caution line per flagged label."""
+    parts = [link(article.title, article.url)]
+    if article.source:
+        parts.append(escape_text(shorten(one_line(article.source), TITLE_CHARS)))
+    parts.append(format_date(article.published))
+    if article.labels:
+        labels = ", ".join(one_line(label) for label in article.labels)
+        parts.append(escape_text(shorten(labels, TITLE_CHARS)))
+    lines = ["— " + SEPARATOR.join(parts)]
+    lines += [f"⚠️ {escape_text(one_line(caution_labels[label]))}" for label in
+              _caution_keys(article.labels, caution_labels)]
+    return "\n".join(lines)
+
+
+def _caution_keys(labels: Sequence[str], caution_labels: Mapping[str, str]) -> list[str]:
+    """The article's labels that carry a caution, once each, in settings order."""
+    wanted = {label.lower() for label in labels}
+    return [label for label in caution_labels if label.lower() in wanted]
+
+
+def confidence_line(answer: Answer) -> str:
+    """A short human reading of the engine's confidence."""
+    return CONFIDENCE_LINES.get(answer.confidence, "Not very sure")
+
+
+def question_line(question: str) -> str:
+    """The echoed question, on one line, escaped and bounded."""
+    return f"**Q:** {escape_text(shorten(one_line(question), QUESTION_ECHO_CHARS))}"
+
+
+def coverage_text(coverage: Coverage) -> str:
+    """'1,234 articles from 2023-01-02 to 2023-12-30'."""
+    noun = "article" if coverage.n_articles == 1 else "articles"
+    span = ""
+    if coverage.first and coverage.last:
+        span = f" from {coverage.first.isoformat()} to {coverage.last.isoformat()}"
+    return f"{coverage.n_articles:,} {noun}{span}"
+
+
+def filters_text(filters: SearchFilters) -> str:
+    """The filters a question was asked with, as a short phrase ('' when none)."""
+    parts = []
+    if filters.sources:
+        parts.append("from " + ", ".join(one_line(source) for source in filters.sources))
+    if filters.since:
+        parts.append(f"since {filters.since.isoformat()}")
+    if filters.until:
+        parts.append(f"until {filters.until.isoformat()}")
+    if filters.labels:
+        parts.append("labelled " + ", ".join(filters.labels))
+    return escape_text(shorten(" ".join(parts), TITLE_CHARS))
+
+
+def quote_block(quote: Quote, caution_labels: Mapping[str, str], limit: int) -> str:
+    """One quote as a block quote followed by its attribution, shortened to fit `limit`."""
+    source = attribution(quote.article, caution_labels)
+    room = limit - len(source) - 1
+    body = fit_rendered(quote.text, room, block_quote) if room > 2 else ""
+    return f"{body}\n{source}" if body else source[:limit]
+
+
+def render_answer(answer: Answer, caution_labels: Mapping[str, str]) -> list[str]:
+    """Message contents for an answer, best quote first, each within CONTENT_LIMIT."""
+    blocks = [question_line(answer.question)]
+    if answer.answered and answer.quotes:
+        quotes = sorted(answer.quotes, key=lambda item: item.score, reverse=True)
+        blocks += [quote_block(item, caution_labels, CONTENT_LIMIT) for item in quotes]
+        quoted = {item.article.id for item in quotes}
+        further = [hit for hit in answer.results if hit.article.id not in quoted]
+        if further:
+            blocks.append(
+                "Also relevant: "
+                + "; ".join(link(hit.article.title, hit.article.url)
+                            for hit in further[:MAX_FURTHER_READING])
+            )
+        blocks.append(f"-# {confidence_line(answer)}")
+    else:
+        blocks.append(not_answered_text(answer))
+    return pack(blocks, CONTENT_LIMIT)
+
+
+def not_answered_text(answer: Answer) -> str:
+    """Says plainly that nothing answers the question, and what the collection covers."""
+    lines = ["No article in the collection answers this."]
+    scope = filters_text(answer.filters)
+    where = f" ({scope})" if scope else ""
+    lines.append(f"The collection{where} covers {coverage_text(answer.coverage)}.")
+    if answer.note:
+        lines.append(escape_text(shorten(one_line(answer.note), NOTE_CHARS)))
+    return "\n".join(lines)
+
+
+def pack(blocks: Sequence[str], limit: int, joiner: str = "\n\n") -> list[str]:
+    """Join blocks into as few messages as fit `limit`; an oversized block is cut, never lost."""
+    messages: list[str] = []
+    current = ""
+    for block in blocks:
+        block = block if len(block) <= limit else shorten(block, limit)
+        candidate = f"{current}{joiner}{block}" if current else block
+        if len(candidate) <= limit:
+            current = candidate
+        else:
+            messages.append(current)
+            current = block
+    if current:
+        messages.append(current)
+    return messages
+
+
+def article_line(article: ArticleInfo) -> str:
+    """One list line: linked title, outlet and date."""
+    outlet = escape_text(shorten(one_line(article.source), TITLE_CHARS)) or "unknown outlet"
+    return f"• {link(article.title, article.url)} — {outlet}, {format_date(article.published)}"
+
+
+def render_article_page(
+    articles: Sequence[ArticleInfo], page: int, pages: int, total: int, source: str | None
+) -> discord.Embed:
+    """One page of `/articles recent`."""
+    title = "Recent articles" + (f" from {one_line(source)}" if source else "")
+    lines = [article_line(article) for article in articles] or ["No articles yet."]
+    embed = discord.Embed(
+        title=shorten(title, EMBED_TITLE_LIMIT),
+        description=pack(lines, EMBED_DESCRIPTION_LIMIT, "\n")[0],
+        colour=EMBED_COLOUR,
+    )
+    embed.set_footer(text=f"Page {page + 1} of {max(pages, 1)} · {total:,} articles")
+    return fit_embed(embed)
+
+
+def render_article(detail: ArticleDetail, caution_labels: Mapping[str, str]) -> discord.Embed:
+    """One article's details and opening paragraph."""
+    article = detail.article
+    embed = discord.Embed(
+        title=shorten(one_line(article.title) or "untitled", EMBED_TITLE_LIMIT),
+        url=safe_url(article.url),
+        description=fit_rendered(detail.opening, OPENING_CHARS, block_quote) or None,
+        colour=EMBED_COLOUR,
+    )
+    embed.add_field(name="Outlet", value=_field(article.source or "unknown"))
+    embed.add_field(name="Published", value=format_date(article.published))
+    if article.authors:
+        embed.add_field(name="Authors", value=_field(", ".join(article.authors)))
+    if article.labels:
+        embed.add_field(name="Labels", value=_field(", ".join(article.labels)))
+    cautions = [caution_labels[key] for key in _caution_keys(article.labels, caution_labels)]
+    if cautions:
+        embed.add_field(name="⚠️ Caution", value=_field(" ".join(cautions)), inline=False)
+    embed.add_field(name="Passages", value=f"{article.n_chunks:,}")
+    embed.set_footer(text=shorten(f"id {article.id}", EMBED_FOOTER_LIMIT))
+    return fit_embed(embed)
+
+
+def _field(text: str) -> str:
+    """Escaped, one-line field value within the field limit."""
+    return fit_rendered(one_line(text), EMBED_FIELD_VALUE_LIMIT, escape_text) or "—"
+
+
+def human_bytes(size: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def render_stats(stats: IndexStats, feedback: Mapping[str, int]) -> discord.Embed:
+    """Figures about the index and the feedback it has had."""
+    embed = discord.Embed(title="Index statistics", colour=EMBED_COLOUR)
+    embed.add_field(name="Articles", value=f"{stats.n_articles:,}")
+    embed.add_field(name="Passages", value=f"{stats.n_chunks:,}")
+    embed.add_field(name="Outlets", value=f"{len(stats.sources):,}")
+    embed.add_field(
+        name="Dates", value=f"{format_date(stats.first)} to {format_date(stats.last)}"
+    )
+    embed.add_field(name="Model", value=_field(f"{stats.model} ({stats.dim} dims)"))
+    embed.add_field(
+        name="Index", value=_field(f"{stats.index_type}, {human_bytes(stats.index_bytes)}")
+    )
+    built = stats.built_at or "never"
+    embed.add_field(
+        name="Last reindex", value=_field(f"{built} ({stats.build_seconds:.1f}s)"), inline=False
+    )
+    if stats.sources:
+        top = ", ".join(f"{name} ({count:,})" for name, count in stats.sources[:10])
+        embed.add_field(name="Largest outlets", value=_field(top), inline=False)
+    embed.add_field(
+        name="Feedback",
+        value=f"👍 {feedback.get('up', 0):,} · 👎 {feedback.get('down', 0):,}",
+        inline=False,
+    )
+    embed.set_footer(text=shorten(f"generation {stats.generation}", EMBED_FOOTER_LIMIT))
+    return fit_embed(embed)
+
+
+def render_progress(progress: Progress) -> str:
+    """One progress line for the reindex message."""
+    amount = f" {progress.done:,}/{progress.total:,}" if progress.total else ""
+    note = f" — {one_line(progress.message)}" if progress.message else ""
+    return shorten(escape_text(f"Reindexing: {progress.stage}{amount}{note}"), CONTENT_LIMIT)
+
+
+def render_ingest_report(report: IngestReport, max_skipped: int = 5) -> str:
+    """The reindex result for the progress message."""
+    lines = [f"Reindex done: {report.summary()}."]
+    if not report.changed:
+        lines.append("Nothing changed.")
+    lines += [f"Skipped {escape_text(one_line(str(item)))}" for item in
+              report.skipped[:max_skipped]]
+    if len(report.skipped) > max_skipped:
+        lines.append(f"…and {len(report.skipped) - max_skipped} more skipped.")
+    return pack(lines, CONTENT_LIMIT, "\n")[0]
+
+
+def render_failure(action: str, error: BaseException) -> str:
+    """'Reindex failed: <one line>. The previous index is still serving.'"""
+    reason = shorten(one_line(str(error)) or type(error).__name__, NOTE_CHARS)
+    return f"{action} failed: {escape_text(reason)}"
+
+
+def thread_name(question: str) -> str:
+    """A thread title from a question."""
+    return shorten(one_line(question), THREAD_NAME_LIMIT) or "Question"
+
+
+def choice_name(text: str) -> str:
+    """An autocomplete label within Discord's 100 characters."""
+    return shorten(one_line(text), CHOICE_NAME_LIMIT) or "—"
+
+
+def embed_length(embed: discord.Embed) -> int:
+    """The characters Discord counts towards the 6,000 total."""
+    return len(embed)
+
+
+def fit_embed(embed: discord.Embed) -> discord.Embed:
+    """Shorten every part of an embed to Discord's limits (a safety net; renderers aim lower)."""
+    if embed.title:
+        embed.title = shorten(embed.title, EMBED_TITLE_LIMIT)
+    if embed.description:
+        embed.description = shorten(embed.description, EMBED_DESCRIPTION_LIMIT)
+    if embed.footer.text:
+        embed.set_footer(text=shorten(embed.footer.text, EMBED_FOOTER_LIMIT),
+                         icon_url=embed.footer.icon_url)
+    if embed.author.name:
+        embed.set_author(name=shorten(embed.author.name, EMBED_AUTHOR_LIMIT),
+                         url=embed.author.url, icon_url=embed.author.icon_url)
+    fields = embed.fields[:EMBED_FIELDS_MAX]
+    embed.clear_fields()
+    for item in fields:
+        embed.add_field(
+            name=shorten(item.name or "—", EMBED_FIELD_NAME_LIMIT),
+            value=shorten(item.value or "—", EMBED_FIELD_VALUE_LIMIT),
+            inline=bool(item.inline),
+        )
+    # Over the total: drop fields from the end, then cut the description.
+    while len(embed) > EMBED_TOTAL_LIMIT and embed.fields:
+        embed.remove_field(len(embed.fields) - 1)
+    if len(embed) > EMBED_TOTAL_LIMIT and embed.description:
+        excess = len(embed) - EMBED_TOTAL_LIMIT
+        embed.description = shorten(embed.description, max(1, len(embed.description) - excess))
+    return embed

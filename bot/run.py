@@ -1,0 +1,110 @@
+"""Entry points for `articlebot serve` and `articlebot sync`: one line on failure, no traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import discord
+
+from bot.client import ArticleBot
+from bot.log import setup_logging
+from index.config import Settings
+from index.engine import Engine, EngineError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+def token_problem(token: str) -> str | None:
+    """Why a token cannot be a bot token, or None when it looks usable."""
+    if not token:
+        return ("DISCORD_TOKEN is not set: put the bot token from the Discord developer portal "
+                "into .env (see docs/discord.md).")
+    if token.lower().startswith("bot "):
+        return "DISCORD_TOKEN should be the token alone, without the 'Bot ' prefix."
+    if any(char.isspace() for char in token) or token.count(".") != 2:
+        return ("DISCORD_TOKEN does not look like a bot token (three parts separated by dots); "
+                "copy it again from the developer portal's Bot page.")
+    return None
+
+
+def _token(settings: Settings) -> str:
+    """The token as plain text ('' when unset)."""
+    return settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
+
+
+def _fail(message: str, code: int) -> int:
+    """Print one line to stderr and return the exit code."""
+    print(f"articlebot: {message}", file=sys.stderr)
+    return code
+
+
+def _index_problem(settings: Settings) -> str | None:
+    """Why there is no index to serve, or None when the folder exists."""
+    if not settings.index_dir.is_dir():
+        return (f"no index at {settings.index_dir}: build one first with `articlebot reindex` "
+                "(or set ARTICLEBOT_INDEX_DIR).")
+    return None
+
+
+def serve(settings: Settings) -> int:
+    """Run the bot until stopped; returns an exit code."""
+    token = _token(settings)
+    problem = token_problem(token) or _index_problem(settings)
+    if problem:
+        return _fail(problem, EXIT_CONFIG)
+    setup_logging(settings.log_level, secrets=[token])
+    try:
+        asyncio.run(_serve(settings, token))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except discord.LoginFailure:
+        return _fail("Discord refused the token; reset it in the developer portal and update "
+                     "DISCORD_TOKEN.", EXIT_CONFIG)
+    except discord.PrivilegedIntentsRequired:
+        return _fail("ask-channels need the Message Content intent: enable it on the developer "
+                     "portal's Bot page, or clear ARTICLEBOT_ASK_CHANNEL_IDS.", EXIT_CONFIG)
+    except EngineError as error:
+        return _fail(str(error), EXIT_CONFIG)
+    except (discord.HTTPException, discord.GatewayNotFound, OSError) as error:
+        return _fail(f"could not reach Discord: {error}", EXIT_FAILED)
+    return EXIT_OK
+
+
+async def _serve(settings: Settings, token: str) -> None:
+    """Open the engine, connect, and run until the connection ends."""
+    async with ArticleBot(settings, Engine.open) as bot:
+        await bot.start(token)
+
+
+def sync_commands(settings: Settings, guild_id: int | None) -> int:
+    """Push the slash commands to Discord now: to one guild, or globally when guild_id is None."""
+    token = _token(settings)
+    problem = token_problem(token)
+    if problem:
+        return _fail(problem, EXIT_CONFIG)
+    setup_logging(settings.log_level, secrets=[token])
+    try:
+        count = asyncio.run(_sync(settings, token, guild_id))
+    except discord.LoginFailure:
+        return _fail("Discord refused the token; reset it in the developer portal.", EXIT_CONFIG)
+    except discord.Forbidden:
+        return _fail(f"the bot is not in guild {guild_id} with the applications.commands scope; "
+                     "invite it with the URL in docs/discord.md.", EXIT_CONFIG)
+    except (discord.HTTPException, OSError) as error:
+        return _fail(f"sync failed: {error}", EXIT_FAILED)
+    where = f"guild {guild_id} (visible now)" if guild_id else "every server (may take an hour)"
+    print(f"Synced {count} commands to {where}.")
+    return EXIT_OK
+
+
+async def _sync(settings: Settings, token: str, guild_id: int | None) -> int:
+    """Log in over HTTP only (no gateway, no engine), load the cogs and sync."""
+    async with ArticleBot(settings, None, sync_on_start=False) as bot:
+        await bot.login(token)  # runs setup_hook, which loads the cogs
+        return len(await bot.sync_commands(guild_id))

@@ -1,0 +1,92 @@
+"""The command tree's sync payload, deliberate syncing, and the serve/sync entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from unittest.mock import AsyncMock
+
+import pytest
+from helpers import FakeEngine, make_bot, make_settings
+
+from bot.client import command_payload
+from bot.run import serve, sync_commands, token_problem
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "commands.json"
+
+
+async def test_command_payload_matches_the_snapshot(tmp_path: Path) -> None:
+    """Changing a command changes what is synced; update deliberately with UPDATE_SNAPSHOTS=1."""
+    bot = await make_bot(tmp_path)
+    payload = command_payload(bot.tree)
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    assert payload == json.loads(SNAPSHOT.read_text("utf-8"))
+
+
+async def test_global_sync_happens_only_when_commands_change(tmp_path: Path) -> None:
+    bot = await make_bot(tmp_path)
+    bot._connection.application_id = 1234
+    bot.tree.sync = AsyncMock(return_value=[])
+    await bot.sync_on_start()
+    await bot.sync_on_start()
+    assert bot.tree.sync.await_count == 1
+    assert bot.commands_hash_path.is_file()
+
+    bot.tree.remove_command("stats")
+    await bot.sync_on_start()
+    assert bot.tree.sync.await_count == 2
+
+    await bot.sync_commands(None)  # `articlebot sync` forces it
+    assert bot.tree.sync.await_count == 3
+
+
+async def test_dev_guild_gets_an_instant_copy(tmp_path: Path) -> None:
+    bot = await make_bot(tmp_path, dev_guild_id=4242)
+    bot._connection.application_id = 1234
+    bot.tree.sync = AsyncMock(return_value=[])
+    await bot.sync_on_start()
+    guild = bot.tree.sync.await_args.kwargs["guild"]
+    assert guild.id == 4242
+    assert {cmd.name for cmd in bot.tree.get_commands(guild=guild)} >= {"ask", "reindex"}
+    assert not bot.commands_hash_path.exists()
+
+
+async def test_close_releases_the_engine(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    bot = await make_bot(tmp_path, engine)
+    await bot.close()
+    assert engine.closed
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("", "not set"),
+        ("Bot abc.def.ghi", "without the 'Bot ' prefix"),
+        ("just-one-part", "does not look like"),
+        ("MTA5.GAbCdE.abc", None),
+    ],
+)
+def test_token_problem(token: str, expected: str | None) -> None:
+    problem = token_problem(token)
+    assert (problem is None) if expected is None else (expected in (problem or ""))
+
+
+def test_serve_without_token_explains_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert serve(make_settings(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "DISCORD_TOKEN is not set" in err
+    assert sync_commands(make_settings(tmp_path), None) == 2
+
+
+def test_serve_without_index_explains_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path, discord_token="MTA5.GAbCdE.abc")
+    assert serve(settings) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no index at" in err and "Traceback" not in err
