@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from index.models import Span
@@ -84,11 +84,20 @@ def score_sentences(
 
 
 def pick_quotes(
-    scored: Sequence[ScoredSentence], max_quotes: int, *, min_ratio: float = 0.85
+    scored: Sequence[ScoredSentence],
+    max_quotes: int,
+    *,
+    min_ratio: float = 0.85,
+    group_of: Callable[[SentenceCandidate], tuple[str, str]] | None = None,
 ) -> list[ScoredSentence]:
-    """The best sentences: at most max_quotes, no repeats, none far below the best."""
+    """The best sentences: at most max_quotes, no repeats, none far below the best.
+
+    With `group_of` (sentence → (story id, article id)), a story is quoted from one article
+    only: the same story from another outlet would repeat the first quote.
+    """
     picked: list[ScoredSentence] = []
     seen_text: set[str] = set()
+    story_article: dict[str, str] = {}
     for sentence in scored:
         if len(picked) >= max_quotes:
             break
@@ -97,6 +106,10 @@ def pick_quotes(
         normalized = " ".join(sentence.candidate.text.casefold().split())
         if normalized in seen_text:
             continue
+        if group_of is not None:
+            story, article = group_of(sentence.candidate)
+            if story_article.setdefault(story, article) != article:
+                continue
         seen_text.add(normalized)
         picked.append(sentence)
     return picked

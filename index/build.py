@@ -10,7 +10,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from index.ingest import (
 from index.models import IngestReport, ParsedArticle, Progress, SkippedItem
 from index.store import db, generations, vectors
 from index.store.generations import Generation
+from index.stories import StoryInput, group_stories
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,38 @@ class Plan:
     def changes(self) -> bool:
         """True when the index must change."""
         return bool(self.add or self.update or self.remove)
+
+
+def assign_stories(conn: sqlite3.Connection, vectors_by_id: dict[int, np.ndarray]) -> int:
+    """Group the articles that tell the same story and store each one's story id.
+
+    An article's vector is the normalised mean of its chunks' vectors.
+    """
+    members: dict[int, list[int]] = {}
+    for chunk_id, article_id in conn.execute("SELECT id, article_id FROM chunks"):
+        members.setdefault(int(article_id), []).append(int(chunk_id))
+    inputs = []
+    rows = conn.execute(
+        "SELECT id, key, title, substr(text, 1, 4000), published, source FROM articles"
+    )
+    for rowid, key, title, head, published, source in rows:
+        chunk_ids = members.get(int(rowid), [])
+        vector = None
+        if chunk_ids:
+            mean = np.mean([vectors_by_id[i] for i in chunk_ids], axis=0)
+            vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        inputs.append(StoryInput(
+            article_id=str(key), title=str(title), text=str(head),
+            published=date.fromisoformat(published) if published else None,
+            source=str(source), vector=vector,
+        ))
+    story_of = group_stories(inputs)
+    with conn:
+        conn.executemany(
+            "UPDATE articles SET story_id = ? WHERE key = ?",
+            [(story, key) for key, story in story_of.items()],
+        )
+    return len(set(story_of.values()))
 
 
 def text_hash(text: str) -> str:
@@ -106,6 +139,7 @@ def plan_changes(
             if _within(article.origin_file, sync_roots):
                 plan.remove.append(key)
     plan.report.added = len(plan.add)
+    plan.report.new_article_ids = [key for key, _ in plan.add]
     plan.report.updated = len(plan.update)
     plan.report.removed = len(plan.remove)
     return plan
@@ -185,6 +219,8 @@ class Builder:
     ) -> None:
         """Fill the building folder with the database and the vector index."""
         target = db.connect(building / generations.DATABASE)
+        # Same clock and format as articles.ingested_at, so "new since this build" is a compare.
+        build_started = target.execute("SELECT datetime('now')").fetchone()[0]
         try:
             if current is not None and not rebuild:
                 current.conn().backup(target)
@@ -201,13 +237,15 @@ class Builder:
                 if len(ids)
                 else np.zeros((0, self.embedder.dim), dtype=np.float32)
             )
+            notify(Progress("grouping", 0, 1, "grouping articles into stories"))
+            plan.report.stories = assign_stories(target, vectors_by_id)
             index_type = vectors.choose_index_type(len(ids), self.settings.index_type)
             notify(Progress("writing", 0, 1, f"building {index_type} index of {len(ids)} vectors"))
             index = vectors.build_index(ids, matrix, self.embedder.dim, index_type)
             vectors.write_index(index, building / generations.VECTORS)
             with target:
                 meta = {"built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "index_type": index_type}
+                        "build_started": build_started, "index_type": index_type}
                 target.executemany(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", meta.items()
                 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -14,7 +14,15 @@ from typing import Annotated, Any
 import typer
 
 from index.config import Settings, load_settings
-from index.models import Answer, ArticleInfo, IngestReport, Progress, SearchFilters, jsonable
+from index.models import (
+    Answer,
+    ArticleInfo,
+    IngestReport,
+    Progress,
+    Quote,
+    SearchFilters,
+    jsonable,
+)
 
 app = typer.Typer(
     name="articlebot",
@@ -101,30 +109,39 @@ def format_article_line(article: ArticleInfo) -> str:
     return f"{article.id}  {day}  {article.source or '-':<16} {article.title or '(untitled)'}"
 
 
-def format_answer(answer: Answer) -> str:
+def format_quote(quote: Quote, cautions: Mapping[str, str]) -> list[str]:
+    """A quote, its attribution, cautions and the other outlets that told the story."""
+    article = quote.article
+    when = article.published.isoformat() if article.published else "undated"
+    source = article.source or "unknown outlet"
+    label = f" [{', '.join(article.labels)}]" if article.labels else ""
+    lines = [
+        f"  “{' '.join(quote.text.split())}”",
+        f"    — {article.title or '(untitled)'}, {source}, {when}{label}",
+    ]
+    if article.url:
+        lines.append(f"      {article.url}")
+    lines += [f"      ⚠ {cautions[name]}" for name in article.labels if name in cautions]
+    if quote.also:
+        others = "; ".join(f"{a.source or a.title} {a.url}".strip() for a in quote.also[:5])
+        lines.append(f"      also reported by: {others}")
+    return lines
+
+
+def format_answer(answer: Answer, cautions: Mapping[str, str] | None = None) -> str:
     """An answer as terminal text: quotes with attribution, then the articles."""
     lines: list[str] = []
     if answer.answered:
         for quote in answer.quotes:
-            article = quote.article
-            lines.append(f"  “{' '.join(quote.text.split())}”")
-            when = article.published.isoformat() if article.published else "undated"
-            source = article.source or "unknown outlet"
-            label = f" [{', '.join(article.labels)}]" if article.labels else ""
-            lines.append(f"    — {article.title or '(untitled)'}, {source}, {when}{label}")
-            if article.url:
-                lines.append(f"      {article.url}")
+            lines += format_quote(quote, cautions or {})
             lines.append(f"      (score {quote.score:.3f})")
         lines.append(f"Confidence: {answer.confidence}.")
+        if answer.note:
+            lines.append(f"Note: {answer.note}.")
     else:
         cover = answer.coverage
-        span = (
-            f" from {cover.first.isoformat()} to {cover.last.isoformat()}"
-            if cover.first and cover.last
-            else ""
-        )
-        lines.append(f"No article answers this ({answer.note or 'nothing relevant enough'}).")
-        lines.append(f"The collection holds {cover.n_articles} articles{span}.")
+        lines.append(f"{(answer.note or 'no article answers this').capitalize()}.")
+        lines.append(f"Searched {cover.n_articles} articles.")
     if answer.results:
         lines.append("Articles:")
         for rank, hit in enumerate(answer.results, start=1):
@@ -167,6 +184,9 @@ def ask(
     since: Annotated[str | None, typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
     until: Annotated[str | None, typer.Option(help="Published on or before (YYYY-MM-DD).")] = None,
     label: Annotated[list[str] | None, typer.Option(help="Only articles with this label.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Read 'this week' etc. relative to this day (YYYY-MM-DD).")
+    ] = None,
     index: IndexOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -177,9 +197,59 @@ def ask(
         until=_parse_day(until, "until"),
         labels=tuple(label or ()),
     )
-    engine = _engine(_settings(index))
-    answer = engine.ask(question, filters)
-    typer.echo(json.dumps(answer.to_dict(), indent=2) if as_json else format_answer(answer))
+    settings = _settings(index)
+    engine = _engine(settings)
+    answer = engine.ask(question, filters, as_of=_parse_day(as_of, "as-of"))
+    typer.echo(
+        json.dumps(answer.to_dict(), indent=2)
+        if as_json
+        else format_answer(answer, settings.caution_labels)
+    )
+
+
+@app.command()
+def timeline(
+    topic: Annotated[str, typer.Argument(help="What the story is about.")],
+    since: Annotated[str | None, typer.Option(help="From this day (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this day (YYYY-MM-DD).")] = None,
+    limit: Annotated[int, typer.Option(help="Most stories shown.")] = 15,
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """How a story developed: one quote per story, oldest first."""
+    settings = _settings(index)
+    quotes = _engine(settings).timeline(
+        topic, _parse_day(since, "since"), _parse_day(until, "until"), limit=limit
+    )
+    if as_json:
+        typer.echo(json.dumps([_jsonable(q) for q in quotes], indent=2))
+        return
+    if not quotes:
+        typer.echo("No article matches this topic.")
+    for quote in quotes:
+        typer.echo("\n".join(format_quote(quote, settings.caution_labels)))
+
+
+@app.command()
+def whatsnew(
+    since: Annotated[
+        str | None, typer.Option(help="Published since (YYYY-MM-DD); default: the last reindex.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Most stories shown.")] = 10,
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest stories, grouped across outlets."""
+    stories = _engine(_settings(index)).whatsnew(_parse_day(since, "since"), limit=limit)
+    if as_json:
+        typer.echo(json.dumps([_jsonable(s) for s in stories], indent=2))
+        return
+    if not stories:
+        typer.echo("Nothing new.")
+    for story in stories:
+        typer.echo(format_article_line(story.article))
+        if story.also:
+            typer.echo(f"    also: {', '.join(a.source or a.title for a in story.also)}")
 
 
 @app.command()
@@ -258,7 +328,7 @@ def demo(index: IndexOption = None) -> None:
     questions = (SAMPLES_DIR / "questions.txt").read_text(encoding="utf-8").splitlines()
     for question in filter(None, (q.strip() for q in questions)):
         typer.echo(f"\n? {question}")
-        typer.echo(format_answer(engine.ask(question)))
+        typer.echo(format_answer(engine.ask(question), settings.caution_labels))
     typer.echo(f'\nAsk your own: articlebot ask --index {settings.index_dir} "your question"')
 
 

@@ -85,6 +85,21 @@ class Settings(BaseSettings):
     min_score: float = Field(
         0.30, description="Below this best-passage score the answer abstains (calibrated)."
     )
+    time_window_boost: float = Field(
+        0.15, ge=0, description="Score added to passages inside the period a question names."
+    )
+    recency_boost: float = Field(
+        0.03, ge=0, description="Largest score added for being new (breaks near-ties)."
+    )
+    recency_half_life_days: float = Field(
+        30.0, gt=0, description="Age at which the recency preference halves."
+    )
+    stale_after_days: int = Field(
+        30, ge=1, description="Answers whose newest evidence is older than this say so."
+    )
+    follow_min_score: float = Field(
+        0.45, description="How well a new article must match a followed topic to be posted."
+    )
     caution_labels: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: {
             "fakenews": "This article is labelled as false.",

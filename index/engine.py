@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 from index import answer as answering
@@ -16,17 +19,28 @@ from index.models import (
     ArticleDetail,
     ArticleInfo,
     Coverage,
+    Follow,
     IndexStats,
     IngestReport,
     Progress,
     Quote,
     SearchFilters,
+    Story,
 )
 from index.models import ArticleHit as Hit
-from index.retrieve import ScoredChunk, article_ranking, cap_per_article, hybrid_search
+from index.retrieve import (
+    ScoredChunk,
+    article_ranking,
+    boost_by_time,
+    candidate_ids,
+    cap_per_article,
+    score_candidates,
+)
 from index.state import StateStore
 from index.store import db, generations
 from index.store.generations import Generation, GenerationError, IdentityMismatch
+from index.store.vectors import reconstruct
+from index.timeparse import parse_question_time, recency_weight
 
 log = logging.getLogger(__name__)
 
@@ -134,49 +148,115 @@ class Engine:
         return generation
 
     # --- questions
-    def ask(self, question: str, filters: SearchFilters | None = None) -> Answer:
-        """Answer a question with verbatim quotes, or abstain when nothing is relevant."""
+    def ask(
+        self, question: str, filters: SearchFilters | None = None, *, as_of: date | None = None
+    ) -> Answer:
+        """Answer a question with verbatim quotes, or abstain when nothing is relevant.
+
+        Time words in the question ("last week", "in March") become a period, relative to
+        `as_of` (today by default), that lifts passages published in it; they are left out
+        of the text used for retrieval.
+        """
         started = time.perf_counter()
         filters = filters or SearchFilters()
+        as_of = as_of or date.today()
         generation = self._current()
         conn = generation.conn()
-        text = " ".join(question.split())
-        cover = db.coverage(conn, filters)
-        if not db.query_terms(text) and not any(ch.isalnum() for ch in text):
-            return self._empty_answer(
-                question, filters, cover, started, "the question has no words"
-            )
+        clean = " ".join(question.split())
+        parsed = parse_question_time(clean, as_of)
+        window = parsed.window
+        text = parsed.text if window is not None else clean
+        period = (window.since, window.until) if window and (window.since or window.until) else None
+        period_filters = _narrow(filters, period)
+        cover = db.coverage(conn, period_filters)
+        base = Answer(
+            question=question, quotes=(), results=(), answered=False, confidence="none",
+            coverage=cover, filters=filters, collection=db.coverage(conn),
+            period_since=period[0] if period else None,
+            period_until=period[1] if period else None,
+            period_phrase=window.phrase if window else "",
+        )
+        if not any(ch.isalnum() for ch in text):
+            return replace(base, note="the question has no words", elapsed_ms=_ms(started))
         settings = self.settings
         query_vector = self.embedder.encode_query(text)
-        ranked = hybrid_search(
-            generation, query_vector, text, candidates=settings.candidates,
-            bm25_weight=settings.bm25_weight, filters=filters,
+        keyword_query = db.keyword_query(text)
+        ids = candidate_ids(
+            generation, query_vector, keyword_query, candidates=settings.candidates,
+            filters=filters,
+        )
+        if period is not None:
+            # Candidates from the period too, so a dated answer is not crowded out.
+            ids |= candidate_ids(
+                generation, query_vector, keyword_query, candidates=settings.candidates,
+                filters=period_filters,
+            )
+        ranked = score_candidates(
+            generation, query_vector, keyword_query, ids, bm25_weight=settings.bm25_weight
         )
         rows = db.chunk_rows(conn, [c.chunk_id for c in ranked])
+        ranked = boost_by_time(
+            ranked,
+            {chunk_id: row.published for chunk_id, row in rows.items()},
+            window=period,
+            window_boost=settings.time_window_boost,
+            recency=lambda day: recency_weight(
+                day, as_of, half_life_days=settings.recency_half_life_days
+            ),
+            recency_boost=settings.recency_boost,
+        )
         article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
         capped = cap_per_article(ranked, article_of, settings.max_chunks_per_article)
         ranking = article_ranking(capped, article_of)[: settings.results]
         if not ranking:
-            return self._empty_answer(question, filters, cover, started, "no article matches")
+            return replace(base, note=self._not_found(base, clean), elapsed_ms=_ms(started))
         infos = db.articles_by_key(conn, [key for key, _ in ranking])
         results = tuple(
             Hit(infos[key], round(chunk.score, 4), chunk.chunk_id, rows[chunk.chunk_id].text)
             for key, chunk in ranking
         )
-        relevance = max(chunk.dense for chunk in capped[:5])
-        level = answering.confidence(relevance, settings.min_score)
-        if level == "none":
-            return Answer(
-                question=question, quotes=(), results=results, answered=False,
-                confidence="none", coverage=cover, filters=filters,
-                elapsed_ms=_ms(started), note="no article answers this",
+        top = capped[:5]
+        level = answering.confidence(max(c.dense for c in top), settings.min_score)
+        quotes = self._quotes(generation, text, top, rows) if level != "none" else []
+        if not quotes:
+            return replace(
+                base, results=results, note=self._not_found(base, clean),
+                elapsed_ms=_ms(started),
             )
-        quotes = self._quotes(generation, text, capped[:5], rows)
-        return Answer(
-            question=question, quotes=tuple(quotes), results=results, answered=bool(quotes),
-            confidence=level if quotes else "none", coverage=cover, filters=filters,
-            elapsed_ms=_ms(started),
+        return replace(
+            base, quotes=tuple(quotes), results=results, answered=True, confidence=level,
+            note=self._caveat(quotes, period, as_of), elapsed_ms=_ms(started),
         )
+
+    def _not_found(self, answer: Answer, question: str) -> str:
+        """Say that nothing answers, for the period asked, and what the collection spans."""
+        whole = answer.collection or answer.coverage
+        spans = ""
+        if whole.first and whole.last:
+            spans = f"; the collection spans {_day_text(whole.first)} – {_day_text(whole.last)}"
+        if answer.period_since or answer.period_until:
+            period = _span_text(answer.period_since, answer.period_until)
+            return f"no article {period} answers this{spans}"
+        return f"no article answers this{spans}"
+
+    def _caveat(
+        self, quotes: Sequence[Quote], period: tuple[date | None, date | None] | None,
+        as_of: date,
+    ) -> str:
+        """Warn when the evidence lies outside the period asked about, or is old."""
+        days = [q.article.published for q in quotes if q.article.published]
+        if not days:
+            return ""
+        newest = max(days)
+        if period is not None:
+            since, until = period
+            if not any((since is None or d >= since) and (until is None or d <= until)
+                       for d in days):
+                return (f"no article {_span_text(since, until)} answers this; "
+                        f"these are the closest, the latest from {_day_text(newest)}")
+        if (as_of - newest).days > self.settings.stale_after_days:
+            return f"the latest article on this is from {_day_text(newest)}"
+        return ""
 
     def _quotes(
         self,
@@ -185,8 +265,27 @@ class Engine:
         top: Sequence[ScoredChunk],
         rows: dict[int, db.ChunkRow],
     ) -> list[Quote]:
-        """Pick the sentences of the top chunks that most directly answer the question."""
+        """Pick the sentences of the top chunks that most directly answer the question.
+
+        A story told by several articles is quoted once; the others are listed with it.
+        """
         conn = generation.conn()
+        candidates = self._sentence_candidates(conn, top, rows)
+        terms = db.query_terms(text)
+        n_chunks = int(generation.manifest.get("counts", {}).get("chunks", 1))
+        weights = answering.term_weights(terms, db.term_document_counts(conn, terms), n_chunks)
+        picked = answering.pick_quotes(
+            answering.score_sentences(candidates, weights),
+            self.settings.max_quotes,
+            group_of=lambda c: (rows[c.chunk_id].story_id, rows[c.chunk_id].article_key),
+        )
+        return self._as_quotes(conn, picked, rows)
+
+    @staticmethod
+    def _sentence_candidates(
+        conn: sqlite3.Connection, top: Sequence[ScoredChunk], rows: dict[int, db.ChunkRow]
+    ) -> list[answering.SentenceCandidate]:
+        """Every sentence of the given chunks, with its chunk's rank and score."""
         candidates: list[answering.SentenceCandidate] = []
         for rank, chunk in enumerate(top):
             row = rows[chunk.chunk_id]
@@ -195,34 +294,145 @@ class Engine:
                 candidates.append(
                     answering.SentenceCandidate(chunk.chunk_id, rank, chunk.score, span, sentence)
                 )
+        return candidates
+
+    @staticmethod
+    def _as_quotes(
+        conn: sqlite3.Connection,
+        picked: Sequence[answering.ScoredSentence],
+        rows: dict[int, db.ChunkRow],
+    ) -> list[Quote]:
+        """Quotes with their articles and the other articles of the same story."""
+        keys = list({rows[s.candidate.chunk_id].article_key for s in picked})
+        infos = db.articles_by_key(conn, keys)
+        stories = db.story_members(conn, list({rows[s.candidate.chunk_id].story_id
+                                               for s in picked}))
+        quotes = []
+        for sentence in picked:
+            row = rows[sentence.candidate.chunk_id]
+            also = tuple(a for a in stories.get(row.story_id, []) if a.id != row.article_key)
+            quotes.append(Quote(
+                text=sentence.candidate.text,
+                article=infos[row.article_key],
+                chunk_id=sentence.candidate.chunk_id,
+                start=sentence.candidate.span.start,
+                end=sentence.candidate.span.end,
+                score=round(sentence.score, 4),
+                also=also,
+            ))
+        return quotes
+
+    # --- news
+    def timeline(
+        self, topic: str, since: date | None = None, until: date | None = None,
+        *, limit: int = 15,
+    ) -> list[Quote]:
+        """How a story developed: the best quote of each matching story, oldest first."""
+        generation = self._current()
+        conn = generation.conn()
+        text = " ".join(topic.split())
+        if not any(ch.isalnum() for ch in text):
+            return []
+        query_vector = self.embedder.encode_query(text)
+        keyword_query = db.keyword_query(text)
+        ids = candidate_ids(
+            generation, query_vector, keyword_query, candidates=max(100, limit * 5),
+            filters=SearchFilters(since=since, until=until),
+        )
+        ranked = [
+            c for c in score_candidates(
+                generation, query_vector, keyword_query, ids, bm25_weight=self.settings.bm25_weight
+            )
+            if c.dense >= self.settings.min_score
+        ]
+        rows = db.chunk_rows(conn, [c.chunk_id for c in ranked])
+        best_per_story: dict[str, ScoredChunk] = {}
+        for chunk in ranked:  # best first, so the first chunk seen of a story is its best
+            best_per_story.setdefault(rows[chunk.chunk_id].story_id, chunk)
+        chosen = list(best_per_story.values())[:limit]
         terms = db.query_terms(text)
         n_chunks = int(generation.manifest.get("counts", {}).get("chunks", 1))
         weights = answering.term_weights(terms, db.term_document_counts(conn, terms), n_chunks)
-        picked = answering.pick_quotes(
-            answering.score_sentences(candidates, weights), self.settings.max_quotes
-        )
-        infos = db.articles_by_key(conn, list({rows[s.candidate.chunk_id].article_key
-                                                for s in picked}))
-        return [
-            Quote(
-                text=s.candidate.text,
-                article=infos[rows[s.candidate.chunk_id].article_key],
-                chunk_id=s.candidate.chunk_id,
-                start=s.candidate.span.start,
-                end=s.candidate.span.end,
-                score=round(s.score, 4),
+        picked = []
+        for chunk in chosen:
+            scored = answering.score_sentences(
+                self._sentence_candidates(conn, [chunk], rows), weights
             )
-            for s in picked
-        ]
+            if scored:
+                picked.append(scored[0])
+        quotes = self._as_quotes(conn, picked, rows)
+        return sorted(quotes, key=lambda q: (q.article.published or date.min, q.start))
 
-    def _empty_answer(
-        self, question: str, filters: SearchFilters, cover: Coverage, started: float, note: str
-    ) -> Answer:
-        """An answer that quotes nothing, with the reason."""
-        return Answer(
-            question=question, quotes=(), results=(), answered=False, confidence="none",
-            coverage=cover, filters=filters, elapsed_ms=_ms(started), note=note,
+    def whatsnew(self, since: date | None = None, *, limit: int = 10) -> list[Story]:
+        """The newest stories (grouped across outlets) published since a date.
+
+        Without a date: the articles the latest reindex brought in.
+        """
+        conn = self._current().conn()
+        ingested_since = None if since else db.get_meta(conn).get("build_started")
+        rows = db.articles_since(
+            conn, published_since=since, ingested_since=ingested_since, limit=limit * 10
         )
+        order: list[str] = []
+        for _, story_id in rows:
+            if story_id not in order:
+                order.append(story_id)
+        members = db.story_members(conn, order[:limit])
+        stories = []
+        for story_id in order[:limit]:
+            articles = sorted(members.get(story_id, []),
+                              key=lambda a: a.published or date.min, reverse=True)
+            if articles:
+                stories.append(Story(article=articles[0], also=tuple(articles[1:])))
+        return stories
+
+    # --- follows (kept outside generations, like feedback)
+    def add_follow(
+        self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None
+    ) -> Follow:
+        """Follow a topic in a channel."""
+        return self.state.add_follow(topic, channel_id=channel_id, user_id=user_id,
+                                     guild_id=guild_id)
+
+    def remove_follow(self, follow_id: int) -> bool:
+        """Stop following; False if there was no such follow."""
+        return self.state.remove_follow(follow_id)
+
+    def follows(
+        self, *, guild_id: int | None = None, channel_id: int | None = None
+    ) -> list[Follow]:
+        """Followed topics, optionally of one guild or channel."""
+        return self.state.list_follows(guild_id=guild_id, channel_id=channel_id)
+
+    def follow_matches(self, article_ids: Sequence[str]) -> list[tuple[Follow, list[Hit]]]:
+        """For each followed topic, the given (new) articles that match it well enough."""
+        follows = self.state.list_follows()
+        if not follows or not article_ids:
+            return []
+        generation = self._current()
+        conn = generation.conn()
+        chunk_ids = db.chunk_ids_of_articles(conn, article_ids)
+        if not chunk_ids:
+            return []
+        matrix = reconstruct(generation.index, chunk_ids)
+        rows = db.chunk_rows(conn, chunk_ids)
+        topics = self.embedder.encode([f.topic for f in follows], batch_size=32)
+        matches = []
+        for follow, topic_vector in zip(follows, topics, strict=True):
+            best: dict[str, tuple[float, int]] = {}
+            for chunk_id, score in zip(chunk_ids, matrix @ topic_vector, strict=True):
+                key = rows[chunk_id].article_key
+                if score >= self.settings.follow_min_score and score > best.get(key, (-1, 0))[0]:
+                    best[key] = (float(score), chunk_id)
+            if best:
+                infos = db.articles_by_key(conn, list(best))
+                hits = sorted(
+                    (Hit(infos[key], round(score, 4), cid, rows[cid].text)
+                     for key, (score, cid) in best.items()),
+                    key=lambda h: -h.score,
+                )
+                matches.append((follow, hits))
+        return matches
 
     # --- browsing
     def recent_articles(
@@ -350,3 +560,35 @@ def _opening(text: str, limit: int = 600) -> str:
     if len(paragraph) <= limit:
         return paragraph
     return paragraph[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def _narrow(
+    filters: SearchFilters, period: tuple[date | None, date | None] | None
+) -> SearchFilters:
+    """The filters further limited to a period."""
+    if period is None:
+        return filters
+    since, until = period
+    if filters.since and (since is None or filters.since > since):
+        since = filters.since
+    if filters.until and (until is None or filters.until < until):
+        until = filters.until
+    return replace(filters, since=since, until=until)
+
+
+def _day_text(day: date) -> str:
+    """'12 March 2023'."""
+    return f"{day.day} {day:%B %Y}"
+
+
+def _span_text(first: date | None, last: date | None) -> str:
+    """'between 1 and 7 March 2023', 'since 2 January 2023', 'until …' or ''."""
+    if first and last:
+        if first == last:
+            return f"on {_day_text(first)}"
+        return f"between {_day_text(first)} and {_day_text(last)}"
+    if first:
+        return f"since {_day_text(first)}"
+    if last:
+        return f"until {_day_text(last)}"
+    return ""

@@ -77,6 +77,7 @@ class Quote:
     start: int
     end: int
     score: float
+    also: tuple[ArticleInfo, ...] = ()  # the same story told by other articles (other outlets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,11 @@ class Answer:
     filters: SearchFilters = field(default_factory=SearchFilters)
     elapsed_ms: float = 0.0
     note: str = ""  # why nothing answered, or a caveat on the answer
+    # The period the question spoke of ("last week"), as dates, and the words that said it.
+    period_since: date | None = None
+    period_until: date | None = None
+    period_phrase: str = ""
+    collection: Coverage | None = None  # the whole collection, when `coverage` is a filtered part
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (dates as ISO strings)."""
@@ -145,6 +151,8 @@ class IngestReport:
     chunks_reused: int = 0
     seconds: float = 0.0
     generation: str = ""
+    new_article_ids: list[str] = field(default_factory=list)  # added in this run
+    stories: int = 0  # story groups in the new generation
 
     @property
     def changed(self) -> bool:
@@ -216,3 +224,23 @@ class Progress:
     done: int
     total: int
     message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """Articles telling the same story; `article` is the one shown first."""
+
+    article: ArticleInfo
+    also: tuple[ArticleInfo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """A topic followed in a channel: new matching articles are posted there."""
+
+    id: int
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+    topic: str
+    created_at: str = ""

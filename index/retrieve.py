@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
 
 import numpy as np
 
@@ -70,6 +71,47 @@ def article_ranking(
     return list(seen.items())
 
 
+def candidate_ids(
+    generation: Generation,
+    query_vector: np.ndarray,
+    keyword_query: str,
+    *,
+    candidates: int,
+    filters: SearchFilters | None = None,
+) -> set[int]:
+    """The union of the dense and the keyword top candidates."""
+    conn = generation.conn()
+    allowed = None
+    if filters is not None and not filters.is_empty():
+        allowed = db.allowed_chunk_ids(conn, filters)
+        if not allowed:
+            return set()
+    dense_ids, _ = vectors.search(generation.index, query_vector, candidates, allowed)
+    keyword = db.keyword_search(conn, keyword_query, candidates, filters)
+    return {int(i) for i in dense_ids} | {chunk_id for chunk_id, _ in keyword}
+
+
+def score_candidates(
+    generation: Generation,
+    query_vector: np.ndarray,
+    keyword_query: str,
+    ids: set[int],
+    *,
+    bm25_weight: float,
+) -> list[ScoredChunk]:
+    """Score every candidate with both retrievers and fuse, best first.
+
+    Both scores are computed for every candidate, so fusion never compares with a missing half.
+    """
+    if not ids:
+        return []
+    union = sorted(ids)
+    cosines = vectors.reconstruct(generation.index, union) @ query_vector
+    dense = {chunk_id: float(c) for chunk_id, c in zip(union, cosines, strict=True)}
+    keyword = db.keyword_scores(generation.conn(), keyword_query, union)
+    return fuse(dense, keyword, bm25_weight)
+
+
 def hybrid_search(
     generation: Generation,
     query_vector: np.ndarray,
@@ -80,21 +122,31 @@ def hybrid_search(
     filters: SearchFilters | None = None,
 ) -> list[ScoredChunk]:
     """Dense and keyword top candidates, each scored by both retrievers, fused, best first."""
-    conn = generation.conn()
-    allowed = None
-    if filters is not None and not filters.is_empty():
-        allowed = db.allowed_chunk_ids(conn, filters)
-        if not allowed:
-            return []
-    dense_ids, _ = vectors.search(generation.index, query_vector, candidates, allowed)
     query = db.keyword_query(question)
-    keyword = dict(db.keyword_search(conn, query, candidates, filters))
-    union = sorted(set(int(i) for i in dense_ids) | set(keyword))
-    if not union:
-        return []
-    # Score every candidate with both retrievers so fusion never compares with a missing half.
-    cosines = vectors.reconstruct(generation.index, union) @ query_vector
-    dense = {chunk_id: float(c) for chunk_id, c in zip(union, cosines, strict=True)}
-    missing = [chunk_id for chunk_id in union if chunk_id not in keyword]
-    keyword.update(db.keyword_scores(conn, query, missing))
-    return fuse(dense, keyword, bm25_weight)
+    ids = candidate_ids(
+        generation, query_vector, query, candidates=candidates, filters=filters
+    )
+    return score_candidates(generation, query_vector, query, ids, bm25_weight=bm25_weight)
+
+
+def boost_by_time(
+    ranked: Sequence[ScoredChunk],
+    published: Mapping[int, date | None],
+    *,
+    window: tuple[date | None, date | None] | None,
+    window_boost: float,
+    recency: Callable[[date | None], float],
+    recency_boost: float,
+) -> list[ScoredChunk]:
+    """Raise chunks inside the question's period, and mildly prefer newer ones; best first."""
+    boosted = []
+    for chunk in ranked:
+        day = published.get(chunk.chunk_id)
+        bonus = recency_boost * recency(day)
+        if window is not None and day is not None:
+            since, until = window
+            if (since is None or day >= since) and (until is None or day <= until):
+                bonus += window_boost
+        boosted.append(replace(chunk, score=chunk.score + bonus))
+    boosted.sort(key=lambda c: (-c.score, c.chunk_id))
+    return boosted

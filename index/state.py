@@ -8,7 +8,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from index.models import Follow
+
 STATE_FILE = "state.sqlite"
+_FOLLOW_COLUMNS = "id, guild_id, channel_id, user_id, topic, created_at"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback(
@@ -18,6 +21,15 @@ CREATE TABLE IF NOT EXISTS feedback(
     vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
     created_at TEXT NOT NULL DEFAULT (datetime('now')),
     PRIMARY KEY (user_hash, question, chunk_ids)
+);
+CREATE TABLE IF NOT EXISTS follows(
+    id INTEGER PRIMARY KEY,
+    guild_id INTEGER,
+    channel_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (datetime('now')),
+    UNIQUE (channel_id, topic)
 );
 """
 
@@ -51,6 +63,48 @@ class StateStore:
         with self._lock:
             rows = dict(self._conn.execute("SELECT vote, count(*) FROM feedback GROUP BY vote"))
         return {"up": int(rows.get(1, 0)), "down": int(rows.get(-1, 0))}
+
+    def add_follow(
+        self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None
+    ) -> Follow:
+        """Follow a topic in a channel (following it again there changes nothing)."""
+        topic = " ".join(topic.split())
+        if not topic:
+            raise ValueError("a followed topic needs words")
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO follows(guild_id, channel_id, user_id, topic) "
+                "VALUES (?, ?, ?, ?)",
+                (guild_id, channel_id, user_id, topic),
+            )
+            row = self._conn.execute(
+                f"SELECT {_FOLLOW_COLUMNS} FROM follows WHERE channel_id = ? AND topic = ?",
+                (channel_id, topic),
+            ).fetchone()
+        return Follow(*row)
+
+    def remove_follow(self, follow_id: int) -> bool:
+        """Delete a follow; False if there was none with that id."""
+        with self._lock, self._conn:
+            return self._conn.execute("DELETE FROM follows WHERE id = ?", (follow_id,)).rowcount > 0
+
+    def list_follows(
+        self, *, guild_id: int | None = None, channel_id: int | None = None
+    ) -> list[Follow]:
+        """Follows, optionally of one guild or one channel, oldest first."""
+        where, params = [], []
+        if guild_id is not None:
+            where.append("guild_id = ?")
+            params.append(guild_id)
+        if channel_id is not None:
+            where.append("channel_id = ?")
+            params.append(channel_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_FOLLOW_COLUMNS} FROM follows {clause} ORDER BY id", params
+            ).fetchall()
+        return [Follow(*row) for row in rows]
 
     def close(self) -> None:
         """Close the database."""

@@ -91,6 +91,8 @@ class ChunkRow:
     start: int
     end: int
     text: str
+    published: date | None = None
+    story_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,12 +234,15 @@ def chunk_rows(conn: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, 
     if not chunk_ids:
         return {}
     sql = (
-        "SELECT c.id, a.key, a.id, c.start, c.end, c.text FROM chunks c "
-        f"JOIN articles a ON a.id = c.article_id WHERE c.id IN ({','.join('?' * len(chunk_ids))})"
+        "SELECT c.id, a.key, a.id, c.start, c.end, c.text, a.published, a.story_id "
+        "FROM chunks c JOIN articles a ON a.id = c.article_id "
+        f"WHERE c.id IN ({','.join('?' * len(chunk_ids))})"
     )
     return {
-        int(row[0]): ChunkRow(int(row[0]), str(row[1]), int(row[2]), int(row[3]), int(row[4]),
-                              str(row[5]))
+        int(row[0]): ChunkRow(
+            int(row[0]), str(row[1]), int(row[2]), int(row[3]), int(row[4]), str(row[5]),
+            date.fromisoformat(row[6]) if row[6] else None, str(row[7] or row[1]),
+        )
         for row in conn.execute(sql, list(chunk_ids))
     }
 
@@ -353,6 +358,53 @@ def coverage(conn: sqlite3.Connection, filters: SearchFilters | None = None) -> 
         first=date.fromisoformat(row[1]) if row[1] else None,
         last=date.fromisoformat(row[2]) if row[2] else None,
     )
+
+
+def story_members(
+    conn: sqlite3.Connection, story_ids: Sequence[str]
+) -> dict[str, list[ArticleInfo]]:
+    """The articles of each story, oldest first."""
+    if not story_ids:
+        return {}
+    sql = (
+        f"SELECT {ARTICLE_COLUMNS}, a.story_id FROM articles a "
+        f"WHERE a.story_id IN ({','.join('?' * len(story_ids))}) ORDER BY a.published, a.id"
+    )
+    members: dict[str, list[ArticleInfo]] = {}
+    for row in conn.execute(sql, list(story_ids)):
+        members.setdefault(str(row[7]), []).append(_article(row))
+    return members
+
+
+def articles_since(
+    conn: sqlite3.Connection, *, published_since: date | None, ingested_since: str | None,
+    limit: int,
+) -> list[tuple[ArticleInfo, str]]:
+    """Newest articles (with their story ids) published or ingested since a point, newest first."""
+    parts, params = [], []
+    if published_since is not None:
+        parts.append("a.published >= ?")
+        params.append(published_since.isoformat())
+    if ingested_since is not None:
+        parts.append("a.ingested_at >= ?")
+        params.append(ingested_since)
+    where = ("WHERE " + " AND ".join(parts)) if parts else ""
+    sql = (
+        f"SELECT {ARTICLE_COLUMNS}, coalesce(a.story_id, a.key) FROM articles a {where} "
+        "ORDER BY a.published IS NULL, a.published DESC, a.id DESC LIMIT ?"
+    )
+    return [(_article(row), str(row[7])) for row in conn.execute(sql, [*params, limit])]
+
+
+def chunk_ids_of_articles(conn: sqlite3.Connection, keys: Sequence[str]) -> list[int]:
+    """Ids of every chunk of the given articles."""
+    if not keys:
+        return []
+    sql = (
+        "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id "
+        f"WHERE a.key IN ({','.join('?' * len(keys))}) ORDER BY c.id"
+    )
+    return [int(row[0]) for row in conn.execute(sql, list(keys))]
 
 
 def get_meta(conn: sqlite3.Connection) -> dict[str, str]:
