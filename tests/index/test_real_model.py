@@ -1,0 +1,53 @@
+"""End to end with the real bundled model: the demo's articles and questions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from index.config import Settings
+from index.engine import Engine
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    settings = Settings(
+        _env_file=None,
+        index_dir=tmp_path_factory.mktemp("index"),
+        article_dirs=[SAMPLES / "articles"],
+    )
+    engine = Engine.open(settings, create=True)
+    report = engine.reindex()
+    assert report.added >= 8 and not report.skipped
+    return engine
+
+
+@pytest.mark.parametrize(
+    ("question", "expected_words"),
+    [
+        ("What does the robot at the Brindle library do?", "sorts returned books"),
+        ("When did Lumen Orbital launch its weather satellite?", "2 May 2024"),
+        ("How much rubbish did volunteers pull out of the River Lisk?", "2.3 tonnes"),
+        ("How many homes lost power during Storm Odile?", "12,000 homes"),
+    ],
+)
+def test_sample_questions_are_answered_with_the_right_quote(engine, question, expected_words):
+    answer = engine.ask(question)
+    assert answer.answered
+    assert expected_words in answer.quotes[0].text
+
+
+def test_unanswerable_sample_question_abstains(engine):
+    answer = engine.ask("Who won the football World Cup in 2022?")
+    assert not answer.answered
+    assert "no article" in answer.note
+
+
+def test_reingest_with_the_real_model_reuses_everything(engine):
+    report = engine.reindex()
+    assert report.chunks_embedded == 0 and not report.changed
