@@ -30,6 +30,8 @@ EXTENSIONS = (
     "bot.exts.articles",
     "bot.exts.stats",
     "bot.exts.admin",
+    "bot.exts.news",
+    "bot.exts.follows",
 )
 COMMANDS_HASH_FILE = "commands.sha256"
 # How long a question waits for a free engine slot before the user hears "busy".

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 from urllib.parse import quote, urlsplit
 
@@ -12,13 +13,16 @@ import discord
 from index.models import (
     Answer,
     ArticleDetail,
+    ArticleHit,
     ArticleInfo,
     Coverage,
+    Follow,
     IndexStats,
     IngestReport,
     Progress,
     Quote,
     SearchFilters,
+    Story,
 )
 
 # Discord's hard limits; a message or embed over any of them is rejected with HTTP 400.
@@ -41,6 +45,16 @@ QUESTION_ECHO_CHARS = 300
 NOTE_CHARS = 400
 OPENING_CHARS = 1500
 MAX_FURTHER_READING = 3
+OUTLET_CHARS = 80
+# Room for the links to the other outlets telling a story, so a big story cannot crowd out
+# the quote (each link may carry a long URL).
+OUTLET_LINKS_CHARS = 400
+MIN_QUOTE_CHARS = 80
+# A timeline shows many stories: each quote gets less room than a lone answer's.
+TIMELINE_QUOTE_CHARS = 400
+MAX_FOLLOW_HITS = 10
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 ZWSP = "\u200b"
 ELLIPSIS = "…"
@@ -170,6 +184,108 @@ def _caution_keys(labels: Sequence[str], caution_labels: Mapping[str, str]) -> l
     return [label for label in caution_labels if label.lower() in wanted]
 
 
+def other_outlets(article: ArticleInfo, others: Sequence[ArticleInfo]) -> list[ArticleInfo]:
+    """One article per outlet among `others`, leaving out the shown article's own outlet."""
+    seen = {one_line(article.source).casefold()}
+    picked = []
+    for other in others:
+        # An article without an outlet cannot be told apart by outlet: keep it by its id.
+        key = one_line(other.source).casefold() or f"id:{other.id}"
+        if key not in seen:
+            seen.add(key)
+            picked.append(other)
+    return picked
+
+
+def outlet_link(article: ArticleInfo) -> str:
+    """`[Outlet](<url>)`, or the title when the outlet is unknown."""
+    label = shorten(one_line(article.source), OUTLET_CHARS) or article.title
+    return link(label, article.url)
+
+
+def outlet_links(articles: Sequence[ArticleInfo], budget: int = OUTLET_LINKS_CHARS) -> str:
+    """'[A](<u>), [B](<u>) and 3 more', as many links as fit `budget` ('' when none fits)."""
+    links: list[str] = []
+    for article in articles:
+        candidate = [*links, outlet_link(article)]
+        rest = len(articles) - len(candidate)
+        text = ", ".join(candidate) + (f" and {rest} more" if rest else "")
+        if len(text) > budget:
+            break
+        links = candidate
+    if not links:
+        return ""
+    rest = len(articles) - len(links)
+    return ", ".join(links) + (f" and {rest} more" if rest else "")
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 outlet', '3 outlets'."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+def also_line(article: ArticleInfo, also: Sequence[ArticleInfo]) -> str:
+    """'Also reported by: [Outlet](<url>), …' for the same story elsewhere ('' when nowhere)."""
+    others = other_outlets(article, also)
+    if not others:
+        return ""
+    return "Also reported by: " + (
+        outlet_links(others) or plural(len(others), "other outlet")
+    )
+
+
+def short_date(day: date) -> str:
+    """'5 Mar 2023'."""
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def date_span(first: date | None, last: date | None) -> str:
+    """'27 Feb – 5 Mar 2023', '1 – 7 Mar 2023', 'since 2 Jan 2023', 'until …' or ''."""
+    if first and last:
+        if first == last:
+            return short_date(first)
+        if first.year != last.year:
+            return f"{short_date(first)} – {short_date(last)}"
+        if first.month != last.month:
+            return f"{first.day} {MONTHS[first.month - 1]} – {short_date(last)}"
+        return f"{first.day} – {short_date(last)}"
+    if first:
+        return f"since {short_date(first)}"
+    if last:
+        return f"until {short_date(last)}"
+    return ""
+
+
+def period_parts(answer: Answer) -> tuple[str, str]:
+    """The period the question named, as (escaped words, dates); ('', '') when it named none.
+
+    Words without dates ("the latest") name no period: they only favour recent articles.
+    """
+    span = date_span(answer.period_since, answer.period_until)
+    if not span:
+        return "", ""
+    return escape_text(shorten(one_line(answer.period_phrase), TITLE_CHARS)), span
+
+
+def period_line(answer: Answer) -> str:
+    """'-# For “last week”: 27 Feb – 5 Mar 2023' ('' when the question named no period)."""
+    phrase, span = period_parts(answer)
+    if not span:
+        return ""
+    return f"-# For “{phrase}”: {span}" if phrase else f"-# For {span}"
+
+
+def note_sentence(note: str) -> str:
+    """An engine note as an escaped sentence: capitalised, with a full stop, bounded."""
+    text = shorten(one_line(note), NOTE_CHARS)
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    if text[-1] not in ".!?…":
+        text += "."
+    return escape_text(text)
+
+
 def confidence_line(answer: Answer) -> str:
     """A short human reading of the engine's confidence."""
     return CONFIDENCE_LINES.get(answer.confidence, "Not very sure")
@@ -182,11 +298,10 @@ def question_line(question: str) -> str:
 
 def coverage_text(coverage: Coverage) -> str:
     """'1,234 articles from 2023-01-02 to 2023-12-30'."""
-    noun = "article" if coverage.n_articles == 1 else "articles"
     span = ""
     if coverage.first and coverage.last:
         span = f" from {coverage.first.isoformat()} to {coverage.last.isoformat()}"
-    return f"{coverage.n_articles:,} {noun}{span}"
+    return f"{plural(coverage.n_articles, 'article')}{span}"
 
 
 def filters_text(filters: SearchFilters) -> str:
@@ -204,41 +319,64 @@ def filters_text(filters: SearchFilters) -> str:
 
 
 def quote_block(quote: Quote, caution_labels: Mapping[str, str], limit: int) -> str:
-    """One quote as a block quote followed by its attribution, shortened to fit `limit`."""
+    """One quote as a block quote, its attribution and the other outlets, within `limit`."""
     source = attribution(quote.article, caution_labels)
+    also = also_line(quote.article, quote.also)
+    # The quote matters more than the list of other outlets: drop the list if it crowds it out.
+    if also and limit - len(source) - len(also) - 2 >= MIN_QUOTE_CHARS:
+        source = f"{source}\n{also}"
     room = limit - len(source) - 1
     body = fit_rendered(quote.text, room, block_quote) if room > 2 else ""
     return f"{body}\n{source}" if body else source[:limit]
 
 
+def answer_header(answer: Answer) -> str:
+    """The echoed question, the period it named and the engine's caveat, one per line."""
+    lines = [question_line(answer.question), period_line(answer)]
+    if answer.note:
+        lines.append(f"ℹ️ {note_sentence(answer.note)}")
+    return "\n".join(line for line in lines if line)
+
+
 def render_answer(answer: Answer, caution_labels: Mapping[str, str]) -> list[str]:
     """Message contents for an answer, best quote first, each within CONTENT_LIMIT."""
-    blocks = [question_line(answer.question)]
-    if answer.answered and answer.quotes:
-        quotes = sorted(answer.quotes, key=lambda item: item.score, reverse=True)
-        blocks += [quote_block(item, caution_labels, CONTENT_LIMIT) for item in quotes]
-        quoted = {item.article.id for item in quotes}
-        further = [hit for hit in answer.results if hit.article.id not in quoted]
-        if further:
-            blocks.append(
-                "Also relevant: "
-                + "; ".join(link(hit.article.title, hit.article.url)
-                            for hit in further[:MAX_FURTHER_READING])
-            )
-        blocks.append(f"-# {confidence_line(answer)}")
-    else:
-        blocks.append(not_answered_text(answer))
+    if not (answer.answered and answer.quotes):
+        return pack([question_line(answer.question), not_answered_text(answer)], CONTENT_LIMIT)
+    blocks = [answer_header(answer)]
+    quotes = sorted(answer.quotes, key=lambda item: item.score, reverse=True)
+    blocks += [quote_block(item, caution_labels, CONTENT_LIMIT) for item in quotes]
+    shown = {article.id for item in quotes for article in (item.article, *item.also)}
+    further = [hit for hit in answer.results if hit.article.id not in shown]
+    if further:
+        blocks.append(
+            "Also relevant: "
+            + "; ".join(link(hit.article.title, hit.article.url)
+                        for hit in further[:MAX_FURTHER_READING])
+        )
+    blocks.append(f"-# {confidence_line(answer)}")
     return pack(blocks, CONTENT_LIMIT)
 
 
 def not_answered_text(answer: Answer) -> str:
-    """Says plainly that nothing answers the question, and what the collection covers."""
-    lines = ["No article in the collection answers this."]
-    scope = filters_text(answer.filters)
-    where = f" ({scope})" if scope else ""
-    lines.append(f"The collection{where} covers {coverage_text(answer.coverage)}.")
-    if answer.note:
-        lines.append(escape_text(shorten(one_line(answer.note), NOTE_CHARS)))
+    """Says plainly that nothing answers, and what the part asked about and the whole hold."""
+    phrase, span = period_parts(answer)
+    if span:
+        asked = f"“{phrase}” ({span})" if phrase else span
+        lines = [f"No article for {asked} answers this."]
+    else:
+        lines = ["No article in the collection answers this."]
+    scope = "; ".join(part for part in (span, filters_text(answer.filters)) if part)
+    whole = answer.collection
+    if scope:
+        lines.append(f"The part asked about ({scope}) holds {coverage_text(answer.coverage)}.")
+        if whole is not None and whole != answer.coverage:
+            lines.append(f"The whole collection holds {coverage_text(whole)}.")
+    else:
+        lines.append(f"The collection covers {coverage_text(whole or answer.coverage)}.")
+    # The engine's own "no article … answers this; the collection spans …" says again what
+    # the lines above say from the answer's fields; any other note adds something.
+    if answer.note and not one_line(answer.note).lower().startswith("no article"):
+        lines.append(note_sentence(answer.note))
     return "\n".join(lines)
 
 
@@ -263,6 +401,83 @@ def article_line(article: ArticleInfo) -> str:
     """One list line: linked title, outlet and date."""
     outlet = escape_text(shorten(one_line(article.source), TITLE_CHARS)) or "unknown outlet"
     return f"• {link(article.title, article.url)} — {outlet}, {format_date(article.published)}"
+
+
+def topic_text(topic: str) -> str:
+    """A user's topic, on one line, escaped and bounded."""
+    return escape_text(shorten(one_line(topic), QUESTION_ECHO_CHARS))
+
+
+def render_timeline(
+    topic: str,
+    quotes: Sequence[Quote],
+    since: date | None,
+    until: date | None,
+    caution_labels: Mapping[str, str],
+) -> list[str]:
+    """`/timeline`: one dated, linked quote per story, oldest first, within CONTENT_LIMIT."""
+    span = date_span(since, until)
+    header = f"**Timeline:** {topic_text(topic)}" + (f" ({span})" if span else "")
+    if not quotes:
+        return pack([header, "No article tells of this" + (f" ({span})." if span else ".")],
+                    CONTENT_LIMIT)
+    ordered = sorted(quotes, key=lambda item: item.article.published or date.min)
+    blocks = [header]
+    for item in ordered:
+        day = short_date(item.article.published) if item.article.published else "undated"
+        dated = f"**{day}**"
+        short = replace(item, text=shorten(item.text, TIMELINE_QUOTE_CHARS))
+        limit = CONTENT_LIMIT - len(dated) - 1
+        blocks.append(f"{dated}\n{quote_block(short, caution_labels, limit)}")
+    return pack(blocks, CONTENT_LIMIT)
+
+
+def story_line(story: Story) -> str:
+    """An article line, then '+2 more outlets: [B](<u>), [C](<u>)' for the same story."""
+    line = article_line(story.article)
+    others = other_outlets(story.article, story.also)
+    if not others:
+        return line
+    links = outlet_links(others)
+    return f"{line} · +{plural(len(others), 'more outlet')}" + (f": {links}" if links else "")
+
+
+def render_whatsnew(stories: Sequence[Story], since: date | None) -> list[str]:
+    """`/whatsnew`: the newest stories, one line each, grouped across outlets."""
+    when = f"since {short_date(since)}" if since else "since the last reindex"
+    if not stories:
+        return [f"Nothing new {when}."]
+    return pack([f"**What's new {when}**", *(story_line(story) for story in stories)],
+                CONTENT_LIMIT, "\n")
+
+
+def follow_line(follow: Follow, *, with_channel: bool) -> str:
+    """'**3** · topic · in #channel · by @user' (mentions render as names, pinging nobody)."""
+    parts = [f"**{follow.id}**", topic_text(follow.topic)]
+    if with_channel:
+        parts.append(f"in <#{follow.channel_id}>")
+    parts.append(f"by <@{follow.user_id}>")
+    return SEPARATOR.join(parts)
+
+
+def render_follows(follows: Sequence[Follow], *, whole_server: bool) -> list[str]:
+    """`/following`: the follows of a channel or a server, with their ids."""
+    where = "this server" if whole_server else "this channel"
+    if not follows:
+        return [f"Nothing is followed in {where}. Start with `/follow topic`."]
+    lines = [f"**Followed in {where}** (remove with `/unfollow id`):"]
+    lines += [follow_line(follow, with_channel=whole_server) for follow in follows]
+    return pack(lines, CONTENT_LIMIT, "\n")
+
+
+def render_follow_match(follow: Follow, hits: Sequence[ArticleHit]) -> list[str]:
+    """New articles on a followed topic, posted in the follow's channel."""
+    lines = [f"**New on {topic_text(follow.topic)}**",
+             f"-# followed here as {follow.id}; stop with `/unfollow {follow.id}`"]
+    lines += [article_line(hit.article) for hit in hits[:MAX_FOLLOW_HITS]]
+    if len(hits) > MAX_FOLLOW_HITS:
+        lines.append(f"…and {len(hits) - MAX_FOLLOW_HITS} more.")
+    return pack(lines, CONTENT_LIMIT, "\n")
 
 
 def render_article_page(

@@ -1,10 +1,11 @@
-"""`/reindex`: rebuild the index from the article folders while questions keep being answered."""
+"""`/reindex`: rebuild the index while questions keep being answered; then post followed news."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 
 import discord
 from discord import app_commands
@@ -12,9 +13,14 @@ from discord.ext import commands
 
 from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS, NotAllowed, log_error
-from bot.render import render_failure, render_ingest_report, render_progress
+from bot.render import (
+    render_failure,
+    render_follow_match,
+    render_ingest_report,
+    render_progress,
+)
 from index.config import Settings
-from index.models import Progress
+from index.models import ArticleHit, Follow, IngestReport, Progress
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +42,19 @@ def may_administer(
     )
 
 
+def is_admin(interaction: discord.Interaction) -> bool:
+    """Whether the interaction's user may administer the bot in this server."""
+    user = interaction.user
+    role_ids = [role.id for role in user.roles] if isinstance(user, discord.Member) else []
+    settings: Settings = interaction.client.settings  # type: ignore[attr-defined]
+    return may_administer(interaction.permissions, role_ids, user.id, settings)
+
+
 def admin_check(interaction: discord.Interaction) -> bool:
     """The run-time check behind /reindex (Discord's default permissions can be overridden)."""
     if interaction.guild is None:
         raise app_commands.NoPrivateMessage()
-    user = interaction.user
-    role_ids = [role.id for role in user.roles] if isinstance(user, discord.Member) else []
-    settings: Settings = interaction.client.settings  # type: ignore[attr-defined]
-    if not may_administer(interaction.permissions, role_ids, user.id, settings):
+    if not is_admin(interaction):
         raise NotAllowed(
             "Only members with Manage Server, or an admin role or user set for this bot, "
             "can reindex."
@@ -95,7 +106,8 @@ class Admin(commands.Cog):
         """Rebuild in the background; the old index answers until the new one is ready."""
         if self.running or self.bot.engine.reindexing:
             await interaction.response.send_message(
-                "A reindex is already running; wait for it to finish.", ephemeral=True
+                "A reindex is already running; wait for it to finish.", ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
             )
             return
         self.running = True
@@ -103,7 +115,10 @@ class Admin(commands.Cog):
             await interaction.response.send_message(
                 "Reindexing: starting…", allowed_mentions=NO_MENTIONS
             )
-            await self._announce(interaction, await self._run(interaction))
+            text, report = await self._run(interaction)
+            await self._announce(interaction, text)
+            if report is not None and report.new_article_ids:
+                await post_follow_matches(self.bot, report.new_article_ids)
         finally:
             self.running = False
 
@@ -121,20 +136,73 @@ class Admin(commands.Cog):
             except discord.HTTPException as exc:
                 log.warning("could not post the reindex result (HTTP %s)", exc.status)
 
-    async def _run(self, interaction: discord.Interaction) -> str:
-        """Run the reindex with progress updates; the final message text."""
+    async def _run(self, interaction: discord.Interaction) -> tuple[str, IngestReport | None]:
+        """Run the reindex with progress updates; the final message text and the report."""
         relay = ProgressRelay()
         updates = asyncio.create_task(relay.relay(interaction, self.progress_every))
         try:
             report = await self.bot.run_engine(self.bot.engine.reindex, relay.update, slot=False)
         except Exception as error:
             log_error(error, "reindex")
-            return render_failure("Reindex", error) + ". The previous index is still serving."
+            failure = render_failure("Reindex", error) + ". The previous index is still serving."
+            return failure, None
         finally:
             updates.cancel()
         self.bot.dispatch("index_updated")
         log.info("reindex done: %s", report.summary())
-        return render_ingest_report(report)
+        return render_ingest_report(report), report
+
+
+async def post_follow_matches(bot: ArticleBot, article_ids: Sequence[str]) -> int:
+    """Post the new articles matching each followed topic in its channel; messages sent.
+
+    A channel that is gone, or where the bot may not post, is logged once and skipped; a
+    failure here never undoes the reindex, so it is logged and not raised.
+    """
+    try:
+        matches = await bot.run_engine(bot.engine.follow_matches, list(article_ids))
+    except Exception as error:
+        log_error(error, "matching new articles to followed topics")
+        return 0
+    by_channel: dict[int, list[tuple[Follow, list[ArticleHit]]]] = defaultdict(list)
+    for follow, hits in matches:
+        if hits:
+            by_channel[follow.channel_id].append((follow, hits))
+    sent = 0
+    for channel_id, channel_matches in by_channel.items():
+        channel = await follow_channel(bot, channel_id)
+        if channel is None:
+            continue
+        try:
+            for follow, hits in channel_matches:
+                for content in render_follow_match(follow, hits):
+                    await channel.send(
+                        content, allowed_mentions=NO_MENTIONS, suppress_embeds=True
+                    )
+                    sent += 1
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.warning("cannot post followed topics in channel %d (HTTP %s); skipping it",
+                        channel_id, exc.status)
+        except discord.HTTPException as exc:
+            log.warning("posting followed topics in channel %d failed (HTTP %s): %s",
+                        channel_id, exc.status, exc.text)
+    return sent
+
+
+async def follow_channel(bot: ArticleBot, channel_id: int) -> discord.abc.Messageable | None:
+    """The channel a follow posts to, from the cache or Discord; None (logged) when unusable."""
+    channel = bot.get_channel(channel_id)
+    if channel is None:
+        try:
+            channel = await bot.fetch_channel(channel_id)
+        except discord.HTTPException as exc:
+            log.warning("followed channel %d is gone or hidden (HTTP %s); skipping it",
+                        channel_id, exc.status)
+            return None
+    if not isinstance(channel, discord.abc.Messageable):
+        log.warning("followed channel %d cannot take messages; skipping it", channel_id)
+        return None
+    return channel
 
 
 async def setup(bot: ArticleBot) -> None:

@@ -47,14 +47,23 @@ def parse_day(text: str, today: date | None = None) -> date:
         ) from None
 
 
-def build_filters(source: str | None, since: str | None, until: str | None) -> SearchFilters:
-    """SearchFilters from the /ask options; BadInput for unreadable or reversed dates."""
+def parse_period(since: str | None, until: str | None) -> tuple[date | None, date | None]:
+    """The 'since' and 'until' options as dates; BadInput for unreadable or reversed ones."""
     since_day = parse_day(since) if since and since.strip() else None
     until_day = parse_day(until) if until and until.strip() else None
     if since_day and until_day and since_day > until_day:
         raise BadInput(f"'since' ({since_day}) is after 'until' ({until_day}).")
+    return since_day, until_day
+
+
+def build_filters(
+    source: str | None, since: str | None, until: str | None, label: str | None = None
+) -> SearchFilters:
+    """SearchFilters from the /ask options; BadInput for unreadable or reversed dates."""
+    since_day, until_day = parse_period(since, until)
     sources = (source.strip(),) if source and source.strip() else ()
-    return SearchFilters(sources=sources, since=since_day, until=until_day)
+    labels = (label.strip(),) if label and label.strip() else ()
+    return SearchFilters(sources=sources, since=since_day, until=until_day, labels=labels)
 
 
 def strip_mentions(content: str, user_id: int) -> str:
@@ -95,6 +104,7 @@ class Ask(commands.Cog):
         source="Only articles from this outlet",
         since="Only articles published on or after this date (YYYY-MM-DD)",
         until="Only articles published on or before this date (YYYY-MM-DD)",
+        label="Only articles with this label (e.g. truenews)",
     )
     async def ask(
         self,
@@ -103,11 +113,12 @@ class Ask(commands.Cog):
         source: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        label: str | None = None,
     ) -> None:
         """Answer a question from the articles, quoting them."""
         # Refusals come before defer so they can still be ephemeral.
         question = clean_question(question, self.bot.settings.max_question_chars)
-        filters = build_filters(source, since, until)
+        filters = build_filters(source, since, until, label)
         self.bot.ask_cooldown.check(interaction.user.id)
         await interaction.response.defer(thinking=True)
         answer = await self.answer(question, filters)

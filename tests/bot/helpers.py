@@ -20,11 +20,13 @@ from index.models import (
     ArticleHit,
     ArticleInfo,
     Coverage,
+    Follow,
     IndexStats,
     IngestReport,
     Progress,
     Quote,
     SearchFilters,
+    Story,
 )
 
 BOT_USER_ID = 999
@@ -85,11 +87,64 @@ class FakeEngine:
         self.reindex_error: Exception | None = None
         self._write_lock = threading.Lock()
         self.closed = False
+        self.timeline_quotes: list[Quote] = []
+        self.stories: list[Story] = []
+        self.follow_table: dict[int, Follow] = {}
+        self.removed_follows = 0
+        self.new_article_ids: list[str] = []
 
-    def ask(self, question: str, filters: SearchFilters | None = None) -> Answer:
+    def ask(
+        self, question: str, filters: SearchFilters | None = None, *, as_of: date | None = None
+    ) -> Answer:
         self.events.append("ask")
         self.calls.append(("ask", question, filters))
         return self.answer
+
+    def timeline(
+        self, topic: str, since: date | None = None, until: date | None = None,
+        *, limit: int = 15,
+    ) -> list[Quote]:
+        self.events.append("timeline")
+        self.calls.append(("timeline", topic, since, until))
+        return list(self.timeline_quotes)
+
+    def whatsnew(self, since: date | None = None, *, limit: int = 10) -> list[Story]:
+        self.events.append("whatsnew")
+        self.calls.append(("whatsnew", since))
+        return list(self.stories)[:limit]
+
+    def add_follow(
+        self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None
+    ) -> Follow:
+        self.events.append("add_follow")
+        topic = " ".join(topic.split())
+        for follow in self.follow_table.values():
+            if follow.channel_id == channel_id and follow.topic == topic:
+                return follow
+        follow = Follow(len(self.follow_table) + 1 + self.removed_follows, guild_id,
+                        channel_id, user_id, topic)
+        self.follow_table[follow.id] = follow
+        return follow
+
+    def remove_follow(self, follow_id: int) -> bool:
+        self.events.append("remove_follow")
+        if self.follow_table.pop(follow_id, None) is None:
+            return False
+        self.removed_follows += 1
+        return True
+
+    def follows(
+        self, *, guild_id: int | None = None, channel_id: int | None = None
+    ) -> list[Follow]:
+        self.events.append("follows")
+        return [f for f in self.follow_table.values()
+                if (guild_id is None or f.guild_id == guild_id)
+                and (channel_id is None or f.channel_id == channel_id)]
+
+    def follow_matches(self, article_ids: Sequence[str]) -> list[tuple[Follow, list[ArticleHit]]]:
+        self.calls.append(("follow_matches", tuple(article_ids)))
+        hits = [ArticleHit(a, 0.9, 1, "passage") for a in self.articles if a.id in article_ids]
+        return [(follow, hits) for follow in self.follow_table.values()]
 
     def recent_articles(
         self, limit: int = 10, offset: int = 0, source: str | None = None
@@ -133,7 +188,8 @@ class FakeEngine:
                 self.reindex_gate.wait(timeout=10)
             if self.reindex_error is not None:
                 raise self.reindex_error
-            return IngestReport(added=2, unchanged=21, seconds=1.5)
+            return IngestReport(added=2, unchanged=21, seconds=1.5,
+                                new_article_ids=list(self.new_article_ids))
         finally:
             self._write_lock.release()
 
@@ -210,6 +266,7 @@ def make_interaction(
     interaction.permissions = permissions or discord.Permissions.none()
     interaction.command = None
     interaction.channel = MagicMock(spec=discord.TextChannel, id=7)
+    interaction.channel_id = 7 if guild else 8
     interaction.message = None
     interaction.type = discord.InteractionType.application_command
 

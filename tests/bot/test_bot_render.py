@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from datetime import date
 
 import discord
 from helpers import make_answer, make_article
@@ -18,17 +20,34 @@ from bot.render import (
     EMBED_FOOTER_LIMIT,
     EMBED_TITLE_LIMIT,
     EMBED_TOTAL_LIMIT,
+    OUTLET_LINKS_CHARS,
     ZWSP,
+    also_line,
     block_quote,
+    date_span,
     escape_text,
     fit_embed,
     render_answer,
     render_article,
     render_article_page,
+    render_follow_match,
+    render_follows,
     render_stats,
+    render_timeline,
+    render_whatsnew,
     shorten,
 )
-from index.models import ArticleDetail, IndexStats
+from index.models import (
+    ArticleDetail,
+    ArticleHit,
+    ArticleInfo,
+    Coverage,
+    Follow,
+    IndexStats,
+    Quote,
+    SearchFilters,
+    Story,
+)
 
 CAUTIONS = {"fakenews": "This article is labelled as false."}
 # Text rich in everything that could inject markup, plus ordinary words.
@@ -192,3 +211,188 @@ def test_fit_embed_trims_an_oversized_embed() -> None:
         embed.add_field(name="n" * 999, value="v" * 9999)
     embed.set_footer(text="f" * 9999)
     assert_embed_fits(fit_embed(embed))
+
+
+# --- news: other outlets, notes, periods, timelines, what's new, follows
+
+OWN_LINK = re.compile(r"\[((?:[^\[\]\\]|\\.)*)\]\(<https://example\.org/[^>\s]*>\)")
+
+
+def strip_own_markup(content: str) -> str:
+    """The content with our own links (kept: their escaped labels), markers and mentions out."""
+    content = OWN_LINK.sub(r"\1", content)
+    # Our bold labels, dates, ids and headings; what they hold is still checked.
+    content = re.sub(r"\*\*((?:[^*\\\n]|\\.)*)\*\*", r"\1", content)
+    content = re.sub(r"<[#@]\d+>", "", content)  # our channel and member mentions
+    content = re.sub(r"`/unfollow( id| \d+)?`|`/follow topic`", "", content)
+    content = re.sub(r"^(-# |> )", "", content, flags=re.MULTILINE)
+    return content
+
+
+def test_other_outlets_show_under_the_attribution_once_each() -> None:
+    main = make_article(1, source="Daily Planet")
+    also = (
+        make_article(2, source="Gotham Gazette"),
+        make_article(3, source="Daily Planet"),  # the quoted article's own outlet
+        make_article(4, source="gotham  gazette"),  # the same outlet again
+        make_article(5, source="The *Bugle*", url="javascript:alert(1)"),
+    )
+    answer = replace(make_answer(article=main), quotes=(
+        replace(make_answer(article=main).quotes[0], also=also),
+    ))
+    [content] = render_answer(answer, CAUTIONS)
+    line = content.split("\n")[content.split("\n").index(
+        next(x for x in content.split("\n") if x.startswith("— ")))+1]
+    assert line == (r"Also reported by: [Gotham Gazette](<https://example.org/2>), The \*Bugle\*")
+    assert "Article 2" not in content.replace(line, "")  # not listed again as further reading
+
+
+def test_many_other_outlets_are_cut_with_a_count() -> None:
+    others = tuple(make_article(n, source=f"Outlet {n} " + "x" * 60,
+                                url=f"https://example.org/{'p' * 100}/{n}") for n in range(2, 40))
+    line = also_line(make_article(1), others)
+    assert line.startswith("Also reported by: [Outlet 2")
+    assert re.search(r" and \d+ more$", line)
+    assert len(line) <= len("Also reported by: ") + OUTLET_LINKS_CHARS
+    huge = make_article(2, source="y" * 5000, url="https://example.org/" + "z" * 490)
+    assert also_line(make_article(1), (huge,)) == "Also reported by: 1 other outlet"
+
+
+def test_answered_note_and_period_are_shown() -> None:
+    answer = replace(
+        make_answer(question="What happened last week?"),
+        note="the latest article on this is from 12 March 2023",
+        period_since=date(2023, 2, 27), period_until=date(2023, 3, 5), period_phrase="last week",
+    )
+    [content] = render_answer(answer, CAUTIONS)
+    lines = [line for line in content.split("\n") if line]
+    assert lines[1] == "-# For “last week”: 27 Feb – 5 Mar 2023"
+    assert lines[2] == "ℹ️ The latest article on this is from 12 March 2023."
+    assert lines[3].startswith("> The river rose")
+
+
+def test_not_found_for_a_period_says_what_it_and_the_collection_hold_once() -> None:
+    note = ("no article between 27 February 2023 and 5 March 2023 answers this; "
+            "the collection spans 2 January 2023 – 10 March 2023")
+    answer = replace(
+        make_answer(answered=False, note=note),
+        coverage=Coverage(0, None, None),
+        collection=Coverage(1234, date(2023, 1, 2), date(2023, 3, 10)),
+        period_since=date(2023, 2, 27), period_until=date(2023, 3, 5), period_phrase="last week",
+        filters=SearchFilters(sources=("Daily Planet",)),
+    )
+    [content] = render_answer(answer, CAUTIONS)
+    assert content.split("\n")[2:] == [
+        "No article for “last week” (27 Feb – 5 Mar 2023) answers this.",
+        "The part asked about (27 Feb – 5 Mar 2023; from Daily Planet) holds 0 articles.",
+        "The whole collection holds 1,234 articles from 2023-01-02 to 2023-03-10.",
+    ]
+
+
+def test_not_found_without_a_period_states_the_collection_once() -> None:
+    whole = Coverage(120, date(2023, 1, 1), date(2023, 2, 26))
+    answer = replace(make_answer(answered=False, note="no article answers this; the collection "
+                                 "spans 1 January 2023 – 26 February 2023"), collection=whole)
+    [content] = render_answer(answer, CAUTIONS)
+    assert content.split("\n")[2:] == [
+        "No article in the collection answers this.",
+        "The collection covers 120 articles from 2023-01-01 to 2023-02-26.",
+    ]
+
+
+def test_date_span_forms() -> None:
+    assert date_span(date(2023, 2, 27), date(2023, 3, 5)) == "27 Feb – 5 Mar 2023"
+    assert date_span(date(2023, 3, 1), date(2023, 3, 7)) == "1 – 7 Mar 2023"
+    assert date_span(date(2022, 12, 30), date(2023, 1, 2)) == "30 Dec 2022 – 2 Jan 2023"
+    assert date_span(date(2023, 3, 5), date(2023, 3, 5)) == "5 Mar 2023"
+    assert date_span(date(2023, 3, 5), None) == "since 5 Mar 2023"
+    assert date_span(None, date(2023, 3, 5)) == "until 5 Mar 2023"
+    assert date_span(None, None) == ""
+
+
+def test_labels_show_with_their_cautions() -> None:
+    article = make_article(1, labels=("FakeNews", "opinion"))
+    [content] = render_answer(make_answer(article=article), CAUTIONS)
+    assert "FakeNews, opinion" in content
+    assert "⚠️ This article is labelled as false." in content
+
+
+def test_timeline_is_dated_linked_and_in_date_order() -> None:
+    quotes = [
+        Quote("Later news.", make_article(9), 1, 0, 11, 0.5,
+              also=(make_article(10, source="The Bugle"),)),
+        Quote("Early news.", make_article(2), 2, 0, 11, 0.9),
+    ]
+    [content] = render_timeline("the flood", quotes, date(2023, 1, 1), None, CAUTIONS)
+    assert content.startswith("**Timeline:** the flood (since 1 Jan 2023)")
+    assert content.index("**2 Jan 2023**\n> Early news.") < content.index("**9 Jan 2023**")
+    assert "[Article 9](<https://example.org/9>)" in content
+    assert "Also reported by: [The Bugle](<https://example.org/10>)" in content
+    [empty] = render_timeline("nothing", [], None, date(2023, 1, 5), CAUTIONS)
+    assert "No article tells of this (until 5 Jan 2023)." in empty
+
+
+def test_whatsnew_lines_group_outlets() -> None:
+    stories = [
+        Story(make_article(3), also=(make_article(4, source="The Bugle"),
+                                     make_article(5, source="Gotham Gazette"))),
+        Story(make_article(2)),
+    ]
+    [content] = render_whatsnew(stories, None)
+    lines = content.split("\n")
+    assert lines[0] == "**What's new since the last reindex**"
+    assert lines[1] == (
+        "• [Article 3](<https://example.org/3>) — Daily Planet, 2023-01-03 · +2 more outlets: "
+        "[The Bugle](<https://example.org/4>), [Gotham Gazette](<https://example.org/5>)"
+    )
+    assert lines[2] == "• [Article 2](<https://example.org/2>) — Daily Planet, 2023-01-02"
+    assert render_whatsnew([], date(2023, 3, 1)) == ["Nothing new since 1 Mar 2023."]
+
+
+def test_follow_lists_and_matches() -> None:
+    follows = [Follow(3, 42, 7, 5, "rail *strike*"), Follow(4, 42, 8, 6, "floods")]
+    [listing] = render_follows(follows, whole_server=True)
+    assert r"**3** · rail \*strike\* · in <#7> · by <@5>" in listing
+    [channel] = render_follows(follows[:1], whole_server=False)
+    assert "<#7>" not in channel
+    assert "Nothing is followed in this channel" in render_follows([], whole_server=False)[0]
+    hits = [ArticleHit(make_article(n), 0.9, n, "p") for n in range(1, 14)]
+    [post] = render_follow_match(follows[0], hits)
+    assert post.startswith(r"**New on rail \*strike\***")
+    assert post.count("•") == 10 and post.endswith("…and 3 more.")
+
+
+OUTLETS = st.lists(
+    st.builds(lambda n, source, title: make_article(n, title=title, source=source),
+              st.integers(2, 28), NASTY, NASTY),
+    max_size=12,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(question=NASTY, text=NASTY.filter(lambda t: t.strip()), note=NASTY, phrase=NASTY,
+       others=OUTLETS, big=st.integers(0, 3000))
+def test_news_answers_fit_and_inject_nothing(
+    question: str, text: str, note: str, phrase: str, others: list[ArticleInfo], big: int
+) -> None:
+    article = make_article(1, title="t" * big, source="s" * big, labels=("fakenews",))
+    base = make_answer(question, [text], article=article, note=note)
+    quote = replace(base.quotes[0], also=tuple(others))
+    for answered in (True, False):
+        answer = replace(
+            base, answered=answered, quotes=(quote,) if answered else (),
+            period_phrase=phrase, period_since=date(2023, 2, 27), period_until=date(2023, 3, 5),
+            collection=Coverage(9, date(2023, 1, 1), date(2023, 3, 9)),
+            filters=SearchFilters(labels=(phrase,)),
+        )
+        for content in render_answer(answer, CAUTIONS):
+            assert len(content) <= CONTENT_LIMIT
+            assert_inert(strip_own_markup(content))
+    timeline = render_timeline(question, [quote] * 15, None, None, CAUTIONS)
+    whatsnew = render_whatsnew([Story(article, tuple(others))] * 10, date(2023, 1, 1))
+    follow = Follow(1, 2, 3, 4, phrase)
+    posts = render_follow_match(follow, [ArticleHit(a, 1.0, 1, "") for a in others])
+    listing = render_follows([follow] * 30, whole_server=True)
+    for content in [*timeline, *whatsnew, *posts, *listing]:
+        assert len(content) <= CONTENT_LIMIT
+        assert_inert(strip_own_markup(content))
