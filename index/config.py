@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     min_score: float = Field(
         0.30, description="Below this best-passage score the answer abstains (calibrated)."
     )
+    time_handling: bool = Field(
+        True, description="Read time words in questions ('last week') and prefer newer articles."
+    )
     time_window_boost: float = Field(
         0.15, ge=0, description="Score added to passages inside the period a question names."
     )

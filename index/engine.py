@@ -163,9 +163,10 @@ class Engine:
         generation = self._current()
         conn = generation.conn()
         clean = " ".join(question.split())
-        parsed = parse_question_time(clean, as_of)
-        window = parsed.window
-        text = parsed.text if window is not None else clean
+        settings = self.settings
+        parsed = parse_question_time(clean, as_of) if settings.time_handling else None
+        window = parsed.window if parsed else None
+        text = parsed.text if parsed and window is not None else clean
         period = (window.since, window.until) if window and (window.since or window.until) else None
         period_filters = _narrow(filters, period)
         cover = db.coverage(conn, period_filters)
@@ -178,7 +179,6 @@ class Engine:
         )
         if not any(ch.isalnum() for ch in text):
             return replace(base, note="the question has no words", elapsed_ms=_ms(started))
-        settings = self.settings
         query_vector = self.embedder.encode_query(text)
         keyword_query = db.keyword_query(text)
         ids = candidate_ids(
@@ -203,7 +203,7 @@ class Engine:
             recency=lambda day: recency_weight(
                 day, as_of, half_life_days=settings.recency_half_life_days
             ),
-            recency_boost=settings.recency_boost,
+            recency_boost=settings.recency_boost if settings.time_handling else 0.0,
         )
         article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
         capped = cap_per_article(ranked, article_of, settings.max_chunks_per_article)
