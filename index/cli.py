@@ -9,9 +9,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from index.engine import Engine
 
 from index.config import Settings, load_settings
 from index.models import (
@@ -50,11 +53,11 @@ def _settings(index: Path | None, **overrides: Any) -> Settings:
     return load_settings(index_dir=index, **overrides)
 
 
-def _engine(settings: Settings, *, create: bool = False):
+def _engine(settings: Settings, *, create: bool = False, repair: bool = False) -> Engine:
     """Open the engine (imports the model stack only when a command needs it)."""
     from index.engine import Engine
 
-    return Engine.open(settings, create=create)
+    return Engine.open(settings, create=create, repair=repair)
 
 
 def _parse_day(value: str | None, name: str) -> date | None:
@@ -171,7 +174,7 @@ def reindex(
 ) -> None:
     """Sync the index with the configured article folders: new, changed and removed articles."""
     settings = _settings(index)
-    engine = _engine(settings, create=True)
+    engine = _engine(settings, create=True, repair=rebuild)
     with _progress_bar(sys.stderr.isatty()) as progress:
         report = engine.reindex(progress=progress, rebuild=rebuild)
     _print_report(report, as_json)

@@ -82,17 +82,24 @@ class Engine:
 
     @classmethod
     def open(
-        cls, settings: Settings, *, create: bool = False, embedder: Embedder | None = None
+        cls,
+        settings: Settings,
+        *,
+        create: bool = False,
+        repair: bool = False,
+        embedder: Embedder | None = None,
     ) -> Engine:
         """Load the model and the current index generation (blocking; call off the event loop).
 
-        Without `create`, a missing index is an error that says how to build one.
+        Without `create`, a missing index is an error that says how to build one. With
+        `repair` (a rebuild is about to run), a damaged index or one built with another model
+        is set aside instead of refused.
         """
         engine = cls(settings, embedder=embedder)
-        engine.load(create=create)
+        engine.load(create=create, repair=repair)
         return engine
 
-    def load(self, *, create: bool = False) -> None:
+    def load(self, *, create: bool = False, repair: bool = False) -> None:
         """Load the embedder and the best good generation; clean up half-built ones."""
         index_dir = self.settings.index_dir
         if index_dir.is_dir():
@@ -101,10 +108,12 @@ class Engine:
         embedder = self.embedder
         try:
             generation = generations.open_best(index_dir, embedder.identity())
-        except IdentityMismatch as exc:
-            raise IndexMismatchError(str(exc)) from exc
         except GenerationError as exc:
-            raise EngineError(str(exc)) from exc
+            if not repair:
+                error = IndexMismatchError if isinstance(exc, IdentityMismatch) else EngineError
+                raise error(str(exc)) from exc
+            log.warning("setting the current index aside for a rebuild: %s", exc)
+            generation = None
         if generation is None and not create:
             raise IndexMissingError(
                 f"no index in {index_dir}; build one with: articlebot reindex "
