@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.ingest import parse_date
 from index.stories import StoryInput, group_stories
 
 DEFAULT_CORPUS = (
@@ -48,15 +49,6 @@ def embed(rows: list[dict[str, object]], cache: Path | None) -> np.ndarray:
     return vectors
 
 
-def parse_day(value: object) -> date | None:
-    """A 'YYYY/MM/DD' string as a date, None when missing or malformed."""
-    try:
-        year, month, day = (int(part) for part in str(value).split("/"))
-        return date(year, month, day)
-    except ValueError:
-        return None
-
-
 def main() -> None:
     """Embed, group, and print the figures and sample groups."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -76,7 +68,7 @@ def main() -> None:
             article_id=str(row["doc_id"]),
             title=str(row["title"]),
             text=str(row["text"]),
-            published=parse_day(row.get("publish_date")),
+            published=parse_date(row.get("publish_date")),
             source=str(row["source"]),
             vector=vectors[index],
         )

@@ -64,10 +64,12 @@ def _parse_day(value: str | None, name: str) -> date | None:
     """A YYYY-MM-DD option as a date."""
     if not value:
         return None
+    from index.timeparse import read_day
+
     try:
-        return date.fromisoformat(value)
+        return read_day(value)
     except ValueError as exc:
-        raise CliError(f"--{name} must be a date like 2023-01-31, not {value!r}") from exc
+        raise CliError(f"--{name}: {exc}") from exc
 
 
 @contextmanager

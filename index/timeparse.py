@@ -37,8 +37,9 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
+from dateutil import parser as date_parser
 from dateutil.relativedelta import relativedelta
 
 ONE_DAY = timedelta(days=1)
@@ -550,3 +551,31 @@ def recency_weight(published: date | None, as_of: date, *, half_life_days: float
         return UNDATED_WEIGHT
     age_days = max((as_of - published).days, 0)
     return max(0.5 ** (age_days / half_life_days), 1e-9)
+
+
+_DAYS_AGO = re.compile(r"^(\d+)\s+(day|week|month|year)s?\s+ago$")
+_UNITS = {"day": "days", "week": "weeks", "month": "months", "year": "years"}
+
+
+def read_day(text: str, today: date | None = None) -> date:
+    """A date a person typed: YYYY-MM-DD, '3 March 2023', 'yesterday', '2 weeks ago'.
+
+    Raises ValueError naming the accepted forms when the text is not a date.
+    """
+    today = today or date.today()
+    value = " ".join(text.lower().split())
+    if value == "today":
+        return today
+    if value == "yesterday":
+        return today - timedelta(days=1)
+    relative = _DAYS_AGO.match(value)
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2)
+        return today - relativedelta(**{_UNITS[unit]: amount})
+    try:
+        return date_parser.parse(value, default=datetime(today.year, 1, 1)).date()
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f"I can't read {text!r} as a date. Use YYYY-MM-DD, e.g. 2023-05-01, "
+            "or forms like '3 March 2023' or '2 weeks ago'."
+        ) from None

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, datetime, timedelta
+from datetime import date
 
 import discord
-from dateutil import parser as date_parser
-from dateutil.relativedelta import relativedelta
 from discord import app_commands
 from discord.ext import commands
 
@@ -18,33 +16,19 @@ from bot.feedback import VoteButton, vote_view
 from bot.guards import clean_question
 from bot.render import choice_name, render_answer, thread_name
 from index.models import Answer, SearchFilters
+from index.timeparse import read_day
 
 log = logging.getLogger(__name__)
 
 AUTOCOMPLETE_CHOICES = 25
-_RELATIVE = re.compile(r"^(\d+)\s+(day|week|month|year)s?\s+ago$")
-_UNITS = {"day": "days", "week": "weeks", "month": "months", "year": "years"}
 
 
 def parse_day(text: str, today: date | None = None) -> date:
-    """A date from YYYY-MM-DD or a human form ('3 March 2023', 'yesterday', '2 weeks ago')."""
-    today = today or date.today()
-    value = " ".join(text.lower().split())
-    if value == "today":
-        return today
-    if value == "yesterday":
-        return today - timedelta(days=1)
-    relative = _RELATIVE.match(value)
-    if relative:
-        amount, unit = int(relative.group(1)), relative.group(2)
-        return today - relativedelta(**{_UNITS[unit]: amount})
+    """A date typed by a user; BadInput with the accepted forms when it cannot be read."""
     try:
-        return date_parser.parse(value, default=datetime(today.year, 1, 1)).date()
-    except (ValueError, OverflowError):
-        raise BadInput(
-            f"I can't read {text!r} as a date. Use YYYY-MM-DD, e.g. 2023-05-01, "
-            "or forms like '3 March 2023' or '2 weeks ago'."
-        ) from None
+        return read_day(text, today)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def parse_period(since: str | None, until: str | None) -> tuple[date | None, date | None]:
