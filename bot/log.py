@@ -29,7 +29,13 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record's message, traceback and stack in place; never drops a record."""
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError, KeyError):
+            # A malformed call (arguments that do not fit the format) must not raise at the
+            # caller, nor reach logging's error report, which prints the arguments unredacted.
+            message = f"{record.msg} (bad logging arguments: {record.args!r})"
+            record.msg, record.args = message, None
         cleaned = self.redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None

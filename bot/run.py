@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 
 import discord
 
 from bot.client import ArticleBot
-from bot.log import setup_logging
+from bot.log import RedactingFilter, setup_logging
 from index.config import Settings
 from index.engine import Engine, EngineError
 
@@ -18,6 +19,10 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
+# Engine threads running pure-Python code hold the GIL for whole switch intervals; at the
+# default 5 ms, four of them stall the event loop (heartbeats, interactions) up to ~200 ms.
+# At 1 ms the loop waits at most a few tens of ms (tests/bot/test_bot_reliability.py).
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def token_problem(token: str) -> str | None:
@@ -38,9 +43,12 @@ def _token(settings: Settings) -> str:
     return settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
 
 
-def _fail(message: str, code: int) -> int:
-    """Print one line to stderr and return the exit code."""
-    print(f"articlebot: {message}", file=sys.stderr)
+def _fail(message: str, code: int, secrets: Sequence[str] = ()) -> int:
+    """Print one line to stderr, secrets and token-shaped strings redacted; return the code.
+
+    Error texts from Discord or the network can quote a request, so they may hold the token.
+    """
+    print(f"articlebot: {RedactingFilter(secrets).redact(message)}", file=sys.stderr)
     return code
 
 
@@ -59,6 +67,7 @@ def serve(settings: Settings) -> int:
     if problem:
         return _fail(problem, EXIT_CONFIG)
     setup_logging(settings.log_level, secrets=[token])
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     try:
         asyncio.run(_serve(settings, token))
     except KeyboardInterrupt:
@@ -70,9 +79,9 @@ def serve(settings: Settings) -> int:
         return _fail("ask-channels need the Message Content intent: enable it on the developer "
                      "portal's Bot page, or clear ARTICLEBOT_ASK_CHANNEL_IDS.", EXIT_CONFIG)
     except EngineError as error:
-        return _fail(str(error), EXIT_CONFIG)
+        return _fail(str(error), EXIT_CONFIG, [token])
     except (discord.HTTPException, discord.GatewayNotFound, OSError) as error:
-        return _fail(f"could not reach Discord: {error}", EXIT_FAILED)
+        return _fail(f"could not reach Discord: {error}", EXIT_FAILED, [token])
     return EXIT_OK
 
 
@@ -97,7 +106,7 @@ def sync_commands(settings: Settings, guild_id: int | None) -> int:
         return _fail(f"the bot is not in guild {guild_id} with the applications.commands scope; "
                      "invite it with the URL in docs/discord.md.", EXIT_CONFIG)
     except (discord.HTTPException, OSError) as error:
-        return _fail(f"sync failed: {error}", EXIT_FAILED)
+        return _fail(f"sync failed: {error}", EXIT_FAILED, [token])
     where = f"guild {guild_id} (visible now)" if guild_id else "every server (may take an hour)"
     print(f"Synced {count} commands to {where}.")
     return EXIT_OK

@@ -6,7 +6,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -77,6 +78,7 @@ class Engine:
         self._generation: Generation | None = None
         self._state: StateStore | None = None
         self._load_lock = threading.Lock()
+        self._swap_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.last_report: IngestReport | None = None
 
@@ -119,7 +121,8 @@ class Engine:
                 f"no index in {index_dir}; build one with: articlebot reindex "
                 "(or articlebot ingest PATH)"
             )
-        self._generation = generation
+        if generation is not None:
+            self._swap(generation)
 
     @property
     def embedder(self) -> Embedder:
@@ -146,15 +149,28 @@ class Engine:
                     self._state = StateStore(self.settings.index_dir)
         return self._state
 
-    def _current(self) -> Generation:
-        """The serving generation (the reference is read once per call: swaps are atomic)."""
-        generation = self._generation
-        if generation is None:
-            raise IndexMissingError(
-                f"the index in {self.settings.index_dir} is empty; add articles with: "
-                "articlebot ingest PATH (or articlebot reindex)"
-            )
-        return generation
+    @contextmanager
+    def _reading(self) -> Iterator[Generation]:
+        """Hold the serving generation for one call; a reindex may replace it meanwhile."""
+        with self._swap_lock:
+            generation = self._generation
+            if generation is None:
+                raise IndexMissingError(
+                    f"the index in {self.settings.index_dir} is empty; add articles with: "
+                    "articlebot ingest PATH (or articlebot reindex)"
+                )
+            generation.acquire()
+        try:
+            yield generation
+        finally:
+            generation.release()
+
+    def _swap(self, generation: Generation) -> None:
+        """Serve a new generation; the old one closes once its last reader is done."""
+        with self._swap_lock:
+            old, self._generation = self._generation, generation
+        if old is not None:
+            old.retire()
 
     # --- questions
     def ask(
@@ -169,7 +185,18 @@ class Engine:
         started = time.perf_counter()
         filters = filters or SearchFilters()
         as_of = as_of or date.today()
-        generation = self._current()
+        with self._reading() as generation:
+            return self._answer(generation, question, filters, as_of, started)
+
+    def _answer(
+        self,
+        generation: Generation,
+        question: str,
+        filters: SearchFilters,
+        as_of: date,
+        started: float,
+    ) -> Answer:
+        """The body of `ask`, on a generation held by the caller."""
         conn = generation.conn()
         clean = " ".join(question.split())
         settings = self.settings
@@ -236,6 +263,7 @@ class Engine:
             base, quotes=tuple(quotes), results=results, answered=True, confidence=level,
             note=self._caveat(quotes, period, as_of), elapsed_ms=_ms(started),
         )
+
 
     def _not_found(self, answer: Answer, question: str) -> str:
         """Say that nothing answers, for the period asked, and what the collection spans."""
@@ -337,7 +365,18 @@ class Engine:
         *, limit: int = 15,
     ) -> list[Quote]:
         """How a story developed: the best quote of each matching story, oldest first."""
-        generation = self._current()
+        with self._reading() as generation:
+            return self._timeline(generation, topic, since, until, limit)
+
+    def _timeline(
+        self,
+        generation: Generation,
+        topic: str,
+        since: date | None,
+        until: date | None,
+        limit: int,
+    ) -> list[Quote]:
+        """The body of `timeline`, on a generation held by the caller."""
         conn = generation.conn()
         text = " ".join(topic.split())
         if not any(ch.isalnum() for ch in text):
@@ -372,28 +411,30 @@ class Engine:
         quotes = self._as_quotes(conn, picked, rows)
         return sorted(quotes, key=lambda q: (q.article.published or date.min, q.start))
 
+
     def whatsnew(self, since: date | None = None, *, limit: int = 10) -> list[Story]:
         """The newest stories (grouped across outlets) published since a date.
 
         Without a date: the articles the latest reindex brought in.
         """
-        conn = self._current().conn()
-        ingested_since = None if since else db.get_meta(conn).get("build_started")
-        rows = db.articles_since(
-            conn, published_since=since, ingested_since=ingested_since, limit=limit * 10
-        )
-        order: list[str] = []
-        for _, story_id in rows:
-            if story_id not in order:
-                order.append(story_id)
-        members = db.story_members(conn, order[:limit])
-        stories = []
-        for story_id in order[:limit]:
-            articles = sorted(members.get(story_id, []),
-                              key=lambda a: a.published or date.min, reverse=True)
-            if articles:
-                stories.append(Story(article=articles[0], also=tuple(articles[1:])))
-        return stories
+        with self._reading() as generation:
+            conn = generation.conn()
+            ingested_since = None if since else db.get_meta(conn).get("build_started")
+            rows = db.articles_since(
+                conn, published_since=since, ingested_since=ingested_since, limit=limit * 10
+            )
+            order: list[str] = []
+            for _, story_id in rows:
+                if story_id not in order:
+                    order.append(story_id)
+            members = db.story_members(conn, order[:limit])
+            stories = []
+            for story_id in order[:limit]:
+                articles = sorted(members.get(story_id, []),
+                                  key=lambda a: a.published or date.min, reverse=True)
+                if articles:
+                    stories.append(Story(article=articles[0], also=tuple(articles[1:])))
+            return stories
 
     # --- follows (kept outside generations, like feedback)
     def add_follow(
@@ -418,45 +459,49 @@ class Engine:
         follows = self.state.list_follows()
         if not follows or not article_ids:
             return []
-        generation = self._current()
-        conn = generation.conn()
-        chunk_ids = db.chunk_ids_of_articles(conn, article_ids)
-        if not chunk_ids:
-            return []
-        matrix = reconstruct(generation.index, chunk_ids)
-        rows = db.chunk_rows(conn, chunk_ids)
-        topics = self.embedder.encode([f.topic for f in follows], batch_size=32)
-        matches = []
-        for follow, topic_vector in zip(follows, topics, strict=True):
-            best: dict[str, tuple[float, int]] = {}
-            for chunk_id, score in zip(chunk_ids, matrix @ topic_vector, strict=True):
-                key = rows[chunk_id].article_key
-                if score >= self.settings.follow_min_score and score > best.get(key, (-1, 0))[0]:
-                    best[key] = (float(score), chunk_id)
-            if best:
-                infos = db.articles_by_key(conn, list(best))
-                hits = sorted(
-                    (Hit(infos[key], round(score, 4), cid, rows[cid].text)
-                     for key, (score, cid) in best.items()),
-                    key=lambda h: -h.score,
-                )
-                matches.append((follow, hits))
-        return matches
+        with self._reading() as generation:
+            conn = generation.conn()
+            chunk_ids = db.chunk_ids_of_articles(conn, article_ids)
+            if not chunk_ids:
+                return []
+            matrix = reconstruct(generation.index, chunk_ids)
+            rows = db.chunk_rows(conn, chunk_ids)
+            topics = self.embedder.encode([f.topic for f in follows], batch_size=32)
+            matches = []
+            for follow, topic_vector in zip(follows, topics, strict=True):
+                best: dict[str, tuple[float, int]] = {}
+                for chunk_id, score in zip(chunk_ids, matrix @ topic_vector, strict=True):
+                    key = rows[chunk_id].article_key
+                    good = score >= self.settings.follow_min_score
+                    if good and score > best.get(key, (-1.0, 0))[0]:
+                        best[key] = (float(score), chunk_id)
+                if best:
+                    infos = db.articles_by_key(conn, list(best))
+                    hits = sorted(
+                        (Hit(infos[key], round(score, 4), cid, rows[cid].text)
+                         for key, (score, cid) in best.items()),
+                        key=lambda h: -h.score,
+                    )
+                    matches.append((follow, hits))
+            return matches
 
     # --- browsing
     def recent_articles(
         self, limit: int = 10, offset: int = 0, source: str | None = None
     ) -> list[ArticleInfo]:
         """Articles newest first (by published date, then ingest order)."""
-        return db.recent_articles(self._current().conn(), limit, offset, source)
+        with self._reading() as generation:
+            return db.recent_articles(generation.conn(), limit, offset, source)
 
     def count_articles(self, source: str | None = None) -> int:
         """How many articles (of one source) the index holds."""
-        return db.count_articles(self._current().conn(), source)
+        with self._reading() as generation:
+            return db.count_articles(generation.conn(), source)
 
     def article(self, id_or_title: str) -> ArticleDetail | None:
         """One article by id (or unique id prefix), else by exact or closest title."""
-        found = db.find_article(self._current().conn(), id_or_title)
+        with self._reading() as generation:
+            found = db.find_article(generation.conn(), id_or_title)
         if found is None:
             return None
         info, text = found
@@ -464,37 +509,40 @@ class Engine:
 
     def search_titles(self, text: str, limit: int = 25) -> list[ArticleInfo]:
         """Articles whose title contains the text, for autocomplete."""
-        return db.search_titles(self._current().conn(), text, limit)
+        with self._reading() as generation:
+            return db.search_titles(generation.conn(), text, limit)
 
     def sources(self) -> list[str]:
         """The outlets in the index, most articles first."""
-        return [source for source, _ in db.sources(self._current().conn())]
+        with self._reading() as generation:
+            return [source for source, _ in db.sources(generation.conn())]
 
     def coverage(self, filters: SearchFilters | None = None) -> Coverage:
         """How many articles, and from when to when, the (filtered) collection spans."""
-        return db.coverage(self._current().conn(), filters)
+        with self._reading() as generation:
+            return db.coverage(generation.conn(), filters)
 
     def stats(self) -> IndexStats:
         """Figures about the serving index."""
-        generation = self._current()
-        conn = generation.conn()
-        manifest = generation.manifest
-        cover = db.coverage(conn)
-        files = manifest.get("files", {})
-        return IndexStats(
-            n_articles=cover.n_articles,
-            n_chunks=db.count_chunks(conn),
-            sources=tuple(db.sources(conn)),
-            first=cover.first,
-            last=cover.last,
-            model=str(manifest.get("embedding", {}).get("model", "")),
-            dim=int(manifest.get("embedding", {}).get("dim", 0)),
-            index_type=str(manifest.get("index_type", "")),
-            index_bytes=sum(int(meta["bytes"]) for meta in files.values()),
-            generation=generation.name,
-            built_at=str(manifest.get("built_at", "")),
-            build_seconds=float(manifest.get("build_seconds", 0.0)),
-        )
+        with self._reading() as generation:
+            conn = generation.conn()
+            manifest = generation.manifest
+            cover = db.coverage(conn)
+            files = manifest.get("files", {})
+            return IndexStats(
+                n_articles=cover.n_articles,
+                n_chunks=db.count_chunks(conn),
+                sources=tuple(db.sources(conn)),
+                first=cover.first,
+                last=cover.last,
+                model=str(manifest.get("embedding", {}).get("model", "")),
+                dim=int(manifest.get("embedding", {}).get("dim", 0)),
+                index_type=str(manifest.get("index_type", "")),
+                index_bytes=sum(int(meta["bytes"]) for meta in files.values()),
+                generation=generation.name,
+                built_at=str(manifest.get("built_at", "")),
+                build_seconds=float(manifest.get("build_seconds", 0.0)),
+            )
 
     # --- writing
     def ingest(
@@ -521,18 +569,28 @@ class Engine:
         if not self._write_lock.acquire(blocking=False):
             raise ReindexInProgressError("a reindex is already running")
         try:
-            try:
-                report, path = Builder(self.settings, self.embedder).run(
-                    paths, self._generation, sync=sync, rebuild=rebuild, progress=progress
-                )
-            except generations.WriterBusy as exc:
-                raise ReindexInProgressError(str(exc)) from exc
+            with self._holding_current() as current:
+                try:
+                    report, path = Builder(self.settings, self.embedder).run(
+                        paths, current, sync=sync, rebuild=rebuild, progress=progress
+                    )
+                except generations.WriterBusy as exc:
+                    raise ReindexInProgressError(str(exc)) from exc
             if path is not None:
-                self._generation = generations.open_generation(path, self.embedder.identity())
+                self._swap(generations.open_generation(path, self.embedder.identity()))
             self.last_report = report
             return report
         finally:
             self._write_lock.release()
+
+    @contextmanager
+    def _holding_current(self) -> Iterator[Generation | None]:
+        """The serving generation held for a build (None when there is none yet)."""
+        if self._generation is None:
+            yield None
+            return
+        with self._reading() as generation:
+            yield generation
 
     @property
     def reindexing(self) -> bool:
@@ -551,9 +609,11 @@ class Engine:
         return self.state.feedback_counts()
 
     def close(self) -> None:
-        """Release files."""
-        if self._generation is not None:
-            self._generation.close()
+        """Release files (questions still running finish on the generation they hold)."""
+        with self._swap_lock:
+            generation, self._generation = self._generation, None
+        if generation is not None:
+            generation.retire()
         if self._state is not None:
             self._state.close()
 

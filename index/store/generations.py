@@ -53,6 +53,8 @@ class Generation:
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _connections: list[sqlite3.Connection] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _readers: int = 0
+    _retired: bool = False
 
     @property
     def name(self) -> str:
@@ -68,6 +70,29 @@ class Generation:
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+    def acquire(self) -> None:
+        """Count one more reader; a retired generation stays open until its readers finish."""
+        with self._lock:
+            if self._retired:
+                raise GenerationError(f"{self.name} has been replaced")
+            self._readers += 1
+
+    def release(self) -> None:
+        """Count one reader less, closing a retired generation after its last reader."""
+        with self._lock:
+            self._readers -= 1
+            last = self._retired and self._readers == 0
+        if last:
+            self.close()
+
+    def retire(self) -> None:
+        """Mark as replaced: close now if unused, else when the last reader releases it."""
+        with self._lock:
+            self._retired = True
+            unused = self._readers == 0
+        if unused:
+            self.close()
 
     def close(self) -> None:
         """Close every connection opened on this generation."""
@@ -127,18 +152,37 @@ def verify(path: Path, expected: dict[str, Any] | None) -> dict[str, Any]:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise GenerationError(f"{path.name}: unreadable manifest ({exc})") from exc
-    if manifest.get("format") != FORMAT_VERSION:
-        raise GenerationError(f"{path.name}: index format {manifest.get('format')} is not "
-                              f"{FORMAT_VERSION}")
-    for name, meta in manifest.get("files", {}).items():
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise GenerationError(f"{path.name}: index format {found} is not {FORMAT_VERSION}")
+    for name, (size, digest) in _listed_files(path, manifest).items():
         file = path / name
-        if not file.is_file() or file.stat().st_size != meta["bytes"]:
+        if not file.is_file() or file.stat().st_size != size:
             raise GenerationError(f"{path.name}: {name} is missing or truncated")
-        if file_digest(file) != meta["sha256"]:
+        if file_digest(file) != digest:
             raise GenerationError(f"{path.name}: {name} does not match its checksum")
     if expected is not None:
         check_identity(manifest, expected)
     return manifest
+
+
+def _listed_files(path: Path, manifest: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    """Size and checksum of each index file as the manifest lists them.
+
+    Both files must be listed: a manifest damaged so that it lists none would otherwise
+    let unchecked files through.
+    """
+    files = manifest.get("files")
+    listed: dict[str, tuple[int, str]] = {}
+    for name in (DATABASE, VECTORS):
+        meta = files.get(name) if isinstance(files, dict) else None
+        try:
+            listed[name] = (int(meta["bytes"]), str(meta["sha256"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GenerationError(
+                f"{path.name}: the manifest has no valid entry for {name}"
+            ) from exc
+    return listed
 
 
 def check_identity(manifest: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -196,11 +240,21 @@ def open_best(index_dir: Path, expected: dict[str, Any] | None) -> Generation | 
 
 
 def remove_leftovers(index_dir: Path) -> list[Path]:
-    """Delete half-built generations that a crashed writer left behind."""
+    """Delete half-built generations that a crashed writer left behind.
+
+    Only while holding the writer lock: a half-built generation of a writer that is still
+    running (another process's reindex) is work in progress, not a leftover.
+    """
     removed = []
-    for path in index_dir.glob(f"{PREFIX}*{BUILDING}"):
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
+    try:
+        with writer_lock(index_dir):
+            for path in index_dir.glob(f"{PREFIX}*{BUILDING}"):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    except WriterBusy:
+        log.info("another process is building a generation in %s; leaving it be", index_dir)
+    except OSError as exc:  # a read-only index folder: nothing could be removed anyway
+        log.warning("cannot check %s for half-built generations: %s", index_dir, exc)
     return removed
 
 

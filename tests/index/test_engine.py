@@ -26,7 +26,7 @@ def test_reindex_builds_an_index_that_answers(settings, embedder):
     top = answer.quotes[0]
     assert "reopened on Monday" in top.text
     # A quote is a verbatim slice of the article text at its offsets.
-    text = db.article_text(engine._current().conn(), top.article.id)
+    text = db.article_text(engine._generation.conn(), top.article.id)
     assert text[top.start : top.end] == top.text
 
 
@@ -85,7 +85,7 @@ def test_labels_are_kept_and_filterable(settings, embedder):
 
 def test_faiss_ids_match_sqlite_chunks(settings, embedder):
     engine = build(settings, embedder)
-    generation = engine._current()
+    generation = engine._generation
     ids = set(generations.vectors.index_ids(generation.index).tolist())
     rows = {r[0] for r in generation.conn().execute("SELECT id FROM chunks")}
     assert ids == rows and ids
