@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -145,6 +146,85 @@ def plan_changes(
     return plan
 
 
+class EmbedAhead:
+    """Embeds chunk texts on a worker thread while the caller keeps chunking articles.
+
+    Embedding backends release the GIL while they run, so chunking (pure Python) and
+    embedding overlap. Vectors are kept by the chunk text's hash.
+    """
+
+    def __init__(self, embedder: Embedder, batch_size: int) -> None:
+        """Start the worker."""
+        self.embedder = embedder
+        self.batch_size = batch_size
+        self.vectors: dict[str, np.ndarray] = {}
+        self.queued = 0
+        self._seen: set[str] = set()
+        self._pending: list[tuple[str, str]] = []
+        self._slices: list[list[tuple[str, str]] | None] = []
+        self._ready = threading.Condition()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="embed-ahead", daemon=True)
+        self._thread.start()
+
+    def add(self, digest: str, text: str) -> None:
+        """Queue a chunk text for embedding (each distinct text once)."""
+        if digest in self._seen:
+            return
+        self._seen.add(digest)
+        self._pending.append((digest, text))
+        self.queued += 1
+        if len(self._pending) >= EMBED_SLICE:
+            self._push(self._pending)
+            self._pending = []
+
+    def _push(self, item: list[tuple[str, str]] | None) -> None:
+        """Hand a slice (or the end mark) to the worker."""
+        with self._ready:
+            self._slices.append(item)
+            self._ready.notify()
+
+    def _work(self) -> None:
+        """Embed slices until the end mark; keep the first error for `finish`."""
+        while True:
+            with self._ready:
+                while not self._slices:
+                    self._ready.wait()
+                item = self._slices.pop(0)
+            if item is None or self._error is not None:
+                if item is None:
+                    return
+                continue
+            try:
+                matrix = self.embedder.encode([t for _, t in item], batch_size=self.batch_size)
+            except BaseException as exc:  # re-raised on the caller's thread
+                self._error = exc
+                continue
+            for (digest, _), vector in zip(item, matrix, strict=True):
+                self.vectors[digest] = vector
+
+    def stop(self) -> None:
+        """End the worker without waiting for queued chunks (the build failed)."""
+        with self._ready:
+            self._slices[:] = [None]
+            self._ready.notify()
+
+    def finish(self, notify: ProgressCallback) -> dict[str, np.ndarray]:
+        """Wait for every queued chunk, reporting progress; return the vectors by text hash."""
+        if self._pending:
+            self._push(self._pending)
+            self._pending = []
+        self._push(None)
+        while self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+            done = len(self.vectors)
+            notify(Progress("embedding", done, self.queued,
+                            f"embedded {done}/{self.queued} chunks"))
+        if self._error is not None:
+            raise self._error
+        return self.vectors
+
+
 class Builder:
     """Writes a new generation: copy of the current one, changes applied, vectors rebuilt."""
 
@@ -257,8 +337,35 @@ class Builder:
         self, conn: sqlite3.Connection, articles: list[tuple[str, ParsedArticle]],
         notify: ProgressCallback,
     ) -> list[tuple[int, str, str]]:
-        """Insert articles, their sentences and chunks; return (chunk id, text hash, text)."""
+        """Insert articles, their sentences and chunks; return (chunk id, text hash, text).
+
+        When the database holds no other chunks (a first build or a rebuild), no vector can be
+        reused, so new chunks are embedded on a worker thread while later articles are chunked.
+        Otherwise `_vectors` embeds what it cannot reuse.
+        """
         new_chunks: list[tuple[int, str, str]] = []
+        ahead = (
+            EmbedAhead(self.embedder, self.settings.embed_batch_size)
+            if articles and db.count_chunks(conn) == 0
+            else None
+        )
+        self._embedded_ahead: dict[str, np.ndarray] = {}
+        try:
+            self._insert_articles(conn, articles, new_chunks, ahead, notify)
+        except BaseException:
+            if ahead is not None:
+                ahead.stop()
+            raise
+        if ahead is not None:
+            self._embedded_ahead = ahead.finish(notify)
+        return new_chunks
+
+    def _insert_articles(
+        self, conn: sqlite3.Connection, articles: list[tuple[str, ParsedArticle]],
+        new_chunks: list[tuple[int, str, str]], ahead: EmbedAhead | None,
+        notify: ProgressCallback,
+    ) -> None:
+        """Chunk and insert each article, appending its chunks to new_chunks (and to ahead)."""
         total = len(articles)
         for done, (key, article) in enumerate(articles, start=1):
             chunks = chunk_text(
@@ -294,9 +401,10 @@ class Builder:
                     (rowid, ord_, chunk.start, chunk.end, chunk.n_tokens, digest, text),
                 ).lastrowid
                 new_chunks.append((int(chunk_id), digest, text))
+                if ahead is not None:
+                    ahead.add(digest, text)
             if done % 200 == 0 or done == total:
                 notify(Progress("chunking", done, total, f"chunked {done}/{total} articles"))
-        return new_chunks
 
     def _vectors(
         self,
@@ -321,10 +429,13 @@ class Builder:
             reusable = db.chunk_ids_by_hash(current.conn(), {h for _, h, _ in new_chunks})
         to_embed: list[tuple[int, str]] = []
         reuse_ids: list[tuple[int, int]] = []
+        ahead, self._embedded_ahead = getattr(self, "_embedded_ahead", {}), {}
         for chunk_id, digest, text in new_chunks:
             old_id = reusable.get(digest)
             if old_id is not None:
                 reuse_ids.append((chunk_id, old_id))
+            elif digest in ahead:
+                result[chunk_id] = ahead[digest]
             else:
                 to_embed.append((chunk_id, text))
         if reuse_ids:
@@ -332,7 +443,9 @@ class Builder:
             for (chunk_id, _), vector in zip(reuse_ids, old_vectors, strict=True):
                 result[chunk_id] = vector
         plan.report.chunks_reused = len(reuse_ids)
-        plan.report.chunks_embedded = len(to_embed)
+        plan.report.chunks_embedded = len(to_embed) + sum(
+            1 for _, digest, _ in new_chunks if digest in ahead and digest not in reusable
+        )
         total = len(to_embed)
         for first in range(0, total, EMBED_SLICE):
             batch = to_embed[first : first + EMBED_SLICE]

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or path; the default is bundled.",
     )
     embed_backend: Literal["torch", "openvino", "onnx"] = Field(
-        "torch", description="Embedding runtime: torch (fp32), openvino or onnx."
+        "openvino", description="Embedding runtime: openvino (bf16 on AMX), torch (fp32) or onnx."
     )
     embed_batch_size: int = Field(32, ge=1, description="Chunks per embedding batch.")
     chunk_max_tokens: int | None = Field(

@@ -10,10 +10,22 @@ __all__ = ["Embedder", "EmbeddingError", "make_embedder", "normalize_rows", "res
 
 
 def make_embedder(model: str, backend: str = "torch", cache_dir: Path | None = None) -> Embedder:
-    """Build the embedder for a model name or path on the chosen backend."""
+    """Build the embedder for a model name or path on the chosen backend.
+
+    openvino and onnx export the model once into `cache_dir` (the engine passes
+    `index_dir/models`) and then serve it without torch.
+    """
     model_path = resolve_model(model)
     if backend == "torch":
         from index.embedding.torch_backend import TorchEmbedder
 
         return TorchEmbedder(model, model_path)
+    if backend == "openvino":
+        from index.embedding.openvino_backend import OpenVinoEmbedder
+
+        return OpenVinoEmbedder(model, model_path, cache_dir)
+    if backend == "onnx":
+        from index.embedding.onnx_backend import OnnxEmbedder
+
+        return OnnxEmbedder(model, model_path, cache_dir)
     raise EmbeddingError(f"unknown embedding backend {backend!r} (choose torch, openvino or onnx)")
