@@ -42,6 +42,11 @@ def stem(word: str) -> str:
     return word
 
 
+def stemmed_words(text: str) -> list[str]:
+    """The text's words, casefolded and lightly stemmed, in order."""
+    return [stem(word) for word in _WORD.findall(text.casefold())]
+
+
 def term_weights(
     terms: Sequence[str], doc_counts: Mapping[str, int], n_docs: int
 ) -> dict[str, float]:
@@ -58,7 +63,7 @@ def coverage_score(text: str, weights: Mapping[str, float]) -> float:
     total = sum(weights.values())
     if total <= 0:
         return 0.0
-    present = {stem(word) for word in _WORD.findall(text.casefold())}
+    present = set(stemmed_words(text))
     return sum(weight for term, weight in weights.items() if term in present) / total
 
 

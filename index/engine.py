@@ -35,6 +35,7 @@ from index.retrieve import (
     boost_by_time,
     candidate_ids,
     cap_per_article,
+    keyword_statistics,
     score_candidates,
 )
 from index.state import StateStore
@@ -227,10 +228,12 @@ class Engine:
                 generation, query_vector, keyword_query, candidates=settings.candidates,
                 filters=period_filters,
             )
+        rows = db.chunk_rows(conn, sorted(ids))
         ranked = score_candidates(
-            generation, query_vector, keyword_query, ids, bm25_weight=settings.bm25_weight
+            generation, query_vector, db.query_terms(text),
+            {chunk_id: row.text for chunk_id, row in rows.items()},
+            bm25_weight=settings.bm25_weight,
         )
-        rows = db.chunk_rows(conn, [c.chunk_id for c in ranked])
         ranked = boost_by_time(
             ranked,
             {chunk_id: row.published for chunk_id, row in rows.items()},
@@ -309,8 +312,8 @@ class Engine:
         conn = generation.conn()
         candidates = self._sentence_candidates(conn, top, rows)
         terms = db.query_terms(text)
-        n_chunks = int(generation.manifest.get("counts", {}).get("chunks", 1))
-        weights = answering.term_weights(terms, db.term_document_counts(conn, terms), n_chunks)
+        doc_counts, n_chunks, _ = keyword_statistics(generation, terms)
+        weights = answering.term_weights(terms, doc_counts, n_chunks)
         picked = answering.pick_quotes(
             answering.score_sentences(candidates, weights),
             self.settings.max_quotes,
@@ -387,20 +390,20 @@ class Engine:
             generation, query_vector, keyword_query, candidates=max(100, limit * 5),
             filters=SearchFilters(since=since, until=until),
         )
-        ranked = [
-            c for c in score_candidates(
-                generation, query_vector, keyword_query, ids, bm25_weight=self.settings.bm25_weight
-            )
-            if c.dense >= self.settings.min_score
-        ]
-        rows = db.chunk_rows(conn, [c.chunk_id for c in ranked])
+        rows = db.chunk_rows(conn, sorted(ids))
+        scored = score_candidates(
+            generation, query_vector, db.query_terms(text),
+            {chunk_id: row.text for chunk_id, row in rows.items()},
+            bm25_weight=self.settings.bm25_weight,
+        )
+        ranked = [c for c in scored if c.dense >= self.settings.min_score]
         best_per_story: dict[str, ScoredChunk] = {}
         for chunk in ranked:  # best first, so the first chunk seen of a story is its best
             best_per_story.setdefault(rows[chunk.chunk_id].story_id, chunk)
         chosen = list(best_per_story.values())[:limit]
         terms = db.query_terms(text)
-        n_chunks = int(generation.manifest.get("counts", {}).get("chunks", 1))
-        weights = answering.term_weights(terms, db.term_document_counts(conn, terms), n_chunks)
+        doc_counts, n_chunks, _ = keyword_statistics(generation, terms)
+        weights = answering.term_weights(terms, doc_counts, n_chunks)
         picked = []
         for chunk in chosen:
             scored = answering.score_sentences(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 
+from index.answer import stem, stemmed_words
 from index.models import SearchFilters
 from index.store import db, vectors
 from index.store.generations import Generation
@@ -91,24 +94,75 @@ def candidate_ids(
     return {int(i) for i in dense_ids} | {chunk_id for chunk_id, _ in keyword}
 
 
+BM25_K1 = 0.9
+BM25_B = 0.4
+
+
+def bm25_scores(
+    texts: Mapping[int, str],
+    terms: Sequence[str],
+    doc_counts: Mapping[str, int],
+    n_docs: int,
+    average_words: float,
+    *,
+    k1: float = BM25_K1,
+    b: float = BM25_B,
+) -> dict[int, float]:
+    """Okapi BM25 of each text for the query terms (absent: no term matched)."""
+    idf = {
+        stem(term): math.log(1.0 + (n_docs - doc_counts.get(term, 0) + 0.5)
+                             / (doc_counts.get(term, 0) + 0.5))
+        for term in terms
+    }
+    scores: dict[int, float] = {}
+    for key, text in texts.items():
+        words = stemmed_words(text)
+        counts = Counter(word for word in words if word in idf)
+        if not counts:
+            continue
+        norm = k1 * (1.0 - b + b * len(words) / max(average_words, 1.0))
+        scores[key] = sum(
+            idf[term] * tf * (k1 + 1.0) / (tf + norm) for term, tf in counts.items()
+        )
+    return scores
+
+
+def keyword_statistics(
+    generation: Generation, terms: Sequence[str]
+) -> tuple[dict[str, int], int, float]:
+    """Document counts of the terms, the number of chunks and their mean length (memoised)."""
+    memo = generation.memo
+    conn = generation.conn()
+    if "n_docs" not in memo:
+        memo["n_docs"] = db.count_chunks(conn)
+        memo["average_words"] = db.average_chunk_words(conn)
+    missing = [term for term in terms if ("df", term) not in memo]
+    for term, count in db.term_document_counts(conn, missing).items():
+        memo["df", term] = count
+    return {term: memo["df", term] for term in terms}, memo["n_docs"], memo["average_words"]
+
+
 def score_candidates(
     generation: Generation,
     query_vector: np.ndarray,
-    keyword_query: str,
-    ids: set[int],
+    terms: Sequence[str],
+    texts: Mapping[int, str],
     *,
     bm25_weight: float,
 ) -> list[ScoredChunk]:
     """Score every candidate with both retrievers and fuse, best first.
 
-    Both scores are computed for every candidate, so fusion never compares with a missing half.
+    Both scores are computed for every candidate (BM25 from the candidates' own text, with
+    the index's document counts), so fusion never compares with a missing half, and the cost
+    follows the number of candidates, not the size of the collection.
     """
-    if not ids:
+    if not texts:
         return []
-    union = sorted(ids)
+    union = sorted(texts)
     cosines = vectors.reconstruct(generation.index, union) @ query_vector
     dense = {chunk_id: float(c) for chunk_id, c in zip(union, cosines, strict=True)}
-    keyword = db.keyword_scores(generation.conn(), keyword_query, union)
+    doc_counts, n_docs, average_words = keyword_statistics(generation, terms)
+    keyword = bm25_scores(texts, terms, doc_counts, n_docs, average_words)
     return fuse(dense, keyword, bm25_weight)
 
 
@@ -122,11 +176,14 @@ def hybrid_search(
     filters: SearchFilters | None = None,
 ) -> list[ScoredChunk]:
     """Dense and keyword top candidates, each scored by both retrievers, fused, best first."""
-    query = db.keyword_query(question)
     ids = candidate_ids(
-        generation, query_vector, query, candidates=candidates, filters=filters
+        generation, query_vector, db.keyword_query(question), candidates=candidates,
+        filters=filters,
     )
-    return score_candidates(generation, query_vector, query, ids, bm25_weight=bm25_weight)
+    texts = {chunk_id: row.text for chunk_id, row in db.chunk_rows(generation.conn(), ids).items()}
+    return score_candidates(
+        generation, query_vector, db.query_terms(question), texts, bm25_weight=bm25_weight
+    )
 
 
 def boost_by_time(

@@ -56,7 +56,6 @@ CREATE TABLE IF NOT EXISTS sentences(
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, content='chunks', content_rowid='id', tokenize='porter unicode61'
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
     INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
 END;
@@ -208,20 +207,6 @@ def keyword_search(
     return [(int(rowid), float(score)) for rowid, score in rows]
 
 
-def keyword_scores(
-    conn: sqlite3.Connection, query: str, chunk_ids: Iterable[int]
-) -> dict[int, float]:
-    """BM25 scores of the given chunks for a query (absent: no term matched)."""
-    ids = list(chunk_ids)
-    if not query or not ids:
-        return {}
-    sql = (
-        "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-        f"AND rowid IN ({','.join('?' * len(ids))})"
-    )
-    return {int(r): float(s) for r, s in conn.execute(sql, [query, *ids])}
-
-
 def allowed_chunk_ids(conn: sqlite3.Connection, filters: SearchFilters) -> list[int]:
     """Ids of every chunk whose article passes the filters."""
     where, params = filter_sql(filters)
@@ -272,11 +257,17 @@ def sentences_in(conn: sqlite3.Connection, article_rowid: int, start: int, end: 
 
 
 def term_document_counts(conn: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:
-    """How many chunks contain each (stemmed) term, for IDF weights."""
-    if not terms:
-        return {}
-    sql = f"SELECT term, doc FROM chunks_vocab WHERE term IN ({','.join('?' * len(terms))})"
-    return {str(term): int(doc) for term, doc in conn.execute(sql, list(terms))}
+    """How many chunks contain each term (matched as the keyword index stems it)."""
+    sql = "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
+    return {term: int(conn.execute(sql, (f'"{term}"',)).fetchone()[0]) for term in terms}
+
+
+def average_chunk_words(conn: sqlite3.Connection) -> float:
+    """Mean number of words in a chunk (BM25's length normalisation)."""
+    row = conn.execute(
+        "SELECT avg(length(text) - length(replace(text, ' ', '')) + 1) FROM chunks"
+    ).fetchone()
+    return float(row[0] or 1.0)
 
 
 def recent_articles(

@@ -55,6 +55,8 @@ class Generation:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _readers: int = 0
     _retired: bool = False
+    # Figures derived from the (immutable) generation, e.g. term document counts.
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
