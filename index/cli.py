@@ -337,6 +337,26 @@ def demo(index: IndexOption = None) -> None:
     typer.echo(f'\nAsk your own: articlebot ask --index {settings.index_dir} "your question"')
 
 
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True,
+                "help_option_names": []}
+
+
+@app.command(name="eval", context_settings=PASS_THROUGH, add_help_option=False)
+def evaluate(ctx: typer.Context) -> None:
+    """Answer quality on the shared sets: eval squad|news|calibrate|sweep [--json] (see --help)."""
+    from bench.quality import main as quality_main
+
+    raise typer.Exit(quality_main(ctx.args) or 0)
+
+
+@app.command(context_settings=PASS_THROUGH, add_help_option=False)
+def bench(ctx: typer.Context) -> None:
+    """Speed and memory: bench embed|ingest|query|scale [--json] (see --help)."""
+    from bench.perf import main as perf_main
+
+    raise typer.Exit(perf_main(ctx.args) or 0)
+
+
 @app.command()
 def serve(index: IndexOption = None) -> None:
     """Run the Discord bot (needs DISCORD_TOKEN)."""

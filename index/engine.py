@@ -12,6 +12,8 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import faiss
+
 from index import answer as answering
 from index.config import Settings
 from index.embedding import Embedder, EmbeddingError, make_embedder
@@ -108,6 +110,15 @@ class Engine:
         if index_dir.is_dir():
             for path in generations.remove_leftovers(index_dir):
                 log.warning("removed half-built index generation %s", path.name)
+        missing = IndexMissingError(
+            f"no index in {index_dir}; build one with: articlebot reindex "
+            "(or articlebot ingest PATH)"
+        )
+        if not create and not generations.complete_generations(index_dir):
+            raise missing  # before loading the model: nothing to serve anyway
+        # One FAISS thread: faster and steadier for single queries, and no contention with the
+        # embedding runtime's own threads (see docs/performance.md).
+        faiss.omp_set_num_threads(1)
         embedder = self.embedder
         try:
             generation = generations.open_best(index_dir, embedder.identity())
@@ -118,10 +129,7 @@ class Engine:
             log.warning("setting the current index aside for a rebuild: %s", exc)
             generation = None
         if generation is None and not create:
-            raise IndexMissingError(
-                f"no index in {index_dir}; build one with: articlebot reindex "
-                "(or articlebot ingest PATH)"
-            )
+            raise missing
         if generation is not None:
             self._swap(generation)
 
