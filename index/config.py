@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     max_quotes: int = Field(3, ge=1, le=5, description="Sentences quoted in an answer.")
     bm25_weight: float = Field(0.3, ge=0, le=1, description="Keyword share of the fused score.")
     min_score: float = Field(
-        0.30, description="Below this best-passage score the answer abstains (calibrated)."
+        0.40, description="Below this best-passage similarity the answer abstains (calibrated)."
     )
     time_handling: bool = Field(
         True, description="Read time words in questions ('last week') and prefer newer articles."

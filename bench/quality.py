@@ -1,0 +1,819 @@
+"""Answer-quality evaluation: SQuAD paragraph retrieval, news questions, abstention calibration.
+
+Usage: python -m bench.quality squad|news|calibrate|sweep [--limit N] [--json] ...
+Indexes are cached under var/eval/, keyed by the data and the model and chunk settings, so a
+rerun only asks the questions. Figures and the commands behind them: docs/quality.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
+
+import numpy as np
+
+from index.config import Settings, load_settings
+from index.ingest import article_key
+from index.models import Answer, ParsedArticle, Progress
+
+if TYPE_CHECKING:
+    from index.engine import Engine
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
+SQUAD_DATA = DATA_ROOT / "squad" / "dev-v1.1.json.gz"
+NEWS_CORPUS = DATA_ROOT / "news2023" / "corpus-8w.jsonl.gz"
+NEWS_QUESTIONS = DATA_ROOT / "news2023" / "questions-8w.jsonl.gz"
+EVAL_DIR = REPO_ROOT / "var" / "eval"
+# MRR@10 needs ten ranked articles, more than an answer lists by default.
+EVAL_RESULTS = 10
+# Answerable questions allowed to abstain when the threshold is chosen from data.
+MAX_FALSE_ABSTAIN = 0.05
+THRESHOLDS_SHOWN = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55)
+
+TitleMode = Literal["title", "none", "prefix"]
+
+
+# --- pure metrics
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one question got: ranked article ids, their passages, the quotes, and the time."""
+
+    ranked_ids: tuple[str, ...]
+    passages: tuple[str, ...]
+    quotes: tuple[str, ...]
+    answered: bool
+    ms: float
+
+
+def outcome_of(answer: Answer, ms: float) -> Outcome:
+    """The parts of an answer the metrics look at."""
+    return Outcome(
+        ranked_ids=tuple(hit.article.id for hit in answer.results),
+        passages=tuple(hit.passage for hit in answer.results),
+        quotes=tuple(q.text for q in answer.quotes),
+        answered=answer.answered,
+        ms=ms,
+    )
+
+
+def normalize(text: str) -> str:
+    """Casefolded, whitespace-collapsed text, for gold matching."""
+    return " ".join(text.casefold().split())
+
+
+def contains_answer(text: str, answers: Iterable[str]) -> bool:
+    """True when any non-blank gold answer occurs in the text, ignoring case and spacing."""
+    haystack = normalize(text)
+    return any(gold and gold in haystack for gold in (normalize(a) for a in answers))
+
+
+def first_rank(ranked: Sequence[str], gold: Iterable[str]) -> int | None:
+    """1-based rank of the first gold id in the ranking, or None."""
+    wanted = set(gold)
+    return next((rank for rank, key in enumerate(ranked, 1) if key in wanted), None)
+
+
+def recall_at(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
+    """1.0 when a gold id is among the top k, else 0.0."""
+    rank = first_rank(ranked, gold)
+    return 1.0 if rank is not None and rank <= k else 0.0
+
+
+def reciprocal_rank(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
+    """1/rank of the first gold id within the top k, else 0.0."""
+    rank = first_rank(ranked, gold)
+    return 1.0 / rank if rank is not None and rank <= k else 0.0
+
+
+def quote_hit(quotes: Sequence[str], answers: Sequence[str], k: int) -> bool:
+    """True when one of the first k quotes contains a gold answer."""
+    return any(contains_answer(text, answers) for text in quotes[:k])
+
+
+def passage_hit(outcome: Outcome, answers: Sequence[str], k: int) -> bool:
+    """True when a quote, or the passage of one of the top k results, contains a gold answer.
+
+    Quotes count at every k (they are shown first), so hit@k never falls as k grows.
+    """
+    texts = [*outcome.quotes, *outcome.passages[:k]]
+    return any(contains_answer(text, answers) for text in texts)
+
+
+def latency(ms: Sequence[float]) -> dict[str, float]:
+    """Median and 95th-percentile latency in milliseconds."""
+    if not ms:
+        return {"p50_ms": 0.0, "p95_ms": 0.0}
+    values = np.asarray(ms, dtype=float)
+    return {
+        "p50_ms": round(float(np.percentile(values, 50)), 1),
+        "p95_ms": round(float(np.percentile(values, 95)), 1),
+    }
+
+
+def mean(values: Iterable[float]) -> float:
+    """Arithmetic mean rounded to 4 places (0.0 for nothing)."""
+    items = list(values)
+    return round(sum(items) / len(items), 4) if items else 0.0
+
+
+def retrieval_metrics(
+    outcomes: Sequence[Outcome], golds: Sequence[Iterable[str]]
+) -> dict[str, Any]:
+    """Article-level recall@1, recall@5 and MRR@10 of the final rankings."""
+    pairs = list(zip(outcomes, golds, strict=True))
+    return {
+        "recall@1": mean(recall_at(o.ranked_ids, g, 1) for o, g in pairs),
+        "recall@5": mean(recall_at(o.ranked_ids, g, 5) for o, g in pairs),
+        "mrr@10": mean(reciprocal_rank(o.ranked_ids, g, 10) for o, g in pairs),
+    }
+
+
+def abstention_metrics(answered: Sequence[bool], answerable: Sequence[bool]) -> dict[str, Any]:
+    """Abstain rate, with correct abstentions (unanswerable) and false ones (answerable)."""
+    pairs = list(zip(answered, answerable, strict=True))
+    n_unanswerable = sum(1 for _, ok in pairs if not ok)
+    n_answerable = len(pairs) - n_unanswerable
+    correct = sum(1 for said, ok in pairs if not said and not ok)
+    false = sum(1 for said, ok in pairs if not said and ok)
+    return {
+        "abstain_rate": mean(0.0 if said else 1.0 for said, _ in pairs),
+        "n_unanswerable": n_unanswerable,
+        "correct_abstentions": correct,
+        "correct_abstention_rate": round(correct / n_unanswerable, 4) if n_unanswerable else None,
+        "n_answerable": n_answerable,
+        "false_abstentions": false,
+        "false_abstention_rate": round(false / n_answerable, 4) if n_answerable else None,
+    }
+
+
+def squad_metrics(
+    outcomes: Sequence[Outcome], golds: Sequence[str], answers: Sequence[Sequence[str]]
+) -> dict[str, Any]:
+    """Every SQuAD figure: retrieval, quote hits, abstention, latency, counts."""
+    pairs = list(zip(outcomes, answers, strict=True))
+    return {
+        **retrieval_metrics(outcomes, [[gold] for gold in golds]),
+        "quote_hit@1": mean(float(quote_hit(o.quotes, a, 1)) for o, a in pairs),
+        "quote_hit@3": mean(float(quote_hit(o.quotes, a, 3)) for o, a in pairs),
+        "abstain_rate": mean(0.0 if o.answered else 1.0 for o in outcomes),
+        **latency([o.ms for o in outcomes]),
+        "n_questions": len(outcomes),
+    }
+
+
+def news_metrics(
+    outcomes: Sequence[Outcome],
+    answers: Sequence[Sequence[str]],
+    in_corpus: Sequence[bool] | None = None,
+) -> dict[str, Any]:
+    """Every news figure: hit@1/5/10, quote hits, abstention accounting, latency, counts.
+
+    Hits are over answerable questions (a non-empty gold list); `in_corpus` marks those whose
+    gold occurs somewhere in the corpus, for hit rates over what retrieval could find at all.
+    """
+    answerable = [bool(a) for a in answers]
+    scored = [(o, a) for o, a in zip(outcomes, answers, strict=True) if a]
+    result: dict[str, Any] = {
+        f"hit@{k}": mean(float(passage_hit(o, a, k)) for o, a in scored) for k in (1, 5, 10)
+    }
+    result["quote_hit@1"] = mean(float(quote_hit(o.quotes, a, 1)) for o, a in scored)
+    result["quote_hit@3"] = mean(float(quote_hit(o.quotes, a, 3)) for o, a in scored)
+    if in_corpus is not None:
+        reachable = [
+            (o, a) for o, a, found in zip(outcomes, answers, in_corpus, strict=True) if found and a
+        ]
+        result["n_gold_in_corpus"] = len(reachable)
+        for k in (1, 5, 10):
+            result[f"hit@{k}_gold_in_corpus"] = mean(
+                float(passage_hit(o, a, k)) for o, a in reachable
+            )
+        absent = [
+            o for o, a, found in zip(outcomes, answers, in_corpus, strict=True) if a and not found
+        ]
+        result["abstain_rate_gold_absent"] = mean(0.0 if o.answered else 1.0 for o in absent)
+    result.update(abstention_metrics([o.answered for o in outcomes], answerable))
+    result.update(latency([o.ms for o in outcomes]))
+    result["n_questions"] = len(outcomes)
+    return result
+
+
+def spread(items: Sequence[Any], n: int | None) -> list[Any]:
+    """About n items taken evenly across the sequence (all of them when n is None or larger)."""
+    if not n or n >= len(items):
+        return list(items)
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def threshold_keeping(scores: Sequence[float], max_false: float = MAX_FALSE_ABSTAIN) -> float:
+    """The highest threshold under which at most `max_false` of these scores fall (score < t)."""
+    if not scores:
+        raise ValueError("no scores to calibrate on")
+    ordered = sorted(scores)
+    allowed = int(max_false * len(ordered))  # how many may fall below the threshold
+    return float(ordered[allowed])
+
+
+def rate_below(scores: Sequence[float], threshold: float) -> float:
+    """Share of scores strictly below the threshold (they would abstain)."""
+    return mean(1.0 if s < threshold else 0.0 for s in scores)
+
+
+def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    pos = np.asarray(positives, dtype=float)
+    neg = np.sort(np.asarray(negatives, dtype=float))
+    if not len(pos) or not len(neg):
+        return 0.0
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return round(float((below + 0.5 * ties).sum() / (len(pos) * len(neg))), 4)
+
+
+# --- data
+
+
+@dataclass(frozen=True, slots=True)
+class EvalQuestion:
+    """A question with its gold: article ids (when known) and answer strings."""
+
+    text: str
+    answers: tuple[str, ...]
+    gold_ids: tuple[str, ...] = ()
+
+
+def squad_url(title: str, paragraph: int) -> str:
+    """A unique, stable link for one SQuAD paragraph (its article id derives from it)."""
+    return f"squad://{quote(title, safe='')}/{paragraph}"
+
+
+def squad_records(
+    data: Mapping[str, Any], title_mode: TitleMode = "title"
+) -> tuple[list[dict[str, str]], list[EvalQuestion]]:
+    """One JSONL-ready record per paragraph and the questions with their paragraph's id.
+
+    title_mode: 'title' keeps the Wikipedia title as metadata, 'none' leaves it empty,
+    'prefix' also starts the text with it (so it is embedded and keyword-indexed).
+    """
+    records: list[dict[str, str]] = []
+    questions: list[EvalQuestion] = []
+    for article in data["data"]:
+        title = str(article["title"])
+        readable = title.replace("_", " ")
+        for number, paragraph in enumerate(article["paragraphs"]):
+            url = squad_url(title, number)
+            text = paragraph["context"]
+            if title_mode == "prefix":
+                text = f"{readable}.\n\n{text}"
+            record = {
+                "title": "" if title_mode == "none" else readable,
+                "text": text,
+                "url": url,
+                "source": "squad",
+            }
+            records.append(record)
+            key = article_key(ParsedArticle(text=text, origin="squad", url=url))
+            for qa in paragraph["qas"]:
+                golds = tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
+                questions.append(EvalQuestion(qa["question"], golds, (key,)))
+    return records, questions
+
+
+def read_json_gz(path: Path) -> Any:
+    """A (gzipped) JSON document."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a (gzipped) JSON Lines file."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def news_questions(path: Path) -> list[EvalQuestion]:
+    """Quiz questions with their gold answer strings (an empty list: unanswerable)."""
+    return [
+        EvalQuestion(str(row["question"]), tuple(str(a) for a in row.get("answers") or ()))
+        for row in read_jsonl(path)
+    ]
+
+
+def gold_in_corpus(questions: Sequence[EvalQuestion], texts: Iterable[str]) -> list[bool]:
+    """For each question, whether any of its gold answers occurs in any corpus text."""
+    corpus = [normalize(text) for text in texts]
+    golds = [[normalize(a) for a in q.answers if a.strip()] for q in questions]
+    return [any(g in text for g in gold for text in corpus) for gold in golds]
+
+
+# --- indexes
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(data_digest: str, settings: Settings, variant: str = "") -> str:
+    """A short key over what changes the index: data, model, backend and chunking."""
+    material = json.dumps(
+        [data_digest, variant, settings.model, settings.embed_backend,
+         settings.chunk_max_tokens, settings.chunk_overlap_sentences, settings.index_type]
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:12]
+
+
+def eval_settings(settings: Settings, index_dir: Path) -> Settings:
+    """The settings for an evaluation: the cached index, and ten results for MRR@10."""
+    return settings.model_copy(
+        update={"index_dir": index_dir, "results": max(settings.results, EVAL_RESULTS)}
+    )
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so --json output stays clean."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def open_indexed(settings: Settings, paths: Sequence[Path], embedder: Any = None) -> Engine:
+    """Open the engine on its (cached) index and ingest the paths; unchanged data embeds nothing."""
+    from index.engine import Engine
+
+    engine = Engine.open(settings, create=True, embedder=embedder)
+    started = time.perf_counter()
+    report = engine.ingest(list(paths), progress=_log_progress)
+    if report.changed:
+        log(f"indexed into {settings.index_dir}: {report.summary()}")
+    else:
+        log(f"reused {settings.index_dir} ({time.perf_counter() - started:.1f}s to check)")
+    return engine
+
+
+def _log_progress(progress: Progress) -> None:
+    """Log embedding progress now and then (an index of the news corpus takes minutes)."""
+    if progress.stage == "embedding" or progress.stage == "done":
+        log(progress.message)
+
+
+def squad_index(
+    settings: Settings, data: Path, title_mode: TitleMode, embedder: Any = None
+) -> tuple[Engine, list[EvalQuestion]]:
+    """The engine over the SQuAD paragraphs (cached) and the questions."""
+    records, questions = squad_records(read_json_gz(data), title_mode)
+    folder = EVAL_DIR / f"squad-{title_mode}-{cache_key(file_digest(data), settings, title_mode)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    articles = folder / "paragraphs.jsonl"
+    lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    if not articles.exists() or articles.read_text(encoding="utf-8") != lines:
+        articles.write_text(lines, encoding="utf-8")
+    engine = open_indexed(eval_settings(settings, folder / "index"), [articles], embedder)
+    return engine, questions
+
+
+def news_index(settings: Settings, corpus: Path, embedder: Any = None) -> Engine:
+    """The engine over a news corpus (cached)."""
+    key = cache_key(file_digest(corpus), settings)
+    folder = EVAL_DIR / f"news-{corpus.name.split('.')[0]}-{key}"
+    return open_indexed(eval_settings(settings, folder / "index"), [corpus], embedder)
+
+
+def ask_all(
+    engine: Engine, questions: Sequence[EvalQuestion], label: str = ""
+) -> list[Outcome]:
+    """Ask every question, timing each call."""
+    outcomes = []
+    for number, question in enumerate(questions, 1):
+        started = time.perf_counter()
+        answer = engine.ask(question.text)
+        outcomes.append(outcome_of(answer, (time.perf_counter() - started) * 1000.0))
+        if number % 1000 == 0:
+            log(f"{label} {number}/{len(questions)} questions")
+    return outcomes
+
+
+class CachedQueries:
+    """Wraps an embedder so questions embedded in one batch up front are not embedded again.
+
+    For sweeps that ask the same questions under many settings; latency is not measured then.
+    """
+
+    def __init__(self, embedder: Any) -> None:
+        """Wrap an embedder; nothing is cached yet."""
+        self._inner = embedder
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def prime(self, texts: Sequence[str]) -> None:
+        """Embed these questions in batches (as the engine would: whitespace collapsed)."""
+        wanted = list(dict.fromkeys(" ".join(t.split()) for t in texts))
+        wanted = [t for t in wanted if t not in self._vectors]
+        if wanted:
+            matrix = self._inner.encode(wanted, batch_size=64)
+            self._vectors.update(zip(wanted, matrix, strict=True))
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """The cached vector, else the wrapped embedder's."""
+        vector = self._vectors.get(text)
+        return vector if vector is not None else self._inner.encode_query(text)
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else is the wrapped embedder's."""
+        return getattr(self._inner, name)
+
+
+# --- evaluations
+
+
+def eval_squad(
+    settings: Settings,
+    data: Path = SQUAD_DATA,
+    limit: int | None = None,
+    *,
+    title_mode: TitleMode = "title",
+    embedder: Any = None,
+) -> dict[str, Any]:
+    """SQuAD v1.1 dev: every paragraph an article; article-level ranking and quote figures."""
+    engine, questions = squad_index(settings, data, title_mode, embedder)
+    try:
+        questions = questions[:limit] if limit else questions
+        outcomes = ask_all(engine, questions, "squad")
+    finally:
+        engine.close()
+    metrics = squad_metrics(
+        outcomes, [q.gold_ids[0] for q in questions], [q.answers for q in questions]
+    )
+    return {"dataset": "squad", "title_mode": title_mode, **metrics, **_setting_fields(settings)}
+
+
+def eval_news(
+    settings: Settings,
+    corpus: Path = NEWS_CORPUS,
+    questions: Path = NEWS_QUESTIONS,
+    limit: int | None = None,
+    *,
+    embedder: Any = None,
+) -> dict[str, Any]:
+    """News quiz questions against a news corpus: passage hits and abstention accounting."""
+    engine = news_index(settings, corpus, embedder)
+    asked = news_questions(questions)
+    asked = asked[:limit] if limit else asked
+    try:
+        outcomes = ask_all(engine, asked, "news")
+    finally:
+        engine.close()
+    reachable = gold_in_corpus(asked, (str(row.get("text", "")) for row in read_jsonl(corpus)))
+    metrics = news_metrics(outcomes, [q.answers for q in asked], reachable)
+    return {"dataset": "news", "corpus": corpus.name, **metrics, **_setting_fields(settings)}
+
+
+def _setting_fields(settings: Settings) -> dict[str, Any]:
+    """The settings that shape retrieval, recorded beside the figures."""
+    return {
+        "model": settings.model,
+        "embed_backend": settings.embed_backend,
+        "candidates": settings.candidates,
+        "bm25_weight": settings.bm25_weight,
+        "max_chunks_per_article": settings.max_chunks_per_article,
+        "min_score": settings.min_score,
+    }
+
+
+# --- relevance signals and calibration
+
+
+def relevance_signals(engine: Engine, generation: Any, question: str) -> dict[str, float]:
+    """Candidate abstention signals for one question, from the same retrieval the engine runs.
+
+    'dense5' is what `Engine.ask` compares with `min_score` (best cosine among the top five
+    fused chunks); the others are alternatives measured against it.
+    """
+    from index import answer as answering
+    from index.retrieve import cap_per_article, hybrid_search
+    from index.store import db
+
+    settings = engine.settings
+    text = " ".join(question.split())
+    conn = generation.conn()
+    ranked = hybrid_search(
+        generation, engine.embedder.encode_query(text), text,
+        candidates=settings.candidates, bm25_weight=settings.bm25_weight,
+    )
+    if not ranked:
+        return {"dense5": 0.0, "dense1": 0.0, "coverage1": 0.0, "coverage5": 0.0}
+    rows = db.chunk_rows(conn, [c.chunk_id for c in ranked])
+    article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
+    top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:5]
+    terms = db.query_terms(text)
+    n_chunks = int(generation.manifest.get("counts", {}).get("chunks", 1))
+    weights = answering.term_weights(terms, db.term_document_counts(conn, terms), n_chunks)
+    coverages = [answering.coverage_score(rows[c.chunk_id].text, weights) for c in top]
+    return {
+        "dense5": max(c.dense for c in top),
+        "dense1": top[0].dense,
+        "coverage1": coverages[0],
+        "coverage5": max(coverages),
+    }
+
+
+def collect_signals(
+    engine: Engine, questions: Sequence[EvalQuestion], label: str
+) -> list[dict[str, float]]:
+    """Relevance signals of every question against the engine's index."""
+    from index.store import generations
+
+    generation = generations.open_best(engine.settings.index_dir, engine.embedder.identity())
+    if generation is None:
+        raise RuntimeError(f"no index in {engine.settings.index_dir}")
+    try:
+        signals = []
+        for number, question in enumerate(questions, 1):
+            signals.append(relevance_signals(engine, generation, question.text))
+            if number % 2000 == 0:
+                log(f"{label} {number}/{len(questions)} signals")
+        return signals
+    finally:
+        generation.close()
+
+
+SignalFn = Callable[[Mapping[str, float]], float]
+
+
+def candidate_signals() -> dict[str, SignalFn]:
+    """The abstention signals compared: the engine's, and blends of cosine and keyword cover."""
+    blends: dict[str, SignalFn] = {
+        "dense5": lambda s: s["dense5"],
+        "dense1": lambda s: s["dense1"],
+        "coverage1": lambda s: s["coverage1"],
+        "coverage5": lambda s: s["coverage5"],
+    }
+    for share in (0.3, 0.5, 0.7):
+        blends[f"{share}*dense5+{1 - share:.1f}*coverage5"] = (
+            lambda s, w=share: w * s["dense5"] + (1 - w) * s["coverage5"]
+        )
+    return blends
+
+
+def compare_signals(
+    answerable: Sequence[Mapping[str, float]],
+    unrelated: Sequence[Mapping[str, float]],
+    max_false: float = MAX_FALSE_ABSTAIN,
+) -> dict[str, dict[str, float]]:
+    """For each signal: the threshold keeping false abstentions ≤ max_false, and what it does."""
+    table = {}
+    for name, signal in candidate_signals().items():
+        positives = [signal(s) for s in answerable]
+        negatives = [signal(s) for s in unrelated]
+        threshold = threshold_keeping(positives, max_false)
+        table[name] = {
+            "threshold": round(threshold, 4),
+            "false_abstention_rate": rate_below(positives, threshold),
+            "unrelated_abstention_rate": rate_below(negatives, threshold),
+            "auc": auc(positives, negatives),
+        }
+    return table
+
+
+def calibrate(
+    settings: Settings,
+    squad: Path = SQUAD_DATA,
+    corpus: Path = NEWS_CORPUS,
+    questions: Path = NEWS_QUESTIONS,
+    max_false: float = MAX_FALSE_ABSTAIN,
+    sample: int | None = 3000,
+) -> dict[str, Any]:
+    """Choose `min_score` from data: answerable in-domain questions vs unrelated ones.
+
+    Answerable = questions whose gold is in the top five results against their own index
+    (SQuAD paragraphs; news passages). Unrelated = SQuAD questions against the news index and
+    news questions against the SQuAD index; all of these should abstain. `sample` SQuAD
+    questions, spread over all articles, stand for the 10,570.
+    """
+    from index.embedding import make_embedder
+
+    embedder = CachedQueries(
+        make_embedder(settings.model, settings.embed_backend, cache_dir=EVAL_DIR / "models")
+    )
+    squad_engine, squad_qs = squad_index(settings, squad, "title", embedder)
+    news_engine = news_index(settings, corpus, embedder)
+    news_qs = news_questions(questions)
+    squad_qs = spread(squad_qs, sample)
+    embedder.prime([q.text for q in squad_qs] + [q.text for q in news_qs])
+    try:
+        squad_out = ask_all(squad_engine, squad_qs, "squad")
+        news_out = ask_all(news_engine, news_qs, "news")
+        squad_in = collect_signals(squad_engine, squad_qs, "squad→squad")
+        news_in = collect_signals(news_engine, news_qs, "news→news")
+        squad_out_of_domain = collect_signals(news_engine, squad_qs, "squad→news")
+        news_out_of_domain = collect_signals(squad_engine, news_qs, "news→squad")
+    finally:
+        squad_engine.close()
+        news_engine.close()
+    squad_hits = [
+        s for s, o, q in zip(squad_in, squad_out, squad_qs, strict=True)
+        if recall_at(o.ranked_ids, q.gold_ids, 5)
+    ]
+    news_hits = [
+        s for s, o, q in zip(news_in, news_out, news_qs, strict=True)
+        if q.answers and passage_hit(o, q.answers, 5)
+    ]
+    # The signal is recomputed outside the engine; check it decides as the engine did.
+    decisions = [
+        (s["dense5"] >= settings.min_score) == o.answered
+        for s, o in zip(squad_in + news_in, squad_out + news_out, strict=True)
+    ]
+    report: dict[str, Any] = {
+        "signal_matches_engine": mean(float(same) for same in decisions),
+        "max_false_abstention": max_false,
+        "n_squad_answerable": len(squad_hits),
+        "n_news_answerable": len(news_hits),
+        "n_unrelated": len(squad_out_of_domain) + len(news_out_of_domain),
+        "squad_in_domain": compare_signals(
+            squad_hits, squad_out_of_domain + news_out_of_domain, max_false
+        ),
+        "news_in_domain": compare_signals(
+            news_hits, squad_out_of_domain + news_out_of_domain, max_false
+        ),
+    }
+    report["dense5_by_threshold"] = {
+        f"{t:.2f}": {
+            "news_false_abstention_rate": rate_below([s["dense5"] for s in news_hits], t),
+            "squad_false_abstention_rate": rate_below([s["dense5"] for s in squad_hits], t),
+            "squad_to_news_abstention_rate": rate_below(
+                [s["dense5"] for s in squad_out_of_domain], t
+            ),
+            "news_to_squad_abstention_rate": rate_below(
+                [s["dense5"] for s in news_out_of_domain], t
+            ),
+        }
+        for t in THRESHOLDS_SHOWN
+    }
+    # The threshold must keep false abstentions low on both kinds of answerable question, so
+    # the stricter (lower) of the two in-domain thresholds is the one proposed.
+    threshold = min(
+        report["news_in_domain"]["dense5"]["threshold"],
+        report["squad_in_domain"]["dense5"]["threshold"],
+    )
+    report["min_score"] = threshold
+    report["at_min_score"] = {
+        "news_false_abstention_rate": rate_below([s["dense5"] for s in news_hits], threshold),
+        "squad_false_abstention_rate": rate_below([s["dense5"] for s in squad_hits], threshold),
+        "squad_to_news_abstention_rate": rate_below(
+            [s["dense5"] for s in squad_out_of_domain], threshold
+        ),
+        "news_to_squad_abstention_rate": rate_below(
+            [s["dense5"] for s in news_out_of_domain], threshold
+        ),
+    }
+    return report
+
+
+# --- sweeps
+
+
+def sweep(
+    settings: Settings,
+    grid: Sequence[Mapping[str, Any]],
+    squad: Path = SQUAD_DATA,
+    corpus: Path | None = NEWS_CORPUS,
+    questions: Path = NEWS_QUESTIONS,
+    sample: int | None = None,
+) -> list[dict[str, Any]]:
+    """Retrieval figures for each settings override in the grid, on SQuAD (and news).
+
+    `sample` SQuAD questions are spread over all articles. Questions are embedded once up
+    front, so latencies here are not comparable to a plain run and are left out.
+    """
+    from index.embedding import make_embedder
+
+    embedder = CachedQueries(
+        make_embedder(settings.model, settings.embed_backend, cache_dir=EVAL_DIR / "models")
+    )
+    squad_engine, squad_qs = squad_index(settings, squad, "title", embedder)
+    engines = [squad_engine]
+    news_engine = None
+    news_qs: list[EvalQuestion] = []
+    if corpus is not None:
+        news_engine = news_index(settings, corpus, embedder)
+        news_qs = news_questions(questions)
+        engines.append(news_engine)
+    squad_qs = spread(squad_qs, sample)
+    embedder.prime([q.text for q in squad_qs] + [q.text for q in news_qs])
+    rows = []
+    try:
+        for overrides in grid:
+            for engine in engines:
+                engine.settings = eval_settings(
+                    settings.model_copy(update=dict(overrides)), engine.settings.index_dir
+                )
+            squad_m = squad_metrics(
+                ask_all(squad_engine, squad_qs),
+                [q.gold_ids[0] for q in squad_qs],
+                [q.answers for q in squad_qs],
+            )
+            row = {
+                **dict(overrides),
+                **{f"squad_{k}": squad_m[k] for k in ("recall@1", "recall@5", "mrr@10",
+                                                      "quote_hit@1", "quote_hit@3")},
+            }
+            if news_engine is not None:
+                news_m = news_metrics(ask_all(news_engine, news_qs), [q.answers for q in news_qs])
+                row.update(
+                    {f"news_{k}": news_m[k] for k in ("hit@1", "hit@5", "hit@10", "quote_hit@1")}
+                )
+            log(json.dumps(row))
+            rows.append(row)
+    finally:
+        for engine in engines:
+            engine.close()
+    return rows
+
+
+DEFAULT_GRID: tuple[dict[str, Any], ...] = (
+    *({"bm25_weight": w} for w in (0.0, 0.2, 0.3, 0.4, 0.5, 1.0)),
+    *({"candidates": n} for n in (50, 100)),
+    *({"max_chunks_per_article": n} for n in (1, 3)),
+)
+
+
+# --- command line
+
+
+def _print(result: Any, as_json: bool) -> None:
+    """Print figures as one JSON object, or as aligned lines."""
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    if isinstance(result, list):
+        for row in result:
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    for key, value in result.items():
+        shown = json.dumps(value, indent=2) if isinstance(value, dict) else value
+        print(f"{key:>28}: {shown}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one evaluation from the command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__)
+    parser.add_argument("task", choices=["squad", "news", "calibrate", "sweep"])
+    parser.add_argument(
+        "--limit", type=int, default=None,
+        help="Ask only the first N questions (sweep: N SQuAD questions spread over all).",
+    )
+    parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    parser.add_argument("--squad", type=Path, default=SQUAD_DATA, help="SQuAD v1.1 JSON(.gz).")
+    parser.add_argument("--corpus", type=Path, default=NEWS_CORPUS, help="News corpus JSONL.")
+    parser.add_argument("--questions", type=Path, default=NEWS_QUESTIONS, help="Questions JSONL.")
+    parser.add_argument(
+        "--title", choices=["title", "none", "prefix"], default="title",
+        help="SQuAD paragraphs: title as metadata, no title, or title prefixed to the text.",
+    )
+    parser.add_argument(
+        "--grid", default=None,
+        help='sweep: a JSON list of setting overrides, e.g. \'[{"bm25_weight": 0.4}]\'.',
+    )
+    parser.add_argument(
+        "--squad-only", action="store_true", help="sweep: leave the news questions out."
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="Override a setting, e.g. --set bm25_weight=0.4 (repeatable).",
+    )
+    args = parser.parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in args.set)
+    settings = load_settings(**overrides)
+    if args.task == "squad":
+        result: Any = eval_squad(settings, args.squad, args.limit, title_mode=args.title)
+    elif args.task == "news":
+        result = eval_news(settings, args.corpus, args.questions, args.limit)
+    elif args.task == "calibrate":
+        result = calibrate(
+            settings, args.squad, args.corpus, args.questions, sample=args.limit or 3000
+        )
+    else:
+        corpus = None if args.squad_only else args.corpus
+        grid = json.loads(args.grid) if args.grid else DEFAULT_GRID
+        result = sweep(settings, grid, args.squad, corpus, args.questions, args.limit)
+    _print(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
