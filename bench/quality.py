@@ -24,6 +24,7 @@ import numpy as np
 from index.config import Settings, load_settings
 from index.ingest import article_key
 from index.models import Answer, ParsedArticle, Progress
+from index.store.generations import file_digest
 
 if TYPE_CHECKING:
     from index.engine import Engine
@@ -321,15 +322,6 @@ def gold_in_corpus(questions: Sequence[EvalQuestion], texts: Iterable[str]) -> l
 
 
 # --- indexes
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_key(data_digest: str, settings: Settings, variant: str = "") -> str:
