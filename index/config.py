@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         True, description="Read time words in questions ('last week') and prefer newer articles."
     )
     time_window_boost: float = Field(
-        0.15, ge=0, description="Score added to passages inside the period a question names."
+        0.05, ge=0, description="Score added to passages inside the period a question names."
     )
     recency_boost: float = Field(
         0.03, ge=0, description="Largest score added for being new (breaks near-ties)."
