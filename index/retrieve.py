@@ -133,13 +133,22 @@ def keyword_statistics(
     """Document counts of the terms, the number of chunks and their mean length (memoised)."""
     memo = generation.memo
     conn = generation.conn()
-    if "n_docs" not in memo:
-        memo["n_docs"] = db.count_chunks(conn)
-        memo["average_words"] = db.average_chunk_words(conn)
-    missing = [term for term in terms if ("df", term) not in memo]
+    shape = memo.get("shape")
+    if shape is None:
+        # One entry, set at once: other threads read the memo without a lock.
+        shape = memo["shape"] = (db.count_chunks(conn), db.average_chunk_words(conn))
+    counts: dict[str, int] = {}
+    missing: list[str] = []
+    for term in terms:
+        cached = memo.get(("df", term))
+        if cached is None:
+            missing.append(term)
+        else:
+            counts[term] = cached
     for term, count in db.term_document_counts(conn, missing).items():
-        memo["df", term] = count
-    return {term: memo["df", term] for term in terms}, memo["n_docs"], memo["average_words"]
+        memo["df", term] = counts[term] = count
+    n_docs, average_words = shape
+    return counts, n_docs, average_words
 
 
 def score_candidates(
