@@ -59,7 +59,15 @@ def main() -> None:
     parser.add_argument("--max-days", type=int, default=3)
     parser.add_argument("--text-threshold", type=float, default=0.5)
     parser.add_argument("--vector-threshold", type=float, default=0.8)
+    parser.add_argument(
+        "--index", type=Path, default=None,
+        help="print the groups an existing index formed at ingest (no embedding)",
+    )
     args = parser.parse_args()
+    if args.index is not None:
+        articles, stories = stored_groups(args.index)
+        report(articles, stories, seconds=0.0, samples=args.samples)
+        return
 
     rows = read_corpus(args.corpus, args.limit)
     vectors = embed(rows, args.vectors)
@@ -82,7 +90,33 @@ def main() -> None:
         vector_threshold=args.vector_threshold,
     )
     seconds = time.perf_counter() - started
+    report(articles, stories, seconds=seconds, samples=args.samples)
 
+
+def stored_groups(index_dir: Path) -> tuple[list[StoryInput], dict[str, str]]:
+    """The articles of an index's serving generation and the story each was grouped into."""
+    from index.store import db, generations
+
+    name = generations.current_name(index_dir)
+    if name is None:
+        raise SystemExit(f"no index in {index_dir}")
+    conn = db.connect(index_dir / name / generations.DATABASE, readonly=True)
+    rows = conn.execute(
+        "SELECT key, title, published, source, coalesce(story_id, key) FROM articles"
+    ).fetchall()
+    conn.close()
+    articles = [
+        StoryInput(article_id=key, title=title, text="", published=parse_date(published),
+                   source=source, vector=None)
+        for key, title, published, source, _ in rows
+    ]
+    return articles, {row[0]: row[4] for row in rows}
+
+
+def report(
+    articles: list[StoryInput], stories: dict[str, str], *, seconds: float, samples: int
+) -> None:
+    """Print group counts and a random sample of multi-article groups."""
     members: dict[str, list[StoryInput]] = defaultdict(list)
     for article in articles:
         members[stories[article.article_id]].append(article)
@@ -96,7 +130,7 @@ def main() -> None:
     cross_outlet = sum(1 for group in multi if len({a.source for a in group}) > 1)
     print(f"groups spanning 2+ outlets: {cross_outlet}")
     random.seed(7)
-    for group in random.sample(multi, min(args.samples, len(multi))):
+    for group in random.sample(multi, min(samples, len(multi))):
         print(f"\n--- story {group[0].article_id} ({len(group)} articles)")
         for article in sorted(group, key=lambda a: (a.published or date.max, a.article_id)):
             print(f"  {article.published}  {article.source:<16} {article.title[:90]}")
