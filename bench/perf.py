@@ -1,0 +1,569 @@
+"""Speed and scale: embedding backends, ingest, question latency, FAISS at large sizes.
+
+Usage: python -m bench.perf embed|ingest|query|scale [options] [--json]
+Every speed figure comes with a baseline measured in the same run (torch fp32 at batch 32 for
+embedding, flat search for FAISS), because other work on the machine moves absolute figures;
+the load average is recorded with each result. Figures and commands: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.quality import NEWS_CORPUS, NEWS_QUESTIONS, SQUAD_DATA, read_json_gz, read_jsonl
+from index.config import BUNDLED_MODEL, Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+YEAR_CORPUS = NEWS_CORPUS.with_name("corpus-2023.jsonl.gz")
+BENCH_DIR = REPO_ROOT / "var" / "bench"
+MODEL_CACHE = BENCH_DIR / "models"
+BACKENDS = ("torch", "openvino", "onnx")
+BASELINE = "torch"
+
+
+# --- small pure helpers
+def percentiles(ms: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99 and mean of latencies in milliseconds."""
+    if not ms:
+        return {"n": 0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "mean_ms": 0.0}
+    values = np.asarray(ms, dtype=float)
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {"n": len(values), "p50_ms": round(float(p50), 2), "p95_ms": round(float(p95), 2),
+            "p99_ms": round(float(p99), 2), "mean_ms": round(float(values.mean()), 2)}
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages (2 cores: above ~2 means others compete)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def ratio(value: float, baseline: float) -> float:
+    """value / baseline, rounded (0 when there is no baseline)."""
+    return round(value / baseline, 2) if baseline else 0.0
+
+
+def noisy_copies(base: np.ndarray, total: int, noise: float, seed: int = 0) -> np.ndarray:
+    """`total` unit vectors: the base rows, then copies of them with Gaussian noise per dim."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((total, base.shape[1]), dtype=np.float32)
+    first = min(total, len(base))
+    out[:first] = base[:first]
+    step = 100_000
+    for start in range(first, total, step):
+        rows = min(step, total - start)
+        picked = base[rng.integers(0, len(base), rows)]
+        block = picked + rng.normal(0.0, noise, picked.shape).astype(np.float32)
+        out[start : start + rows] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def recall_at(found: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of the exact top-k found, over queries (rows)."""
+    hits = [len(set(f[f >= 0]) & set(e[e >= 0])) / max(1, (e >= 0).sum())
+            for f, e in zip(found, exact, strict=True)]
+    return round(float(np.mean(hits)), 4)
+
+
+def emit(result: dict[str, Any], as_json: bool) -> None:
+    """Print a result as JSON or as indented key: value lines."""
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+
+    def show(value: Any, indent: int) -> None:
+        """Print a nested value."""
+        for key, item in value.items():
+            if isinstance(item, dict):
+                print(" " * indent + f"{key}:")
+                show(item, indent + 2)
+            else:
+                print(" " * indent + f"{key}: {item}")
+
+    show(result, 0)
+
+
+def note(message: str) -> None:
+    """Progress on stderr, so --json output stays clean."""
+    print(f"[perf {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- data
+def corpus_texts(path: Path, limit: int | None = None) -> list[str]:
+    """Article texts of a JSON Lines corpus (the first `limit`)."""
+    texts = []
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            texts.append(json.loads(line)["text"])
+            if limit and len(texts) >= limit:
+                break
+    return texts
+
+
+def sample_chunks(embedder: Any, path: Path, count: int, min_tokens: int = 200) -> list[str]:
+    """Real chunks as the index cuts them, keeping only full ones (≥ min_tokens)."""
+    from index.chunk import chunk_text
+
+    chunks: list[str] = []
+    for text in corpus_texts(path):
+        for chunk in chunk_text(text, max_tokens=embedder.content_tokens, overlap=1,
+                                count_tokens=embedder.token_counts,
+                                token_offsets=embedder.token_offsets):
+            if chunk.n_tokens >= min_tokens:
+                chunks.append(text[chunk.start : chunk.end])
+        if len(chunks) >= count:
+            return chunks[:count]
+    return chunks
+
+
+def news_question_texts() -> list[str]:
+    """The news quiz questions."""
+    return [str(row["question"]) for row in read_jsonl(NEWS_QUESTIONS)]
+
+
+def squad_question_texts(count: int, seed: int = 0) -> list[str]:
+    """A seeded sample of SQuAD dev questions."""
+    questions = [qa["question"] for article in read_json_gz(SQUAD_DATA)["data"]
+                 for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+    random.Random(seed).shuffle(questions)
+    return questions[:count]
+
+
+def bench_settings(index_dir: Path, backend: str) -> Settings:
+    """Settings for a benchmark index, ignoring the environment and .env."""
+    return Settings(_env_file=None, index_dir=index_dir, article_dirs=[], embed_backend=backend,
+                    max_file_mb=4096)
+
+
+# --- embed
+def make_embedders(backends: Sequence[str]) -> dict[str, Any]:
+    """One embedder per backend, exported models cached under var/bench/models."""
+    from index.embedding import make_embedder
+
+    return {name: make_embedder(BUNDLED_MODEL, name, MODEL_CACHE) for name in backends}
+
+
+def agreement(vectors: np.ndarray, reference: np.ndarray, queries: np.ndarray,
+              query_reference: np.ndarray) -> dict[str, float]:
+    """Cosine of each vector with the reference's, and how often a query's top-1 chunk agrees."""
+    cosines = (vectors * reference).sum(axis=1)
+    top = np.argmax(queries @ vectors.T, axis=1)
+    top_reference = np.argmax(query_reference @ reference.T, axis=1)
+    return {"cos_min": round(float(cosines.min()), 6), "cos_mean": round(float(cosines.mean()), 6),
+            "top1_same": round(float((top == top_reference).mean()), 4)}
+
+
+def bench_embed(args: argparse.Namespace) -> dict[str, Any]:
+    """Chunks/s of each backend on the same real chunks, interleaved round by round."""
+    backends = list(dict.fromkeys([BASELINE, *args.backends.split(",")]))
+    load_before = load_average()
+    embedders = make_embedders(backends)
+    chunks = sample_chunks(embedders[backends[-1]], Path(args.corpus), args.chunks)
+    tokens = embedders[backends[-1]].token_counts(chunks)
+    questions = news_question_texts()[: args.queries]
+    note(f"{len(chunks)} chunks (mean {np.mean(tokens):.0f} tokens), {len(questions)} queries")
+    for embedder in embedders.values():
+        embedder.encode(chunks[:32], batch_size=args.batch_size)  # warm up
+    rates: dict[str, list[float]] = {name: [] for name in backends}
+    query_ms: dict[str, list[float]] = {name: [] for name in backends}
+    vectors: dict[str, np.ndarray] = {}
+    query_vectors: dict[str, np.ndarray] = {}
+    for round_ in range(args.rounds):
+        for name in backends:
+            time.sleep(0.3)  # let the previous runtime's spinning threads go idle
+            started = time.perf_counter()
+            vectors[name] = embedders[name].encode(chunks, batch_size=args.batch_size)
+            rates[name].append(len(chunks) / (time.perf_counter() - started))
+            rows = []
+            for question in questions:
+                started = time.perf_counter()
+                rows.append(embedders[name].encode_query(question))
+                query_ms[name].append((time.perf_counter() - started) * 1000)
+            query_vectors[name] = np.stack(rows)
+        note(f"round {round_ + 1}: " + ", ".join(f"{n} {rates[n][-1]:.1f}/s" for n in backends))
+    result: dict[str, Any] = {
+        "what": "embed", "chunks": len(chunks), "mean_tokens": round(float(np.mean(tokens)), 1),
+        "batch_size": args.batch_size, "rounds": args.rounds,
+        "load_before": load_before, "load_after": load_average(), "backends": {},
+    }
+    for name in backends:
+        per_round = [ratio(rate, base) for rate, base in zip(rates[name], rates[BASELINE],
+                                                            strict=True)]
+        entry = {
+            "chunks_per_s": round(float(np.median(rates[name])), 1),
+            "chunks_per_s_rounds": [round(r, 1) for r in rates[name]],
+            "x_torch": round(float(np.median(per_round)), 2),
+            "query_ms_p50": round(float(np.median(query_ms[name])), 2),
+            "tokens_per_s": round(float(np.median(rates[name]) * np.mean(tokens))),
+        }
+        if getattr(embedders[name], "precision", None):
+            entry["precision"] = str(embedders[name].precision)
+        if name != BASELINE:
+            entry |= agreement(vectors[name], vectors[BASELINE], query_vectors[name],
+                               query_vectors[BASELINE])
+        result["backends"][name] = entry
+    return result
+
+
+# --- subprocess workers (peak RSS and start-up are per process)
+def run_worker(arguments: Sequence[str]) -> dict[str, Any]:
+    """Run `python -m bench.perf <arguments>` and return its JSON and its peak RSS."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.perf", *arguments],
+        stdout=subprocess.PIPE, cwd=REPO_ROOT, text=True,
+    )
+    output = process.stdout.read() if process.stdout else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"worker {arguments[0]} failed with exit code {process.returncode}")
+    result = json.loads(output.strip().splitlines()[-1])
+    result["process_seconds"] = round(time.perf_counter() - started, 2)
+    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux reports KiB
+    return result
+
+
+def ingest_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """In a fresh process: open (or create) the index and ingest one file; print figures."""
+    from index.engine import Engine
+
+    started = time.perf_counter()
+    engine = Engine.open(bench_settings(Path(args.index), args.backend), create=True)
+    opened = time.perf_counter()
+    report = engine.ingest([Path(args.path)])
+    finished = time.perf_counter()
+    with engine._reading() as generation:
+        chunks, tokens = generation.conn().execute(
+            "SELECT count(*), coalesce(sum(n_tokens), 0) FROM chunks"
+        ).fetchone()
+    return {
+        "open_seconds": round(opened - started, 2),
+        "ingest_seconds": round(finished - opened, 2),
+        "added": report.added, "updated": report.updated, "unchanged": report.unchanged,
+        "duplicates": report.duplicates, "skipped": len(report.skipped),
+        "chunks_embedded": report.chunks_embedded, "chunks_reused": report.chunks_reused,
+        "index_chunks": int(chunks), "index_tokens": int(tokens),
+        "index_type": engine.stats().index_type,
+    }
+
+
+def query_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """In a fresh process: time to the first answer, then latency alone and with concurrency."""
+    process_started = float(args.started)
+    if args.faiss_threads:
+        import faiss
+
+        faiss.omp_set_num_threads(args.faiss_threads)
+    from index.engine import Engine
+
+    questions = json.loads(Path(args.questions).read_text(encoding="utf-8"))
+    engine = Engine.open(bench_settings(Path(args.index), args.backend))
+    engine.ask(questions[0])
+    startup = time.time() - process_started
+    rss_ready = _rss_mb()
+    for question in questions[:20]:  # warm caches before timing
+        engine.ask(question)
+    result: dict[str, Any] = {"startup_seconds": round(startup, 2), "rss_ready_mb": rss_ready,
+                              "index": engine.stats().index_type,
+                              "chunks": engine.stats().n_chunks}
+    for label, subset in (("news", questions[: args.news]), ("squad", questions[args.news :])):
+        single = [_timed_ms(engine.ask, q) for q in subset]
+        result[f"{label}_single"] = percentiles(single)
+    concurrent_ms: list[float] = []
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+        concurrent_ms = list(pool.map(lambda q: _timed_ms(engine.ask, q), questions))
+    wall = time.perf_counter() - started
+    result[f"all_{args.concurrency}_threads"] = percentiles(concurrent_ms) | {
+        "questions_per_s": round(len(questions) / wall, 1)
+    }
+    result["rss_end_mb"] = _rss_mb()
+    return result
+
+
+def _timed_ms(function: Callable[[str], Any], argument: str) -> float:
+    """Milliseconds one call takes."""
+    started = time.perf_counter()
+    function(argument)
+    return (time.perf_counter() - started) * 1000
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# --- ingest
+def ingest_dir(corpus: Path, backend: str) -> Path:
+    """Where the ingest benchmark builds its index (reused by `query`)."""
+    return BENCH_DIR / f"{corpus.name.split('.')[0]}-{backend}"
+
+
+def clear_index(index_dir: Path) -> None:
+    """Remove an index's generations but keep its exported models."""
+    if not index_dir.is_dir():
+        return
+    for path in index_dir.iterdir():
+        if path.name != "models":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def throughput(run: dict[str, Any], articles: int) -> dict[str, Any]:
+    """Articles/s, chunks/s and tokens/s of one ingest run (over its ingest seconds)."""
+    seconds = max(run["ingest_seconds"], 1e-9)
+    return {"articles_per_s": round(articles / seconds, 2),
+            "chunks_per_s": round(run["chunks_embedded"] / seconds, 1),
+            "tokens_per_s": round(run["chunks_embedded"] * run["mean_tokens"] / seconds)}
+
+
+def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
+    """Full ingest (all but the last N articles), adding the last N, then an unchanged re-run."""
+    corpus = Path(args.corpus)
+    index_dir = Path(args.index) if args.index else ingest_dir(corpus, args.backend)
+    clear_index(index_dir)
+    if MODEL_CACHE.is_dir() and not (index_dir / "models").exists():
+        # The one-time export (with torch) is not part of ingest speed: reuse the cached one.
+        shutil.copytree(MODEL_CACHE, index_dir / "models")
+    with gzip.open(corpus, "rt", encoding="utf-8") as handle:
+        lines = [line for line in handle if line.strip()]
+    head_count = len(lines) - args.added
+    result: dict[str, Any] = {"what": "ingest", "corpus": str(corpus), "articles": len(lines),
+                              "backend": args.backend, "index": str(index_dir),
+                              "load_before": load_average()}
+    with tempfile.TemporaryDirectory(prefix="perf-ingest-") as tmp:
+        head = Path(tmp) / f"{corpus.name.split('.')[0]}-head.jsonl"
+        head.write_text("".join(lines[:head_count]), encoding="utf-8")
+        del lines
+        common = ["--index", str(index_dir), "--backend", args.backend]
+        note(f"ingesting the first {head_count} articles with {args.backend}")
+        first = run_worker(["_ingest-worker", *common, str(head)])
+        first["mean_tokens"] = first["index_tokens"] / max(1, first["index_chunks"])
+        result["full"] = first | throughput(first, first["added"])
+        note(f"adding the last {args.added} articles")
+        result["add"] = run_worker(["_ingest-worker", *common, str(corpus)])
+        note("re-running on the unchanged corpus")
+        result["unchanged"] = run_worker(["_ingest-worker", *common, str(corpus)])
+    result["load_after_ingest"] = load_average()
+    note(f"baseline: torch fp32 and {args.backend} on {args.baseline_chunks} chunks")
+    embedders = make_embedders(list(dict.fromkeys([BASELINE, args.backend])))
+    chunks = sample_chunks(embedders[args.backend], corpus, args.baseline_chunks, min_tokens=0)
+    rates = {}
+    for name, embedder in embedders.items():
+        embedder.encode(chunks[:32])
+        started = time.perf_counter()
+        embedder.encode(chunks, batch_size=32)
+        rates[name] = len(chunks) / (time.perf_counter() - started)
+    full = result["full"]
+    result["baseline"] = {
+        "torch_chunks_per_s": round(rates[BASELINE], 1),
+        f"{args.backend}_chunks_per_s": round(rates[args.backend], 1),
+        "ingest_x_torch": ratio(full["chunks_per_s"], rates[BASELINE]),
+        "embed_only_x_torch": ratio(rates[args.backend], rates[BASELINE]),
+        "torch_estimated_ingest_seconds": round(
+            full["ingest_seconds"] * ratio(full["chunks_per_s"], rates[BASELINE]), 1),
+        "load": load_average(),
+    }
+    return result
+
+
+# --- query
+def bench_query(args: argparse.Namespace) -> dict[str, Any]:
+    """End-to-end Engine.ask latency per backend, each in its own process."""
+    index_dir = Path(args.index) if args.index else ingest_dir(YEAR_CORPUS, "openvino")
+    news = news_question_texts()
+    squad = squad_question_texts(args.squad)
+    result: dict[str, Any] = {"what": "query", "index": str(index_dir), "news_questions": len(news),
+                              "squad_questions": len(squad), "concurrency": args.concurrency,
+                              "faiss_threads": args.faiss_threads or "default",
+                              "load_before": load_average(), "backends": {}}
+    with tempfile.TemporaryDirectory(prefix="perf-query-") as tmp:
+        questions = Path(tmp) / "questions.json"
+        questions.write_text(json.dumps(news + squad), encoding="utf-8")
+        for backend in args.backends.split(","):
+            note(f"asking {len(news) + len(squad)} questions with {backend}")
+            result["backends"][backend] = run_worker([
+                "_query-worker", "--index", str(index_dir), "--backend", backend,
+                "--questions", str(questions), "--news", str(len(news)),
+                "--concurrency", str(args.concurrency), "--started", repr(time.time()),
+                "--faiss-threads", str(args.faiss_threads),
+            ])
+    base = result["backends"].get(BASELINE)
+    if base:
+        for entry in result["backends"].values():
+            entry["news_p50_x_torch"] = ratio(base["news_single"]["p50_ms"],
+                                              entry["news_single"]["p50_ms"])
+    result["load_after"] = load_average()
+    return result
+
+
+# --- scale
+def base_vectors(index_dir: Path | None, limit: int) -> tuple[np.ndarray, str]:
+    """Real chunk vectors: from a built index when given, else embedded from corpus-8w."""
+    if index_dir is not None:
+        from index.store import generations, vectors
+
+        name = generations.current_name(index_dir)
+        if name:
+            index = vectors.read_index(index_dir / name / generations.VECTORS)
+            ids = vectors.index_ids(index)[:limit]
+            return vectors.reconstruct(index, ids), f"{len(ids)} vectors of {index_dir}"
+    embedder = make_embedders(["openvino"])["openvino"]
+    chunks = sample_chunks(embedder, NEWS_CORPUS, limit, min_tokens=0)
+    return embedder.encode(chunks), f"{len(chunks)} chunks of corpus-8w embedded"
+
+
+def timed_searches(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[float]]:
+    """Top-k ids per query, searching one query at a time, and the milliseconds each took."""
+    from index.store import vectors
+
+    found = np.full((len(queries), k), -1, dtype=np.int64)
+    times = []
+    for row, query in enumerate(queries):
+        started = time.perf_counter()
+        ids, _ = vectors.search(index, query, k)
+        times.append((time.perf_counter() - started) * 1000)
+        found[row, : len(ids)] = ids
+    return found, times
+
+
+def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
+    """Flat vs HNSW (the project's own build_index/search) at growing sizes."""
+    import faiss
+
+    from index.store import vectors
+
+    embedder = make_embedders(["openvino"])["openvino"]
+    queries = embedder.encode(news_question_texts()[: args.queries])
+    base, origin = base_vectors(Path(args.vectors_from) if args.vectors_from else None,
+                                args.base)
+    result: dict[str, Any] = {
+        "what": "scale", "base": origin, "noise_per_dim": args.noise, "queries": len(queries),
+        "k": args.k, "hnsw": {"M": vectors.HNSW_M, "efConstruction": vectors.HNSW_EF_CONSTRUCTION,
+                              "efSearch": vectors.HNSW_EF_SEARCH},
+        "load_before": load_average(), "sizes": {},
+    }
+    for size in (int(s) for s in args.sizes.split(",")):
+        matrix = noisy_copies(base, size, args.noise)
+        ids = np.arange(size, dtype=np.int64)
+        entry: dict[str, Any] = {}
+        exact = None
+        for kind in ("flat", "hnsw"):
+            faiss.omp_set_num_threads(os.cpu_count() or 1)
+            note(f"{size}: building {kind}")
+            started = time.perf_counter()
+            index = vectors.build_index(ids, matrix, matrix.shape[1], kind)
+            built = time.perf_counter() - started
+            figures: dict[str, Any] = {"build_seconds": round(built, 1),
+                                       "bytes_per_vector": round(
+                                           faiss.serialize_index(index).size / size, 1)}
+            for threads in (1, 2):
+                faiss.omp_set_num_threads(threads)
+                found, times = timed_searches(index, queries, args.k)
+                figures[f"search_{threads}_threads"] = percentiles(times)
+                if kind == "flat" and threads == 1:
+                    exact = found
+                if kind == "hnsw" and threads == 1 and exact is not None:
+                    figures["recall_at_k"] = recall_at(found, exact)
+            entry[kind] = figures
+            del index
+        flat_p50 = entry["flat"]["search_1_threads"]["p50_ms"]
+        entry["hnsw"]["p50_x_flat"] = ratio(flat_p50, entry["hnsw"]["search_1_threads"]["p50_ms"])
+        result["sizes"][str(size)] = entry
+        del matrix
+        note(f"{size}: flat p50 {flat_p50} ms, hnsw {entry['hnsw']['search_1_threads']['p50_ms']}"
+             f" ms, recall {entry['hnsw'].get('recall_at_k')}")
+    result["load_after"] = load_average()
+    return result
+
+
+# --- command line
+def parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    top = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
+    sub = top.add_subparsers(dest="what", required=True)
+
+    embed = sub.add_parser("embed", help="chunks/s per embedding backend vs torch fp32")
+    embed.add_argument("--corpus", default=str(NEWS_CORPUS))
+    embed.add_argument("--chunks", type=int, default=256)
+    embed.add_argument("--queries", type=int, default=50)
+    embed.add_argument("--rounds", type=int, default=3)
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--backends", default="openvino,onnx")
+
+    ingest = sub.add_parser("ingest", help="full ingest, +N articles, unchanged re-run")
+    ingest.add_argument("--corpus", default=str(NEWS_CORPUS))
+    ingest.add_argument("--backend", default="openvino", choices=BACKENDS)
+    ingest.add_argument("--index", default=None, help="default: var/bench/<corpus>-<backend>")
+    ingest.add_argument("--added", type=int, default=100)
+    ingest.add_argument("--baseline-chunks", type=int, default=128)
+
+    query = sub.add_parser("query", help="Engine.ask latency, start-up and RSS per backend")
+    query.add_argument("--index", default=None, help="default: the year index of `ingest`")
+    query.add_argument("--backends", default="openvino,torch")
+    query.add_argument("--squad", type=int, default=500)
+    query.add_argument("--concurrency", type=int, default=8)
+    query.add_argument("--faiss-threads", type=int, default=0, help="0: FAISS's default")
+
+    scale = sub.add_parser("scale", help="FAISS flat vs HNSW at large sizes")
+    scale.add_argument("--sizes", default="100000,1000000")
+    scale.add_argument("--vectors-from", default=None, help="an index folder to take vectors from")
+    scale.add_argument("--base", type=int, default=100_000, help="most real vectors to take")
+    scale.add_argument("--noise", type=float, default=0.01, help="Gaussian noise per dimension")
+    scale.add_argument("--queries", type=int, default=200)
+    scale.add_argument("--k", type=int, default=10)
+
+    for command in (embed, ingest, query, scale):
+        command.add_argument("--json", action="store_true", help="print JSON")
+
+    worker = sub.add_parser("_ingest-worker")
+    worker.add_argument("--index", required=True)
+    worker.add_argument("--backend", required=True)
+    worker.add_argument("path")
+    asker = sub.add_parser("_query-worker")
+    asker.add_argument("--index", required=True)
+    asker.add_argument("--backend", required=True)
+    asker.add_argument("--questions", required=True)
+    asker.add_argument("--news", type=int, required=True)
+    asker.add_argument("--concurrency", type=int, default=8)
+    asker.add_argument("--started", required=True)
+    asker.add_argument("--faiss-threads", type=int, default=0)
+    return top
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "embed": bench_embed, "ingest": bench_ingest, "query": bench_query, "scale": bench_scale,
+    "_ingest-worker": ingest_worker, "_query-worker": query_worker,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run one benchmark and print its figures."""
+    args = parser().parse_args(argv)
+    result = COMMANDS[args.what](args)
+    if args.what.startswith("_"):
+        print(json.dumps(result))  # read by the parent process
+    else:
+        emit(result, args.json)
+
+
+if __name__ == "__main__":
+    main()
