@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ class ScoredSentence:
     score: float
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """A light stem so 'elections' matches 'election' (the keyword index stems the same way)."""
     for suffix in ("ing", "ed", "es", "s"):

@@ -304,8 +304,8 @@ class Builder:
         try:
             if current is not None and not rebuild:
                 current.conn().backup(target)
-            else:
-                db.create_schema(target)
+            # On a copy too: brings an older generation's schema up to date (IF NOT EXISTS).
+            db.create_schema(target)
             with target:
                 changed = [key for key, _ in plan.update] + plan.remove
                 db.delete_articles(target, [stored[key].rowid for key in changed])

@@ -39,6 +39,7 @@ from index.retrieve import (
     cap_per_article,
     keyword_statistics,
     score_candidates,
+    search_terms,
 )
 from index.state import StateStore
 from index.store import db, generations
@@ -225,7 +226,8 @@ class Engine:
         if not any(ch.isalnum() for ch in text):
             return replace(base, note="the question has no words", elapsed_ms=_ms(started))
         query_vector = self.embedder.encode_query(text)
-        keyword_query = db.keyword_query(text)
+        terms = db.query_terms(text)
+        keyword_query = db.keyword_query(search_terms(generation, terms))
         ids = candidate_ids(
             generation, query_vector, keyword_query, candidates=settings.candidates,
             filters=filters,
@@ -238,7 +240,7 @@ class Engine:
             )
         rows = db.chunk_rows(conn, sorted(ids))
         ranked = score_candidates(
-            generation, query_vector, db.query_terms(text),
+            generation, query_vector, terms,
             {chunk_id: row.text for chunk_id, row in rows.items()},
             bm25_weight=settings.bm25_weight,
         )
@@ -393,14 +395,15 @@ class Engine:
         if not any(ch.isalnum() for ch in text):
             return []
         query_vector = self.embedder.encode_query(text)
-        keyword_query = db.keyword_query(text)
+        terms = db.query_terms(text)
+        keyword_query = db.keyword_query(search_terms(generation, terms))
         ids = candidate_ids(
             generation, query_vector, keyword_query, candidates=max(100, limit * 5),
             filters=SearchFilters(since=since, until=until),
         )
         rows = db.chunk_rows(conn, sorted(ids))
         scored = score_candidates(
-            generation, query_vector, db.query_terms(text),
+            generation, query_vector, terms,
             {chunk_id: row.text for chunk_id, row in rows.items()},
             bm25_weight=self.settings.bm25_weight,
         )

@@ -127,6 +127,22 @@ def bm25_scores(
     return scores
 
 
+# Terms in more than this share of chunks barely move BM25 but make FTS5 score most of the
+# index; candidates are found with the rarer terms (every term still counts in the scoring).
+COMMON_TERM_SHARE = 0.05
+MIN_SEARCH_TERMS = 3
+
+
+def search_terms(generation: Generation, terms: Sequence[str]) -> list[str]:
+    """The terms worth a keyword search: the uncommon ones, at least the few rarest."""
+    if len(terms) <= MIN_SEARCH_TERMS:
+        return list(terms)
+    counts, n_docs, _ = keyword_statistics(generation, terms)
+    by_rarity = sorted(terms, key=lambda term: counts[term])
+    rare = [t for t in by_rarity if counts[t] <= COMMON_TERM_SHARE * n_docs]
+    return rare if len(rare) >= MIN_SEARCH_TERMS else by_rarity[:MIN_SEARCH_TERMS]
+
+
 def keyword_statistics(
     generation: Generation, terms: Sequence[str]
 ) -> tuple[dict[str, int], int, float]:
@@ -185,14 +201,13 @@ def hybrid_search(
     filters: SearchFilters | None = None,
 ) -> list[ScoredChunk]:
     """Dense and keyword top candidates, each scored by both retrievers, fused, best first."""
+    terms = db.query_terms(question)
     ids = candidate_ids(
-        generation, query_vector, db.keyword_query(question), candidates=candidates,
-        filters=filters,
+        generation, query_vector, db.keyword_query(search_terms(generation, terms)),
+        candidates=candidates, filters=filters,
     )
     texts = {chunk_id: row.text for chunk_id, row in db.chunk_rows(generation.conn(), ids).items()}
-    return score_candidates(
-        generation, query_vector, db.query_terms(question), texts, bm25_weight=bm25_weight
-    )
+    return score_candidates(generation, query_vector, terms, texts, bm25_weight=bm25_weight)
 
 
 def boost_by_time(

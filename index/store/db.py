@@ -34,6 +34,7 @@ CREATE INDEX IF NOT EXISTS articles_published ON articles(published DESC, id DES
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 CREATE INDEX IF NOT EXISTS articles_norm ON articles(norm_hash);
 CREATE INDEX IF NOT EXISTS articles_origin_file ON articles(origin_file);
+CREATE INDEX IF NOT EXISTS articles_story ON articles(story_id);
 CREATE TABLE IF NOT EXISTS chunks(
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
@@ -124,13 +125,9 @@ def create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
 
-def keyword_query(text: str) -> str:
-    """An FTS5 OR-query of the text's distinct non-stop words, each quoted, or '' if none."""
-    words: list[str] = []
-    for word in _WORD.findall(text.casefold()):
-        if word not in STOP_WORDS and word not in words:
-            words.append(word)
-    return " OR ".join(f'"{word}"' for word in words)
+def keyword_query(terms: Sequence[str]) -> str:
+    """An FTS5 OR-query of the terms, each quoted, or '' if there are none."""
+    return " OR ".join(f'"{term}"' for term in terms)
 
 
 def query_terms(text: str) -> list[str]:
