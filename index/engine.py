@@ -258,7 +258,7 @@ class Engine:
         capped = cap_per_article(ranked, article_of, settings.max_chunks_per_article)
         ranking = article_ranking(capped, article_of)[: settings.results]
         if not ranking:
-            return replace(base, note=self._not_found(base, clean), elapsed_ms=_ms(started))
+            return replace(base, note=self._not_found(base), elapsed_ms=_ms(started))
         infos = db.articles_by_key(conn, [key for key, _ in ranking])
         results = tuple(
             Hit(infos[key], round(chunk.score, 4), chunk.chunk_id, rows[chunk.chunk_id].text)
@@ -266,10 +266,10 @@ class Engine:
         )
         top = capped[:5]
         level = answering.confidence(max(c.dense for c in top), settings.min_score)
-        quotes = self._quotes(generation, text, top, rows) if level != "none" else []
+        quotes = self._quotes(generation, terms, top, rows) if level != "none" else []
         if not quotes:
             return replace(
-                base, results=results, note=self._not_found(base, clean),
+                base, results=results, note=self._not_found(base),
                 elapsed_ms=_ms(started),
             )
         return replace(
@@ -277,8 +277,7 @@ class Engine:
             note=self._caveat(quotes, period, as_of), elapsed_ms=_ms(started),
         )
 
-
-    def _not_found(self, answer: Answer, question: str) -> str:
+    def _not_found(self, answer: Answer) -> str:
         """Say that nothing answers, for the period asked, and what the collection spans."""
         whole = answer.collection or answer.coverage
         spans = ""
@@ -311,7 +310,7 @@ class Engine:
     def _quotes(
         self,
         generation: Generation,
-        text: str,
+        terms: Sequence[str],
         top: Sequence[ScoredChunk],
         rows: dict[int, db.ChunkRow],
     ) -> list[Quote]:
@@ -321,7 +320,6 @@ class Engine:
         """
         conn = generation.conn()
         candidates = self._sentence_candidates(conn, top, rows)
-        terms = db.query_terms(text)
         doc_counts, n_chunks, _ = keyword_statistics(generation, terms)
         weights = answering.term_weights(terms, doc_counts, n_chunks)
         picked = answering.pick_quotes(
@@ -412,7 +410,6 @@ class Engine:
         for chunk in ranked:  # best first, so the first chunk seen of a story is its best
             best_per_story.setdefault(rows[chunk.chunk_id].story_id, chunk)
         chosen = list(best_per_story.values())[:limit]
-        terms = db.query_terms(text)
         doc_counts, n_chunks, _ = keyword_statistics(generation, terms)
         weights = answering.term_weights(terms, doc_counts, n_chunks)
         picked = []
