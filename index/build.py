@@ -309,8 +309,10 @@ class Builder:
             with target:
                 changed = [key for key, _ in plan.update] + plan.remove
                 db.delete_articles(target, [stored[key].rowid for key in changed])
-                new_chunks = self._insert(target, plan.add + plan.update, notify)
-            vectors_by_id = self._vectors(target, current, new_chunks, plan, notify, rebuild)
+                new_chunks, ahead = self._insert(target, plan.add + plan.update, notify)
+            vectors_by_id = self._vectors(
+                target, current, new_chunks, plan, notify, rebuild, ahead
+            )
             ids = np.array(sorted(vectors_by_id), dtype=np.int64)
             matrix = (
                 np.stack([vectors_by_id[i] for i in ids])
@@ -336,8 +338,11 @@ class Builder:
     def _insert(
         self, conn: sqlite3.Connection, articles: list[tuple[str, ParsedArticle]],
         notify: ProgressCallback,
-    ) -> list[tuple[int, str, str]]:
-        """Insert articles, their sentences and chunks; return (chunk id, text hash, text).
+    ) -> tuple[list[tuple[int, str, str]], dict[str, np.ndarray]]:
+        """Insert articles, their sentences and chunks.
+
+        Returns the new chunks as (chunk id, text hash, text), and the vectors already embedded
+        for them by text hash.
 
         When the database holds no other chunks (a first build or a rebuild), no vector can be
         reused, so new chunks are embedded on a worker thread while later articles are chunked.
@@ -349,16 +354,13 @@ class Builder:
             if articles and db.count_chunks(conn) == 0
             else None
         )
-        self._embedded_ahead: dict[str, np.ndarray] = {}
         try:
             self._insert_articles(conn, articles, new_chunks, ahead, notify)
         except BaseException:
             if ahead is not None:
                 ahead.stop()
             raise
-        if ahead is not None:
-            self._embedded_ahead = ahead.finish(notify)
-        return new_chunks
+        return new_chunks, (ahead.finish(notify) if ahead is not None else {})
 
     def _insert_articles(
         self, conn: sqlite3.Connection, articles: list[tuple[str, ParsedArticle]],
@@ -414,8 +416,9 @@ class Builder:
         plan: Plan,
         notify: ProgressCallback,
         rebuild: bool,
+        ahead: dict[str, np.ndarray],
     ) -> dict[int, np.ndarray]:
-        """Vectors for every chunk: reused from the current generation, else embedded."""
+        """Vectors for every chunk: reused, embedded ahead, or embedded now."""
         result: dict[int, np.ndarray] = {}
         new_ids = {chunk_id for chunk_id, _, _ in new_chunks}
         kept_ids = [i for i in db.all_chunk_ids(conn) if i not in new_ids]
@@ -429,7 +432,6 @@ class Builder:
             reusable = db.chunk_ids_by_hash(current.conn(), {h for _, h, _ in new_chunks})
         to_embed: list[tuple[int, str]] = []
         reuse_ids: list[tuple[int, int]] = []
-        ahead, self._embedded_ahead = getattr(self, "_embedded_ahead", {}), {}
         for chunk_id, digest, text in new_chunks:
             old_id = reusable.get(digest)
             if old_id is not None:
