@@ -145,7 +145,8 @@ def format_answer(answer: Answer, cautions: Mapping[str, str] | None = None) -> 
             lines.append(f"Note: {answer.note}.")
     else:
         cover = answer.coverage
-        lines.append(f"{(answer.note or 'no article answers this').capitalize()}.")
+        note = answer.note or "no article answers this"
+        lines.append(f"{note[:1].upper()}{note[1:]}.")
         lines.append(f"Searched {cover.n_articles} articles.")
     if answer.results:
         lines.append("Articles:")
