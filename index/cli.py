@@ -144,10 +144,10 @@ def format_answer(answer: Answer, cautions: Mapping[str, str] | None = None) -> 
         if answer.note:
             lines.append(f"Note: {answer.note}.")
     else:
-        cover = answer.coverage
         note = answer.note or "no article answers this"
         lines.append(f"{note[:1].upper()}{note[1:]}.")
-        lines.append(f"Searched {cover.n_articles} articles.")
+        whole = answer.collection or answer.coverage
+        lines.append(f"The collection holds {whole.n_articles} articles.")
     if answer.results:
         lines.append("Articles:")
         for rank, hit in enumerate(answer.results, start=1):

@@ -21,7 +21,13 @@ from typing import Literal
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from index.embedding.base import Embedder, EmbeddingError, forbid_downloads, normalize_rows
+from index.embedding.base import (
+    Embedder,
+    EmbeddingError,
+    forbid_downloads,
+    normalize_rows,
+    quiet_model_loading,
+)
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +194,10 @@ def export_transformer(spec: ModelSpec, target: Path, fmt: ExportFormat) -> None
         raise EmbeddingError(f"exporting the model to {fmt} needs torch: {exc}") from exc
 
     try:
-        model = AutoModel.from_pretrained(
-            str(spec.transformer_folder), local_files_only=True, attn_implementation="eager"
-        ).eval()
+        with quiet_model_loading():
+            model = AutoModel.from_pretrained(
+                str(spec.transformer_folder), local_files_only=True, attn_implementation="eager"
+            ).eval()
     except Exception as exc:
         raise EmbeddingError(f"cannot load embedding model {spec.name!r}: {exc}") from exc
     import inspect
@@ -215,7 +222,7 @@ def export_transformer(spec: ModelSpec, target: Path, fmt: ExportFormat) -> None
         else torch.ones((2, 8), dtype=torch.long)
         for name in names
     )
-    with torch.no_grad():
+    with torch.no_grad(), quiet_model_loading():
         if fmt == "openvino":
             _export_openvino(wrapper, example, names, target)
         else:

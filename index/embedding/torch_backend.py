@@ -6,7 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.embedding.base import Embedder, EmbeddingError, forbid_downloads, normalize_rows
+from index.embedding.base import (
+    Embedder,
+    EmbeddingError,
+    forbid_downloads,
+    normalize_rows,
+    quiet_model_loading,
+)
 
 
 class TorchEmbedder(Embedder):
@@ -20,7 +26,8 @@ class TorchEmbedder(Embedder):
         from sentence_transformers import SentenceTransformer
 
         try:
-            self._model = SentenceTransformer(str(model_path), device="cpu")
+            with quiet_model_loading():
+                self._model = SentenceTransformer(str(model_path), device="cpu")
         except Exception as exc:
             raise EmbeddingError(f"cannot load embedding model {model!r}: {exc}") from exc
         max_tokens = int(self._model.max_seq_length or 512)
