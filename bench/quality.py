@@ -643,19 +643,20 @@ def calibrate(
             news_hits, squad_out_of_domain + news_out_of_domain, max_false
         ),
     }
-    report["dense5_by_threshold"] = {
-        f"{t:.2f}": {
-            "news_false_abstention_rate": rate_below([s["dense5"] for s in news_hits], t),
-            "squad_false_abstention_rate": rate_below([s["dense5"] for s in squad_hits], t),
-            "squad_to_news_abstention_rate": rate_below(
-                [s["dense5"] for s in squad_out_of_domain], t
-            ),
-            "news_to_squad_abstention_rate": rate_below(
-                [s["dense5"] for s in news_out_of_domain], t
-            ),
+    def rates_at(threshold: float) -> dict[str, float]:
+        """How often each group of questions abstains at a threshold of the engine's signal."""
+        groups = {
+            "news_false_abstention_rate": news_hits,
+            "squad_false_abstention_rate": squad_hits,
+            "squad_to_news_abstention_rate": squad_out_of_domain,
+            "news_to_squad_abstention_rate": news_out_of_domain,
         }
-        for t in THRESHOLDS_SHOWN
-    }
+        return {
+            name: rate_below([s["dense5"] for s in signals], threshold)
+            for name, signals in groups.items()
+        }
+
+    report["dense5_by_threshold"] = {f"{t:.2f}": rates_at(t) for t in THRESHOLDS_SHOWN}
     # The threshold must keep false abstentions low on both kinds of answerable question, so
     # the stricter (lower) of the two in-domain thresholds is the one proposed.
     threshold = min(
@@ -663,16 +664,7 @@ def calibrate(
         report["squad_in_domain"]["dense5"]["threshold"],
     )
     report["min_score"] = threshold
-    report["at_min_score"] = {
-        "news_false_abstention_rate": rate_below([s["dense5"] for s in news_hits], threshold),
-        "squad_false_abstention_rate": rate_below([s["dense5"] for s in squad_hits], threshold),
-        "squad_to_news_abstention_rate": rate_below(
-            [s["dense5"] for s in squad_out_of_domain], threshold
-        ),
-        "news_to_squad_abstention_rate": rate_below(
-            [s["dense5"] for s in news_out_of_domain], threshold
-        ),
-    }
+    report["at_min_score"] = rates_at(threshold)
     return report
 
 

@@ -597,11 +597,6 @@ def choice_name(text: str) -> str:
     return shorten(one_line(text), CHOICE_NAME_LIMIT) or "—"
 
 
-def embed_length(embed: discord.Embed) -> int:
-    """The characters Discord counts towards the 6,000 total."""
-    return len(embed)
-
-
 def fit_embed(embed: discord.Embed) -> discord.Embed:
     """Shorten every part of an embed to Discord's limits (a safety net; renderers aim lower)."""
     if embed.title:
