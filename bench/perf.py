@@ -33,8 +33,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 YEAR_CORPUS = NEWS_CORPUS.with_name("corpus-2023.jsonl.gz")
 BENCH_DIR = REPO_ROOT / "var" / "bench"
 MODEL_CACHE = BENCH_DIR / "models"
-BACKENDS = ("torch", "openvino", "onnx")
+BACKENDS = ("torch", "openvino", "openvino-int8", "onnx")
 BASELINE = "torch"
+DEFAULT_BACKEND = str(Settings.model_fields["embed_backend"].default)
 
 
 # --- small pure helpers
@@ -51,6 +52,23 @@ def percentiles(ms: Sequence[float]) -> dict[str, float]:
 def load_average() -> list[float]:
     """The 1, 5 and 15-minute load averages (2 cores: above ~2 means others compete)."""
     return [round(value, 2) for value in os.getloadavg()]
+
+
+def machine_info(cpuinfo: str | None = None) -> dict[str, Any]:
+    """The CPU's name, core count and the instruction sets the embedding speed depends on."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    return {"cpu": fields.get("model name", "unknown"), "cores": os.cpu_count(),
+            "isa": [flag for flag in wanted if flag in flags]}
 
 
 def ratio(value: float, baseline: float) -> float:
@@ -366,12 +384,15 @@ def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
     note(f"baseline: torch fp32 and {args.backend} on {args.baseline_chunks} chunks")
     embedders = make_embedders(list(dict.fromkeys([BASELINE, args.backend])))
     chunks = sample_chunks(embedders[args.backend], corpus, args.baseline_chunks, min_tokens=0)
-    rates = {}
-    for name, embedder in embedders.items():
-        embedder.encode(chunks[:32])
-        started = time.perf_counter()
-        embedder.encode(chunks, batch_size=32)
-        rates[name] = len(chunks) / (time.perf_counter() - started)
+    for embedder in embedders.values():
+        embedder.encode(chunks[:32])  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in embedders}
+    for _ in range(args.baseline_rounds):  # interleaved, so a busy spell hits both alike
+        for name, embedder in embedders.items():
+            started = time.perf_counter()
+            embedder.encode(chunks, batch_size=32)
+            samples[name].append(len(chunks) / (time.perf_counter() - started))
+    rates = {name: float(np.median(values)) for name, values in samples.items()}
     full = result["full"]
     result["baseline"] = {
         "torch_chunks_per_s": round(rates[BASELINE], 1),
@@ -380,6 +401,7 @@ def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
         "embed_only_x_torch": ratio(rates[args.backend], rates[BASELINE]),
         "torch_estimated_ingest_seconds": round(
             full["ingest_seconds"] * ratio(full["chunks_per_s"], rates[BASELINE]), 1),
+        "rounds": {name: [round(v, 1) for v in values] for name, values in samples.items()},
         "load": load_average(),
     }
     return result
@@ -388,7 +410,7 @@ def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
 # --- query
 def bench_query(args: argparse.Namespace) -> dict[str, Any]:
     """End-to-end Engine.ask latency per backend, each in its own process."""
-    index_dir = Path(args.index) if args.index else ingest_dir(YEAR_CORPUS, "openvino")
+    index_dir = Path(args.index) if args.index else ingest_dir(YEAR_CORPUS, DEFAULT_BACKEND)
     news = news_question_texts()
     squad = squad_question_texts(args.squad)
     result: dict[str, Any] = {"what": "query", "index": str(index_dir), "news_questions": len(news),
@@ -426,7 +448,7 @@ def base_vectors(index_dir: Path | None, limit: int) -> tuple[np.ndarray, str]:
             index = vectors.read_index(index_dir / name / generations.VECTORS)
             ids = vectors.index_ids(index)[:limit]
             return vectors.reconstruct(index, ids), f"{len(ids)} vectors of {index_dir}"
-    embedder = make_embedders(["openvino"])["openvino"]
+    embedder = make_embedders([DEFAULT_BACKEND])[DEFAULT_BACKEND]
     chunks = sample_chunks(embedder, NEWS_CORPUS, limit, min_tokens=0)
     return embedder.encode(chunks), f"{len(chunks)} chunks of corpus-8w embedded"
 
@@ -445,13 +467,33 @@ def timed_searches(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray,
     return found, times
 
 
+def ef_search_sweep(index: Any, queries: np.ndarray, k: int, exact: np.ndarray,
+                    values: str) -> dict[str, Any]:
+    """HNSW search p50/p95 (1 thread) and recall@k at each efSearch; restores the default."""
+    import faiss
+
+    from index.store import vectors
+
+    graph = faiss.downcast_index(index.index).hnsw
+    faiss.omp_set_num_threads(1)
+    sweep: dict[str, Any] = {}
+    try:
+        for ef in (int(v) for v in values.split(",") if v):
+            graph.efSearch = ef
+            found, times = timed_searches(index, queries, k)
+            sweep[str(ef)] = percentiles(times) | {"recall_at_k": recall_at(found, exact)}
+    finally:
+        graph.efSearch = vectors.HNSW_EF_SEARCH
+    return sweep
+
+
 def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
     """Flat vs HNSW (the project's own build_index/search) at growing sizes."""
     import faiss
 
     from index.store import vectors
 
-    embedder = make_embedders(["openvino"])["openvino"]
+    embedder = make_embedders([DEFAULT_BACKEND])[DEFAULT_BACKEND]
     queries = embedder.encode(news_question_texts()[: args.queries])
     base, origin = base_vectors(Path(args.vectors_from) if args.vectors_from else None,
                                 args.base)
@@ -483,6 +525,9 @@ def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
                     exact = found
                 if kind == "hnsw" and threads == 1 and exact is not None:
                     figures["recall_at_k"] = recall_at(found, exact)
+            if kind == "hnsw" and exact is not None:
+                figures["by_ef_search"] = ef_search_sweep(index, queries, args.k, exact,
+                                                          args.ef_search)
             entry[kind] = figures
             del index
         flat_p50 = entry["flat"]["search_1_threads"]["p50_ms"]
@@ -507,18 +552,19 @@ def parser() -> argparse.ArgumentParser:
     embed.add_argument("--queries", type=int, default=50)
     embed.add_argument("--rounds", type=int, default=3)
     embed.add_argument("--batch-size", type=int, default=32)
-    embed.add_argument("--backends", default="openvino,onnx")
+    embed.add_argument("--backends", default="openvino,openvino-int8,onnx")
 
     ingest = sub.add_parser("ingest", help="full ingest, +N articles, unchanged re-run")
     ingest.add_argument("--corpus", default=str(NEWS_CORPUS))
-    ingest.add_argument("--backend", default="openvino", choices=BACKENDS)
+    ingest.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
     ingest.add_argument("--index", default=None, help="default: var/bench/<corpus>-<backend>")
     ingest.add_argument("--added", type=int, default=100)
     ingest.add_argument("--baseline-chunks", type=int, default=128)
+    ingest.add_argument("--baseline-rounds", type=int, default=3)
 
     query = sub.add_parser("query", help="Engine.ask latency, start-up and RSS per backend")
     query.add_argument("--index", default=None, help="default: the year index of `ingest`")
-    query.add_argument("--backends", default="openvino,torch")
+    query.add_argument("--backends", default=f"{DEFAULT_BACKEND},torch")
     query.add_argument("--squad", type=int, default=500)
     query.add_argument("--concurrency", type=int, default=8)
     query.add_argument("--faiss-threads", type=int, default=0, help="0: FAISS's default")
@@ -530,6 +576,8 @@ def parser() -> argparse.ArgumentParser:
     scale.add_argument("--noise", type=float, default=0.01, help="Gaussian noise per dimension")
     scale.add_argument("--queries", type=int, default=200)
     scale.add_argument("--k", type=int, default=10)
+    scale.add_argument("--ef-search", default="64,128,256,512",
+                       help="HNSW efSearch values to sweep (recall and latency at each)")
 
     for command in (embed, ingest, query, scale):
         command.add_argument("--json", action="store_true", help="print JSON")
@@ -562,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.what.startswith("_"):
         print(json.dumps(result))  # read by the parent process
     else:
-        emit(result, args.json)
+        emit(result | {"machine": machine_info()}, args.json)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,9 +45,14 @@ def stem(word: str) -> str:
     return word
 
 
-def stemmed_words(text: str) -> list[str]:
-    """The text's words, casefolded and lightly stemmed, in order."""
-    return [stem(word) for word in _WORD.findall(text.casefold())]
+def stemmed_counts(text: str) -> tuple[Counter[str], int]:
+    """How often each casefolded, lightly stemmed word occurs in the text, and the word count."""
+    words = Counter(_WORD.findall(text.casefold()))
+    # Stemming each distinct word once: texts repeat most of their words.
+    stems: Counter[str] = Counter()
+    for word, count in words.items():
+        stems[stem(word)] += count
+    return stems, words.total()
 
 
 def term_weights(
@@ -65,7 +71,7 @@ def coverage_score(text: str, weights: Mapping[str, float]) -> float:
     total = sum(weights.values())
     if total <= 0:
         return 0.0
-    present = set(stemmed_words(text))
+    present = stemmed_counts(text)[0]
     return sum(weight for term, weight in weights.items() if term in present) / total
 
 

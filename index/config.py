@@ -65,8 +65,10 @@ class Settings(BaseSettings):
         BUNDLED_MODEL,
         description="sentence-transformers model name or path; the default is bundled.",
     )
-    embed_backend: Literal["torch", "openvino", "onnx"] = Field(
-        "openvino", description="Embedding runtime: openvino (bf16 on AMX), torch (fp32) or onnx."
+    embed_backend: Literal["torch", "openvino", "openvino-int8", "onnx"] = Field(
+        "openvino-int8",
+        description="Embedding runtime: openvino-int8 (int8 weights and products), openvino "
+        "(bf16 where the CPU has it), torch (fp32) or onnx.",
     )
     embed_batch_size: int = Field(32, ge=1, description="Chunks per embedding batch.")
     chunk_max_tokens: int | None = Field(

@@ -215,10 +215,10 @@ class Engine:
         text = parsed.text if parsed and window is not None else clean
         period = (window.since, window.until) if window and (window.since or window.until) else None
         period_filters = _narrow(filters, period)
-        cover = db.coverage(conn, period_filters)
+        cover = _coverage(generation, period_filters)
         base = Answer(
             question=question, quotes=(), results=(), answered=False, confidence="none",
-            coverage=cover, filters=filters, collection=db.coverage(conn),
+            coverage=cover, filters=filters, collection=_coverage(generation),
             period_since=period[0] if period else None,
             period_until=period[1] if period else None,
             period_phrase=window.phrase if window else "",
@@ -531,14 +531,14 @@ class Engine:
     def coverage(self, filters: SearchFilters | None = None) -> Coverage:
         """How many articles, and from when to when, the (filtered) collection spans."""
         with self._reading() as generation:
-            return db.coverage(generation.conn(), filters)
+            return _coverage(generation, filters)
 
     def stats(self) -> IndexStats:
         """Figures about the serving index."""
         with self._reading() as generation:
             conn = generation.conn()
             manifest = generation.manifest
-            cover = db.coverage(conn)
+            cover = _coverage(generation)
             files = manifest.get("files", {})
             return IndexStats(
                 n_articles=cover.n_articles,
@@ -628,6 +628,17 @@ class Engine:
         if self._state is not None:
             self._state.close()
 
+
+
+def _coverage(generation: Generation, filters: SearchFilters | None = None) -> Coverage:
+    """What the (filtered) collection spans; the whole collection's is memoised per generation."""
+    if filters is not None and not filters.is_empty():
+        return db.coverage(generation.conn(), filters)
+    # A generation never changes once sealed, and counting its articles scans the table.
+    cached = generation.memo.get("coverage")
+    if cached is None:
+        cached = generation.memo["coverage"] = db.coverage(generation.conn())
+    return cached
 
 def _ms(started: float) -> float:
     """Milliseconds since a perf_counter reading."""

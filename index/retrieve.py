@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 
-from index.answer import stem, stemmed_words
+from index.answer import stem, stemmed_counts
 from index.models import SearchFilters
 from index.store import db, vectors
 from index.store.generations import Generation
@@ -116,14 +115,12 @@ def bm25_scores(
     }
     scores: dict[int, float] = {}
     for key, text in texts.items():
-        words = stemmed_words(text)
-        counts = Counter(word for word in words if word in idf)
-        if not counts:
+        stems, n_words = stemmed_counts(text)
+        matched = [(idf[term], tf) for term, tf in stems.items() if term in idf]
+        if not matched:
             continue
-        norm = k1 * (1.0 - b + b * len(words) / max(average_words, 1.0))
-        scores[key] = sum(
-            idf[term] * tf * (k1 + 1.0) / (tf + norm) for term, tf in counts.items()
-        )
+        norm = k1 * (1.0 - b + b * n_words / max(average_words, 1.0))
+        scores[key] = sum(weight * tf * (k1 + 1.0) / (tf + norm) for weight, tf in matched)
     return scores
 
 

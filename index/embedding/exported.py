@@ -240,10 +240,16 @@ def _export_openvino(wrapper: object, example: tuple, names: list[str], target: 
     for port, name in zip(converted.inputs, names, strict=True):
         port.get_tensor().set_names({name})
     converted.outputs[0].get_tensor().set_names({"last_hidden_state"})
-    # The weights file must be in place before the .xml, whose presence marks a finished export.
+    save_openvino_model(converted, target)
+
+
+def save_openvino_model(model: object, target: Path) -> None:
+    """Save an OpenVINO model as IR; the .xml appears last, so its presence marks a whole export."""
+    import openvino as ov
+
     tmp_xml = target.with_name(f".{target.stem}.{os.getpid()}.tmp.xml")
     try:
-        ov.save_model(converted, str(tmp_xml), compress_to_fp16=False)
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
         os.replace(tmp_xml.with_suffix(".bin"), target.with_suffix(".bin"))
         os.replace(tmp_xml, target)
     finally:

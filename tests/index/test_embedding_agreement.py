@@ -55,10 +55,16 @@ def real_texts(torch_embedder) -> tuple[list[str], list[str]]:
     return chunks[:200], questions
 
 
+# (backend, least cosine with torch fp32, least share of questions with the same top-1 chunk).
+# int8 is lossy by design: its bounds sit below what it measured (cos ≥ 0.995 on chunks, ~96%
+# same top-1 on SQuAD) and well above what a broken quantisation gives (cos ~0.9 or worse).
+AGREEMENT = [("openvino", 0.9999, 0.99), ("onnx", 0.9999, 0.99), ("openvino-int8", 0.99, 0.9)]
+
+
 @needs_data
-@pytest.mark.parametrize("backend", ["openvino", "onnx"])
-def test_backend_agrees_with_torch(backend: str, cache_dir: Path, torch_embedder,
-                                   real_texts) -> None:
+@pytest.mark.parametrize(("backend", "least_cos", "least_same_top1"), AGREEMENT)
+def test_backend_agrees_with_torch(backend: str, least_cos: float, least_same_top1: float,
+                                   cache_dir: Path, torch_embedder, real_texts) -> None:
     pytest.importorskip("onnxruntime" if backend == "onnx" else "openvino")
     chunks, questions = real_texts
     embedder = make_embedder("all-MiniLM-L6-v2", backend, cache_dir)
@@ -67,21 +73,22 @@ def test_backend_agrees_with_torch(backend: str, cache_dir: Path, torch_embedder
     vectors = embedder.encode(chunks, batch_size=16)
     assert vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert (vectors * reference).sum(axis=1).min() >= 0.9999
+    assert (vectors * reference).sum(axis=1).min() >= least_cos
     query_ref = np.stack([torch_embedder.encode_query(q) for q in questions])
     query_vec = np.stack([embedder.encode_query(q) for q in questions])
-    assert (query_vec * query_ref).sum(axis=1).min() >= 0.9999
+    assert (query_vec * query_ref).sum(axis=1).min() >= least_cos
     same = np.argmax(query_vec @ vectors.T, axis=1) == np.argmax(query_ref @ reference.T, axis=1)
-    assert same.mean() >= 0.99
+    assert same.mean() >= least_same_top1
 
 
 @needs_data
-def test_openvino_serves_without_torch(cache_dir: Path) -> None:
-    make_embedder("all-MiniLM-L6-v2", "openvino", cache_dir)  # exports when missing
+@pytest.mark.parametrize("backend", ["openvino", "openvino-int8"])
+def test_openvino_serves_without_torch(backend: str, cache_dir: Path) -> None:
+    make_embedder("all-MiniLM-L6-v2", backend, cache_dir)  # exports when missing
     code = (
         "import sys\n"
         "from index.embedding import make_embedder\n"
-        f"e = make_embedder('all-MiniLM-L6-v2', 'openvino', {str(cache_dir)!r})\n"
+        f"e = make_embedder('all-MiniLM-L6-v2', {backend!r}, {str(cache_dir)!r})\n"
         "assert e.encode_query('who won the match?').shape == (384,)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )

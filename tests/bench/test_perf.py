@@ -1,0 +1,56 @@
+"""The speed harness's own arithmetic: percentiles, recall, machine facts, the efSearch sweep."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from bench.perf import ef_search_sweep, machine_info, noisy_copies, percentiles, recall_at
+from index.store import vectors
+
+
+def test_percentiles_of_known_latencies() -> None:
+    figures = percentiles([float(ms) for ms in range(1, 101)])
+    assert figures["n"] == 100
+    assert figures["p50_ms"] == 50.5
+    assert 95.0 <= figures["p95_ms"] <= 96.0
+    assert percentiles([])["n"] == 0
+
+
+def test_recall_counts_shared_ids_and_ignores_missing() -> None:
+    exact = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    found = np.array([[4, 3, 2, 1], [5, 9, -1, -1]])
+    assert recall_at(found, exact) == 0.625
+
+
+def test_machine_info_reads_name_and_instruction_sets() -> None:
+    cpuinfo = "model name\t: Some CPU\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_int8\n"
+    info = machine_info(cpuinfo)
+    assert info["cpu"] == "Some CPU"
+    assert info["isa"] == ["avx2", "avx512f", "avx512_bf16", "amx_int8"]
+
+
+def test_noisy_copies_keep_the_base_and_stay_unit_length() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(50, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    out = noisy_copies(base, 120, noise=0.01)
+    assert out.shape == (120, 16)
+    assert np.array_equal(out[:50], base)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_ef_search_sweep_reports_each_value_and_restores_the_default() -> None:
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(2_000, 32)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    ids = np.arange(len(data), dtype=np.int64)
+    queries = data[:20]
+    exact = np.stack([vectors.search(vectors.build_index(ids, data, 32, "flat"), q, 10)[0]
+                      for q in queries])
+    index = vectors.build_index(ids, data, 32, "hnsw")
+    sweep = ef_search_sweep(index, queries, 10, exact, "16,256")
+    assert set(sweep) == {"16", "256"}
+    assert sweep["256"]["recall_at_k"] >= sweep["16"]["recall_at_k"]
+    assert sweep["256"]["recall_at_k"] > 0.9
+    assert faiss.downcast_index(index.index).hnsw.efSearch == vectors.HNSW_EF_SEARCH
