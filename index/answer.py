@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -36,23 +35,38 @@ class ScoredSentence:
     score: float
 
 
+STEM_SUFFIXES = ("ing", "ed", "es", "s")
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """A light stem so 'elections' matches 'election' (the keyword index stems the same way)."""
-    for suffix in ("ing", "ed", "es", "s"):
+    for suffix in STEM_SUFFIXES:
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             return word[: -len(suffix)]
     return word
 
 
-def stemmed_counts(text: str) -> tuple[Counter[str], int]:
-    """How often each casefolded, lightly stemmed word occurs in the text, and the word count."""
-    words = Counter(_WORD.findall(text.casefold()))
-    # Stemming each distinct word once: texts repeat most of their words.
-    stems: Counter[str] = Counter()
-    for word, count in words.items():
-        stems[stem(word)] += count
-    return stems, words.total()
+def words(text: str) -> list[str]:
+    """The text's words, casefolded, in order."""
+    return _WORD.findall(text.casefold())
+
+
+@functools.lru_cache(maxsize=256)
+def stem_forms(stems: tuple[str, ...]) -> dict[str, str]:
+    """Every word that stems to one of these stems, mapped to its stem.
+
+    `stem` only ever strips one suffix, so the stem itself and the stem plus each suffix are
+    all the candidates: counting these words in a text counts its stems exactly, without
+    stemming every word of it (this is on the ask path, for every candidate passage). Cached:
+    one question scores many passages and sentences with the same stems; do not mutate.
+    """
+    return {
+        form: base
+        for base in stems
+        for form in (base, *(base + suffix for suffix in STEM_SUFFIXES))
+        if stem(form) == base
+    }
 
 
 def term_weights(
@@ -71,7 +85,8 @@ def coverage_score(text: str, weights: Mapping[str, float]) -> float:
     total = sum(weights.values())
     if total <= 0:
         return 0.0
-    present = stemmed_counts(text)[0]
+    found = set(words(text))
+    present = {base for form, base in stem_forms(tuple(weights)).items() if form in found}
     return sum(weight for term, weight in weights.items() if term in present) / total
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 
-from index.answer import stem, stemmed_counts
+from index.answer import stem, stem_forms, words
 from index.models import SearchFilters
 from index.store import db, vectors
 from index.store.generations import Generation
@@ -113,20 +114,25 @@ def bm25_scores(
                              / (doc_counts.get(term, 0) + 0.5))
         for term in terms
     }
+    forms = stem_forms(tuple(idf))
     scores: dict[int, float] = {}
     for key, text in texts.items():
-        stems, n_words = stemmed_counts(text)
-        matched = [(idf[term], tf) for term, tf in stems.items() if term in idf]
-        if not matched:
+        text_words = words(text)
+        counts = Counter(text_words)
+        tf: dict[str, int] = {}
+        for form, base in forms.items():
+            if form in counts:
+                tf[base] = tf.get(base, 0) + counts[form]
+        if not tf:
             continue
-        norm = k1 * (1.0 - b + b * n_words / max(average_words, 1.0))
-        scores[key] = sum(weight * tf * (k1 + 1.0) / (tf + norm) for weight, tf in matched)
+        norm = k1 * (1.0 - b + b * len(text_words) / max(average_words, 1.0))
+        scores[key] = sum(idf[base] * n * (k1 + 1.0) / (n + norm) for base, n in tf.items())
     return scores
 
 
 # Terms in more than this share of chunks barely move BM25 but make FTS5 score most of the
 # index; candidates are found with the rarer terms (every term still counts in the scoring).
-COMMON_TERM_SHARE = 0.05
+COMMON_TERM_SHARE = 0.02
 MIN_SEARCH_TERMS = 3
 
 
