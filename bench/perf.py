@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -76,19 +76,23 @@ def ratio(value: float, baseline: float) -> float:
     return round(value / baseline, 2) if baseline else 0.0
 
 
-def noisy_copies(base: np.ndarray, total: int, noise: float, seed: int = 0) -> np.ndarray:
-    """`total` unit vectors: the base rows, then copies of them with Gaussian noise per dim."""
+def noisy_blocks(
+    base: np.ndarray, total: int, noise: float, seed: int = 0, step: int = 100_000
+) -> Iterator[np.ndarray]:
+    """`total` unit vectors in blocks: the base rows, then copies with Gaussian noise per dim."""
     rng = np.random.default_rng(seed)
-    out = np.empty((total, base.shape[1]), dtype=np.float32)
     first = min(total, len(base))
-    out[:first] = base[:first]
-    step = 100_000
+    yield np.ascontiguousarray(base[:first], dtype=np.float32)
     for start in range(first, total, step):
         rows = min(step, total - start)
         picked = base[rng.integers(0, len(base), rows)]
         block = picked + rng.normal(0.0, noise, picked.shape).astype(np.float32)
-        out[start : start + rows] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out
+        yield block / np.linalg.norm(block, axis=1, keepdims=True)
+
+
+def noisy_copies(base: np.ndarray, total: int, noise: float, seed: int = 0) -> np.ndarray:
+    """All of `noisy_blocks` as one matrix."""
+    return np.concatenate(list(noisy_blocks(base, total, noise, seed)))
 
 
 def recall_at(found: np.ndarray, exact: np.ndarray) -> float:
@@ -487,6 +491,65 @@ def ef_search_sweep(index: Any, queries: np.ndarray, k: int, exact: np.ndarray,
     return sweep
 
 
+def running_top_k(best: tuple[np.ndarray, np.ndarray] | None, scores: np.ndarray,
+                  ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge a block's (queries × rows) scores into the best k (scores, ids) per query so far."""
+    if best is not None:
+        scores = np.concatenate([best[0], scores], axis=1)
+        ids = np.concatenate([best[1], np.broadcast_to(ids, (len(scores), len(ids)))], axis=1)
+    else:
+        ids = np.broadcast_to(ids, scores.shape)
+    keep = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, keep, axis=1), np.take_along_axis(ids, keep, axis=1)
+
+
+def scale_streamed(base: np.ndarray, size: int, queries: np.ndarray,
+                   args: argparse.Namespace) -> dict[str, Any]:
+    """HNSW alone, added block by block, for sizes whose vectors cannot be held twice.
+
+    The exact neighbours come from a blockwise brute-force scan (what a flat index computes);
+    no flat index is built, so there is no flat search time at this size.
+    """
+    import faiss
+
+    from index.store import vectors
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    index = vectors.build_index(np.zeros(0, dtype=np.int64), np.zeros((0, base.shape[1])),
+                                base.shape[1], "hnsw")
+    best = None
+    added = 0
+    built = 0.0
+    note(f"{size}: building hnsw block by block")
+    for block in noisy_blocks(base, size, args.noise):
+        ids = np.arange(added, added + len(block), dtype=np.int64)
+        best = running_top_k(best, queries @ block.T, ids, args.k)
+        started = time.perf_counter()
+        index.add_with_ids(block, ids)
+        built += time.perf_counter() - started
+        added += len(block)
+        if added % 1_000_000 < len(block):
+            note(f"{size}: {added:,} added, {built:.0f} s")
+    exact = best[1]
+    with tempfile.TemporaryDirectory(prefix="perf-scale-") as tmp:
+        path = Path(tmp) / "hnsw.faiss"
+        vectors.write_index(index, path)  # written to disk: a copy in memory would not fit
+        size_bytes = path.stat().st_size
+    figures: dict[str, Any] = {"build_seconds": round(built, 1),
+                               "bytes_per_vector": round(size_bytes / size, 1)}
+    for threads in (1, 2):
+        faiss.omp_set_num_threads(threads)
+        found, times = timed_searches(index, queries, args.k)
+        figures[f"search_{threads}_threads"] = percentiles(times)
+        if threads == 1:
+            figures["recall_at_k"] = recall_at(found, exact)
+    figures["by_ef_search"] = ef_search_sweep(index, queries, args.k, exact, args.ef_search)
+    note(f"{size}: hnsw {figures['search_1_threads']['p50_ms']} ms, "
+         f"recall {figures['recall_at_k']}")
+    return {"flat": {"skipped": "streamed: the vectors are not held twice, exact top-k by "
+                                "blockwise scan"}, "hnsw": figures}
+
+
 def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
     """Flat vs HNSW (the project's own build_index/search) at growing sizes."""
     import faiss
@@ -504,6 +567,9 @@ def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
         "load_before": load_average(), "sizes": {},
     }
     for size in (int(s) for s in args.sizes.split(",")):
+        if size >= args.streamed_from:
+            result["sizes"][str(size)] = scale_streamed(base, size, queries, args)
+            continue
         matrix = noisy_copies(base, size, args.noise)
         ids = np.arange(size, dtype=np.int64)
         entry: dict[str, Any] = {}
@@ -576,6 +642,8 @@ def parser() -> argparse.ArgumentParser:
     scale.add_argument("--noise", type=float, default=0.01, help="Gaussian noise per dimension")
     scale.add_argument("--queries", type=int, default=200)
     scale.add_argument("--k", type=int, default=10)
+    scale.add_argument("--streamed-from", type=int, default=2_000_000,
+                       help="from this size on, build HNSW block by block with no flat index")
     scale.add_argument("--ef-search", default="64,128,256,512",
                        help="HNSW efSearch values to sweep (recall and latency at each)")
 

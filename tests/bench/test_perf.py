@@ -5,7 +5,14 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from bench.perf import ef_search_sweep, machine_info, noisy_copies, percentiles, recall_at
+from bench.perf import (
+    ef_search_sweep,
+    machine_info,
+    noisy_copies,
+    percentiles,
+    recall_at,
+    running_top_k,
+)
 from index.store import vectors
 
 
@@ -54,3 +61,14 @@ def test_ef_search_sweep_reports_each_value_and_restores_the_default() -> None:
     assert sweep["256"]["recall_at_k"] >= sweep["16"]["recall_at_k"]
     assert sweep["256"]["recall_at_k"] > 0.9
     assert faiss.downcast_index(index.index).hnsw.efSearch == vectors.HNSW_EF_SEARCH
+
+
+def test_running_top_k_matches_a_full_sort() -> None:
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(4, 50)).astype(np.float32)
+    best = None
+    for start in range(0, 50, 12):
+        block_ids = np.arange(start, min(start + 12, 50), dtype=np.int64)
+        best = running_top_k(best, scores[:, start : start + 12], block_ids, 5)
+    expected = np.argsort(-scores, axis=1)[:, :5]
+    assert np.array_equal(best[1], expected)
