@@ -629,7 +629,6 @@ class Engine:
             self._state.close()
 
 
-
 def _coverage(generation: Generation, filters: SearchFilters | None = None) -> Coverage:
     """What the (filtered) collection spans; the whole collection's is memoised per generation."""
     if filters is not None and not filters.is_empty():
@@ -639,6 +638,7 @@ def _coverage(generation: Generation, filters: SearchFilters | None = None) -> C
     if cached is None:
         cached = generation.memo["coverage"] = db.coverage(generation.conn())
     return cached
+
 
 def _ms(started: float) -> float:
     """Milliseconds since a perf_counter reading."""

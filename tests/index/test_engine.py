@@ -51,6 +51,17 @@ def test_changed_article_is_replaced_and_unchanged_chunks_reused(settings, embed
     assert "November" in engine.ask("When is the apple harvest festival?").quotes[0].text
 
 
+def test_collection_coverage_follows_each_new_generation(settings, embedder):
+    engine = build(settings, embedder)
+    assert engine.coverage().n_articles == 3
+    assert engine.ask("When did the harbour bridge reopen?").collection.n_articles == 3
+    (settings.article_dirs[0] / "comet.txt").unlink()
+    engine.reindex()
+    assert engine.coverage().n_articles == 2
+    assert engine.stats().n_articles == 2
+    assert engine.ask("When did the harbour bridge reopen?").collection.n_articles == 2
+
+
 def test_removed_file_is_removed_from_index(settings, embedder):
     engine = build(settings, embedder)
     (settings.article_dirs[0] / "comet.txt").unlink()
