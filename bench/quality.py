@@ -497,24 +497,22 @@ def relevance_signals(engine: Engine, generation: Any, question: str) -> dict[st
     fused chunks); the others are alternatives measured against it.
     """
     from index import answer as answering
-    from index.retrieve import cap_per_article, hybrid_search
+    from index.retrieve import cap_per_article, hybrid_search, keyword_statistics
     from index.store import db
 
     settings = engine.settings
     text = " ".join(question.split())
-    conn = generation.conn()
-    ranked = hybrid_search(
-        generation, engine.embedder.encode_query(text), text,
+    terms = db.query_terms(text)
+    ranked, rows = hybrid_search(
+        generation, engine.embedder.encode_query(text), terms,
         candidates=settings.candidates, bm25_weight=settings.bm25_weight,
     )
     if not ranked:
         return {"dense5": 0.0, "dense1": 0.0, "coverage1": 0.0, "coverage5": 0.0}
-    rows = db.chunk_rows(conn, [c.chunk_id for c in ranked])
     article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
     top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:5]
-    terms = db.query_terms(text)
-    n_chunks = int(generation.manifest.get("counts", {}).get("chunks", 1))
-    weights = answering.term_weights(terms, db.term_document_counts(conn, terms), n_chunks)
+    doc_counts, n_chunks, _ = keyword_statistics(generation, terms)
+    weights = answering.term_weights(terms, doc_counts, n_chunks)
     coverages = [answering.coverage_score(rows[c.chunk_id].text, weights) for c in top]
     return {
         "dense5": max(c.dense for c in top),

@@ -191,9 +191,9 @@ class EmbedAhead:
                 while not self._slices:
                     self._ready.wait()
                 item = self._slices.pop(0)
-            if item is None or self._error is not None:
-                if item is None:
-                    return
+            if item is None:
+                return
+            if self._error is not None:  # drain what is queued; `finish` raises the error
                 continue
             try:
                 matrix = self.embedder.encode([t for _, t in item], batch_size=self.batch_size)

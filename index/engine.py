@@ -35,11 +35,9 @@ from index.retrieve import (
     ScoredChunk,
     article_ranking,
     boost_by_time,
-    candidate_ids,
     cap_per_article,
+    hybrid_search,
     keyword_statistics,
-    score_candidates,
-    search_terms,
 )
 from index.state import StateStore
 from index.store import db, generations
@@ -227,22 +225,10 @@ class Engine:
             return replace(base, note="the question has no words", elapsed_ms=_ms(started))
         query_vector = self.embedder.encode_query(text)
         terms = db.query_terms(text)
-        keyword_query = db.keyword_query(search_terms(generation, terms))
-        ids = candidate_ids(
-            generation, query_vector, keyword_query, candidates=settings.candidates,
-            filters=filters,
-        )
-        if period is not None:
-            # Candidates from the period too, so a dated answer is not crowded out.
-            ids |= candidate_ids(
-                generation, query_vector, keyword_query, candidates=settings.candidates,
-                filters=period_filters,
-            )
-        rows = db.chunk_rows(conn, sorted(ids))
-        ranked = score_candidates(
-            generation, query_vector, terms,
-            {chunk_id: row.text for chunk_id, row in rows.items()},
+        ranked, rows = hybrid_search(
+            generation, query_vector, terms, candidates=settings.candidates,
             bm25_weight=settings.bm25_weight,
+            filters=(filters, period_filters) if period is not None else (filters,),
         )
         ranked = boost_by_time(
             ranked,
@@ -394,16 +380,10 @@ class Engine:
             return []
         query_vector = self.embedder.encode_query(text)
         terms = db.query_terms(text)
-        keyword_query = db.keyword_query(search_terms(generation, terms))
-        ids = candidate_ids(
-            generation, query_vector, keyword_query, candidates=max(100, limit * 5),
-            filters=SearchFilters(since=since, until=until),
-        )
-        rows = db.chunk_rows(conn, sorted(ids))
-        scored = score_candidates(
-            generation, query_vector, terms,
-            {chunk_id: row.text for chunk_id, row in rows.items()},
+        scored, rows = hybrid_search(
+            generation, query_vector, terms, candidates=max(100, limit * 5),
             bm25_weight=self.settings.bm25_weight,
+            filters=(SearchFilters(since=since, until=until),),
         )
         ranked = [c for c in scored if c.dense >= self.settings.min_score]
         best_per_story: dict[str, ScoredChunk] = {}
@@ -421,7 +401,6 @@ class Engine:
                 picked.append(scored[0])
         quotes = self._as_quotes(conn, picked, rows)
         return sorted(quotes, key=lambda q: (q.article.published or date.min, q.start))
-
 
     def whatsnew(self, since: date | None = None, *, limit: int = 10) -> list[Story]:
         """The newest stories (grouped across outlets) published since a date.

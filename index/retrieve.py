@@ -197,20 +197,27 @@ def score_candidates(
 def hybrid_search(
     generation: Generation,
     query_vector: np.ndarray,
-    question: str,
+    terms: Sequence[str],
     *,
     candidates: int,
     bm25_weight: float,
-    filters: SearchFilters | None = None,
-) -> list[ScoredChunk]:
-    """Dense and keyword top candidates, each scored by both retrievers, fused, best first."""
-    terms = db.query_terms(question)
-    ids = candidate_ids(
-        generation, query_vector, db.keyword_query(search_terms(generation, terms)),
-        candidates=candidates, filters=filters,
-    )
-    texts = {chunk_id: row.text for chunk_id, row in db.chunk_rows(generation.conn(), ids).items()}
-    return score_candidates(generation, query_vector, terms, texts, bm25_weight=bm25_weight)
+    filters: Sequence[SearchFilters | None] = (None,),
+) -> tuple[list[ScoredChunk], dict[int, db.ChunkRow]]:
+    """Fused candidates, best first, and their rows.
+
+    The candidates are the dense and keyword top ones under each of `filters` (a question
+    about a period also draws candidates from the period, so they are not crowded out);
+    each is scored by both retrievers.
+    """
+    keyword_query = db.keyword_query(search_terms(generation, terms))
+    ids: set[int] = set()
+    for restriction in filters:
+        ids |= candidate_ids(generation, query_vector, keyword_query, candidates=candidates,
+                             filters=restriction)
+    rows = db.chunk_rows(generation.conn(), sorted(ids))
+    texts = {chunk_id: row.text for chunk_id, row in rows.items()}
+    ranked = score_candidates(generation, query_vector, terms, texts, bm25_weight=bm25_weight)
+    return ranked, rows
 
 
 def boost_by_time(
