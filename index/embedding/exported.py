@@ -272,6 +272,14 @@ def _export_onnx(wrapper: object, example: tuple, names: list[str], target: Path
     ))
 
 
+def input_tokenizer(tokenizer_file: Path, max_tokens: int) -> Tokenizer:
+    """The tokenizer that makes model inputs: no padding, truncated at the model's limit."""
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_tokens)
+    return tokenizer
+
+
 def pad_batch(encodings: Sequence[Encoding]) -> dict[str, np.ndarray]:
     """Right-pad every model input to the batch's longest; the mask marks real tokens."""
     width = max(len(encoding.ids) for encoding in encodings)
@@ -312,9 +320,7 @@ class ExportedEmbedder(Embedder):
         super().__init__(spec.name, tokenizer, spec.dim, spec.max_tokens)
         self.spec = spec
         self.input_names = tuple(input_names)
-        self._inputs = Tokenizer.from_file(str(tokenizer_file))
-        self._inputs.no_padding()
-        self._inputs.enable_truncation(max_length=spec.max_tokens)
+        self._inputs = input_tokenizer(tokenizer_file, spec.max_tokens)
 
     @abstractmethod
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:

@@ -336,3 +336,19 @@ def test_eval_squad_smoke_on_real_data(tmp_path: Path, eval_settings: Settings) 
     assert result["recall@1"] >= 0.6
     assert result["mrr@10"] >= result["recall@1"]
     assert 0.0 <= result["abstain_rate"] <= 1.0
+
+
+def test_cache_key_follows_backend_and_int8_calibration(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from index.embedding import openvino_backend
+
+    int8 = Settings(_env_file=None, embed_backend="openvino-int8")
+    bf16 = Settings(_env_file=None, embed_backend="openvino")
+    before, bf16_before = quality.cache_key("data", int8), quality.cache_key("data", bf16)
+    assert before != bf16_before
+    assert before == quality.cache_key("data", int8)
+    changed = tmp_path / "calibration.txt"
+    changed.write_text("Other calibration text.\n", encoding="utf-8")
+    monkeypatch.setattr(openvino_backend, "CALIBRATION_TEXT", changed)
+    assert quality.cache_key("data", int8) != before
+    assert quality.cache_key("data", bf16) == bf16_before

@@ -1,4 +1,4 @@
-"""The exported-model backends' pure parts: model folders, cache keys, padding and pooling."""
+"""The exported-model backends' pure parts: model folders, cache keys, padding, pooling, int8."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from index.embedding import EmbeddingError, make_embedder, resolve_model
+from index.embedding import EmbeddingError, make_embedder, openvino_backend, resolve_model
 from index.embedding.exported import (
     export_folder,
     model_fingerprint,
@@ -17,6 +17,7 @@ from index.embedding.exported import (
     pool,
     read_model_spec,
 )
+from index.embedding.openvino_backend import calibration_texts, int8_model_path
 
 POOL_MEAN = {"word_embedding_dimension": 8, "pooling_mode_mean_tokens": True,
              "pooling_mode_cls_token": False, "pooling_mode_max_tokens": False}
@@ -104,3 +105,22 @@ def test_mean_pooling_ignores_padding_and_cls_takes_the_first_token() -> None:
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(EmbeddingError, match="unknown embedding backend"):
         make_embedder("all-MiniLM-L6-v2", "tensorflow")
+
+
+def test_calibration_text_is_news_paragraphs_and_questions() -> None:
+    texts = calibration_texts()
+    paragraphs = [t for t in texts if len(t.split()) >= 100]
+    questions = [t for t in texts if t.endswith("?")]
+    assert len(paragraphs) >= 10 and len(questions) >= 5
+    assert len(paragraphs) + len(questions) == len(texts)
+
+
+def test_int8_model_is_named_after_its_calibration(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    xml = tmp_path / "model.xml"
+    first = int8_model_path(xml)
+    assert first.parent == tmp_path and first != xml and first == int8_model_path(xml)
+    changed = tmp_path / "calibration.txt"
+    changed.write_text("Another text.\n", encoding="utf-8")
+    monkeypatch.setattr(openvino_backend, "CALIBRATION_TEXT", changed)
+    assert int8_model_path(xml) != first
