@@ -471,23 +471,27 @@ def timed_searches(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray,
     return found, times
 
 
-def ef_search_sweep(index: Any, queries: np.ndarray, k: int, exact: np.ndarray,
-                    values: str) -> dict[str, Any]:
-    """HNSW search p50/p95 (1 thread) and recall@k at each efSearch; restores the default."""
+def breadth_sweep(index: Any, queries: np.ndarray, k: int, exact: np.ndarray,
+                  values: str) -> dict[str, Any]:
+    """Search p50/p95 (1 thread) and recall@k at each search breadth; restores the default.
+
+    The breadth is HNSW's efSearch or IVF's nprobe (lists visited).
+    """
     import faiss
 
-    from index.store import vectors
-
-    graph = faiss.downcast_index(index.index).hnsw
+    inner = faiss.downcast_index(index.index)
+    holder = inner if isinstance(inner, faiss.IndexIVF) else inner.hnsw
+    knob = "nprobe" if isinstance(inner, faiss.IndexIVF) else "efSearch"
+    default = getattr(holder, knob)
     faiss.omp_set_num_threads(1)
     sweep: dict[str, Any] = {}
     try:
-        for ef in (int(v) for v in values.split(",") if v):
-            graph.efSearch = ef
+        for breadth in (int(v) for v in values.split(",") if v):
+            setattr(holder, knob, breadth)
             found, times = timed_searches(index, queries, k)
-            sweep[str(ef)] = percentiles(times) | {"recall_at_k": recall_at(found, exact)}
+            sweep[str(breadth)] = percentiles(times) | {"recall_at_k": recall_at(found, exact)}
     finally:
-        graph.efSearch = vectors.HNSW_EF_SEARCH
+        setattr(holder, knob, default)
     return sweep
 
 
@@ -503,55 +507,87 @@ def running_top_k(best: tuple[np.ndarray, np.ndarray] | None, scores: np.ndarray
     return np.take_along_axis(scores, keep, axis=1), np.take_along_axis(ids, keep, axis=1)
 
 
-def scale_streamed(base: np.ndarray, size: int, queries: np.ndarray,
-                   args: argparse.Namespace) -> dict[str, Any]:
-    """HNSW alone, added block by block, for sizes whose vectors cannot be held twice.
+def index_figures(index: Any, queries: np.ndarray, exact: np.ndarray | None,
+                  args: argparse.Namespace) -> tuple[dict[str, Any], np.ndarray]:
+    """Search p50/p95 on 1 and 2 threads, recall@k and the breadth sweep of one built index.
 
-    The exact neighbours come from a blockwise brute-force scan (what a flat index computes);
-    no flat index is built, so there is no flat search time at this size.
+    Also returns what one thread found (the exact neighbours, when the index is flat).
     """
     import faiss
 
     from index.store import vectors
 
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    index = vectors.build_index(np.zeros(0, dtype=np.int64), np.zeros((0, base.shape[1])),
-                                base.shape[1], "hnsw")
-    best = None
-    added = 0
-    built = 0.0
-    note(f"{size}: building hnsw block by block")
-    for block in noisy_blocks(base, size, args.noise):
-        ids = np.arange(added, added + len(block), dtype=np.int64)
-        best = running_top_k(best, queries @ block.T, ids, args.k)
-        started = time.perf_counter()
-        index.add_with_ids(block, ids)
-        built += time.perf_counter() - started
-        added += len(block)
-        if added % 1_000_000 < len(block):
-            note(f"{size}: {added:,} added, {built:.0f} s")
-    exact = best[1]
-    with tempfile.TemporaryDirectory(prefix="perf-scale-") as tmp:
-        path = Path(tmp) / "hnsw.faiss"
-        vectors.write_index(index, path)  # written to disk: a copy in memory would not fit
-        size_bytes = path.stat().st_size
-    figures: dict[str, Any] = {"build_seconds": round(built, 1),
-                               "bytes_per_vector": round(size_bytes / size, 1)}
+    kind = vectors.index_type_of(index)
+    figures: dict[str, Any] = {}
     for threads in (1, 2):
         faiss.omp_set_num_threads(threads)
         found, times = timed_searches(index, queries, args.k)
         figures[f"search_{threads}_threads"] = percentiles(times)
         if threads == 1:
-            figures["recall_at_k"] = recall_at(found, exact)
-    figures["by_ef_search"] = ef_search_sweep(index, queries, args.k, exact, args.ef_search)
-    note(f"{size}: hnsw {figures['search_1_threads']['p50_ms']} ms, "
-         f"recall {figures['recall_at_k']}")
-    return {"flat": {"skipped": "streamed: the vectors are not held twice, exact top-k by "
-                                "blockwise scan"}, "hnsw": figures}
+            found_1_thread = found
+            if exact is not None:
+                figures["recall_at_k"] = recall_at(found, exact)
+    if kind == "ivf":
+        inner = faiss.downcast_index(index.index)
+        figures |= {"lists": inner.nlist, "nprobe": inner.nprobe}
+    if exact is not None and kind != "flat":
+        values = args.nprobe if kind == "ivf" else args.ef_search
+        figures["by_breadth"] = breadth_sweep(index, queries, args.k, exact, values)
+    return figures, found_1_thread
+
+
+def scale_streamed(base: np.ndarray, size: int, queries: np.ndarray,
+                   args: argparse.Namespace) -> dict[str, Any]:
+    """Approximate indexes alone, added block by block, for sizes that cannot be held twice.
+
+    The exact neighbours come from a blockwise brute-force scan (what a flat index computes)
+    during the first build; no flat index is built, so there is no flat search time here. IVF
+    trains on a sample drawn the same way as the vectors (the base and noisy copies).
+    """
+    import faiss
+
+    from index.store import vectors
+
+    dim = base.shape[1]
+    best = None
+    entry: dict[str, Any] = {"flat": {"skipped": "streamed: the vectors are not held twice, "
+                                                "exact top-k by blockwise scan"}}
+    for kind in (k for k in args.kinds.split(",") if k != "flat"):
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        started = time.perf_counter()
+        training = (noisy_copies(base, vectors.ivf_lists(size) * vectors.IVF_TRAINING_PER_LIST,
+                                 args.noise, seed=1) if kind == "ivf" else base[:0])
+        index = vectors.empty_index(kind, dim, size, training)
+        del training
+        built = time.perf_counter() - started
+        added = 0
+        note(f"{size}: building {kind} block by block")
+        exact_known = best is not None  # from the first kind's pass
+        for block in noisy_blocks(base, size, args.noise):
+            ids = np.arange(added, added + len(block), dtype=np.int64)
+            if not exact_known:
+                best = running_top_k(best, queries @ block.T, ids, args.k)
+            started = time.perf_counter()
+            index.add_with_ids(block, ids)
+            built += time.perf_counter() - started
+            added += len(block)
+            if added % 1_000_000 < len(block):
+                note(f"{size}: {added:,} added, {built:.0f} s")
+        with tempfile.TemporaryDirectory(prefix="perf-scale-") as tmp:
+            path = Path(tmp) / "index.faiss"
+            vectors.write_index(index, path)  # to disk: a copy in memory would not fit
+            size_bytes = path.stat().st_size
+        figures = {"build_seconds": round(built, 1),
+                   "bytes_per_vector": round(size_bytes / size, 1)}
+        entry[kind] = figures | index_figures(index, queries, best[1], args)[0]
+        note(f"{size}: {kind} {entry[kind]['search_1_threads']['p50_ms']} ms, "
+             f"recall {entry[kind]['recall_at_k']}")
+        del index
+    return entry
 
 
 def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
-    """Flat vs HNSW (the project's own build_index/search) at growing sizes."""
+    """Flat, IVF and HNSW (the project's own build_index/search) at growing sizes."""
     import faiss
 
     from index.store import vectors
@@ -564,6 +600,7 @@ def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
         "what": "scale", "base": origin, "noise_per_dim": args.noise, "queries": len(queries),
         "k": args.k, "hnsw": {"M": vectors.HNSW_M, "efConstruction": vectors.HNSW_EF_CONSTRUCTION,
                               "efSearch": vectors.HNSW_EF_SEARCH},
+        "ivf": {"lists": "≈4·√n, a power of two", "nprobe": f"lists/{vectors.IVF_PROBE_SHARE}"},
         "load_before": load_average(), "sizes": {},
     }
     for size in (int(s) for s in args.sizes.split(",")):
@@ -574,7 +611,8 @@ def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
         ids = np.arange(size, dtype=np.int64)
         entry: dict[str, Any] = {}
         exact = None
-        for kind in ("flat", "hnsw"):
+        # Flat first: its answers are the exact neighbours the others are measured against.
+        for kind in ["flat"] + [k for k in args.kinds.split(",") if k != "flat"]:
             faiss.omp_set_num_threads(os.cpu_count() or 1)
             note(f"{size}: building {kind}")
             started = time.perf_counter()
@@ -583,25 +621,19 @@ def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
             figures: dict[str, Any] = {"build_seconds": round(built, 1),
                                        "bytes_per_vector": round(
                                            faiss.serialize_index(index).size / size, 1)}
-            for threads in (1, 2):
-                faiss.omp_set_num_threads(threads)
-                found, times = timed_searches(index, queries, args.k)
-                figures[f"search_{threads}_threads"] = percentiles(times)
-                if kind == "flat" and threads == 1:
-                    exact = found
-                if kind == "hnsw" and threads == 1 and exact is not None:
-                    figures["recall_at_k"] = recall_at(found, exact)
-            if kind == "hnsw" and exact is not None:
-                figures["by_ef_search"] = ef_search_sweep(index, queries, args.k, exact,
-                                                          args.ef_search)
-            entry[kind] = figures
+            measured, found = index_figures(index, queries, exact, args)
+            entry[kind] = figures | measured
+            if kind == "flat":
+                exact = found
             del index
         flat_p50 = entry["flat"]["search_1_threads"]["p50_ms"]
-        entry["hnsw"]["p50_x_flat"] = ratio(flat_p50, entry["hnsw"]["search_1_threads"]["p50_ms"])
+        for kind in entry.keys() - {"flat"}:
+            entry[kind]["p50_x_flat"] = ratio(flat_p50, entry[kind]["search_1_threads"]["p50_ms"])
         result["sizes"][str(size)] = entry
         del matrix
-        note(f"{size}: flat p50 {flat_p50} ms, hnsw {entry['hnsw']['search_1_threads']['p50_ms']}"
-             f" ms, recall {entry['hnsw'].get('recall_at_k')}")
+        note(f"{size}: flat p50 {flat_p50} ms; " + "; ".join(
+            f"{kind} {entry[kind]['search_1_threads']['p50_ms']} ms, recall "
+            f"{entry[kind].get('recall_at_k')}" for kind in entry if kind != "flat"))
     result["load_after"] = load_average()
     return result
 
@@ -635,17 +667,20 @@ def parser() -> argparse.ArgumentParser:
     query.add_argument("--concurrency", type=int, default=8)
     query.add_argument("--faiss-threads", type=int, default=0, help="0: FAISS's default")
 
-    scale = sub.add_parser("scale", help="FAISS flat vs HNSW at large sizes")
+    scale = sub.add_parser("scale", help="FAISS flat vs IVF and HNSW at large sizes")
     scale.add_argument("--sizes", default="100000,1000000")
     scale.add_argument("--vectors-from", default=None, help="an index folder to take vectors from")
     scale.add_argument("--base", type=int, default=100_000, help="most real vectors to take")
     scale.add_argument("--noise", type=float, default=0.01, help="Gaussian noise per dimension")
     scale.add_argument("--queries", type=int, default=200)
     scale.add_argument("--k", type=int, default=10)
+    scale.add_argument("--kinds", default="ivf,hnsw", help="approximate indexes to measure")
     scale.add_argument("--streamed-from", type=int, default=2_000_000,
-                       help="from this size on, build HNSW block by block with no flat index")
+                       help="from this size on, build block by block with no flat index")
     scale.add_argument("--ef-search", default="64,128,256,512",
                        help="HNSW efSearch values to sweep (recall and latency at each)")
+    scale.add_argument("--nprobe", default="32,64,128,256,512",
+                       help="IVF nprobe values to sweep (recall and latency at each)")
 
     for command in (embed, ingest, query, scale):
         command.add_argument("--json", action="store_true", help="print JSON")

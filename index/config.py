@@ -75,8 +75,8 @@ class Settings(BaseSettings):
         None, ge=16, description="Token budget per chunk; default: the model's own limit."
     )
     chunk_overlap_sentences: int = Field(1, ge=0, description="Sentences shared by chunks.")
-    index_type: Literal["auto", "flat", "hnsw"] = Field(
-        "auto", description="FAISS index: auto picks flat (exact) or hnsw by size."
+    index_type: Literal["auto", "flat", "ivf", "hnsw"] = Field(
+        "auto", description="FAISS index: auto picks flat (exact) or ivf by size; hnsw on request."
     )
 
     # --- retrieval and answers

@@ -1,7 +1,8 @@
-"""FAISS vector indexes keyed by chunk id: exact while small, HNSW when large."""
+"""FAISS vector indexes keyed by chunk id: exact while small, IVF when large, HNSW on request."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,46 +10,93 @@ import faiss
 import numpy as np
 
 # Below this many vectors an exact scan answers within the latency budget (see docs/performance.md).
-HNSW_THRESHOLD = 200_000
+APPROXIMATE_THRESHOLD = 200_000
+# IVF: about 4·√n lists, a sixteenth of them (at least 128) searched: recall@10 against exact
+# search ≥ 0.98 from 100k to 5M vectors, where HNSW's graph loses its way among near-duplicates
+# (0.97 at 1M, 0.76 at 5M); `python -m bench.perf scale`, figures in docs/performance.md.
+IVF_LISTS_PER_ROOT = 4
+IVF_PROBE_SHARE = 16
+IVF_MIN_PROBES = 128
+IVF_TRAINING_PER_LIST = 64
+IVF_MIN_TRAINING_PER_LIST = 39  # fewer and FAISS's k-means warns that the lists are unreliable
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 # Recall@10 ≥ 0.98 against exact search up to 1M vectors at ~1.2 ms a query (128 gave 0.95 at
 # 1M); measured with `python -m bench.perf scale`, figures in docs/performance.md.
 HNSW_EF_SEARCH = 512
 EXACT_FILTER_LIMIT = 50_000
+INDEX_TYPES = ("flat", "ivf", "hnsw")
 
 
 def choose_index_type(n_vectors: int, requested: str = "auto") -> str:
-    """Pick 'flat' (exact) or 'hnsw' from the collection size unless one is requested."""
+    """Pick 'flat' (exact) or 'ivf' from the collection size unless a type is requested."""
     if requested != "auto":
         return requested
-    return "hnsw" if n_vectors >= HNSW_THRESHOLD else "flat"
+    return "ivf" if n_vectors >= APPROXIMATE_THRESHOLD else "flat"
+
+
+def ivf_lists(n_vectors: int) -> int:
+    """IVF list count: the power of two nearest 4·√n, with enough vectors to train each list."""
+    target = IVF_LISTS_PER_ROOT * math.sqrt(max(n_vectors, 1))
+    lists = 2 ** round(math.log2(target))
+    return max(1, min(lists, n_vectors // IVF_MIN_TRAINING_PER_LIST))
+
+
+def ivf_probes(n_lists: int) -> int:
+    """Lists an IVF search visits."""
+    return min(n_lists, max(IVF_MIN_PROBES, n_lists // IVF_PROBE_SHARE))
+
+
+def training_sample(vectors: np.ndarray, n_lists: int) -> np.ndarray:
+    """A fixed-seed sample of rows to train the IVF lists on (the same data trains the same)."""
+    size = min(len(vectors), n_lists * IVF_TRAINING_PER_LIST)
+    if size == len(vectors):
+        return vectors
+    rows = np.sort(np.random.default_rng(0).choice(len(vectors), size, replace=False))
+    return vectors[rows]
+
+
+def empty_index(index_type: str, dim: int, n_vectors: int, training: np.ndarray) -> faiss.Index:
+    """An id-mapped inner-product index, ready for `n_vectors` normalised vectors.
+
+    IVF sizes its lists for `n_vectors` and trains them on a sample of `training`; with nothing
+    to train on it falls back to flat.
+    """
+    if index_type == "ivf" and len(training):
+        n_lists = ivf_lists(n_vectors)
+        inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, n_lists,
+                                   faiss.METRIC_INNER_PRODUCT)
+        inner.train(np.ascontiguousarray(training_sample(training, n_lists), dtype=np.float32))
+        inner.nprobe = ivf_probes(n_lists)
+        inner.make_direct_map()  # `reconstruct` reads stored vectors by position
+    elif index_type == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        inner.hnsw.efSearch = HNSW_EF_SEARCH
+    elif index_type in INDEX_TYPES:
+        inner = faiss.IndexFlatIP(dim)
+    else:
+        raise ValueError(f"unknown index type {index_type!r}")
+    return faiss.IndexIDMap2(inner)
 
 
 def build_index(
     ids: np.ndarray, vectors: np.ndarray, dim: int, index_type: str = "flat"
 ) -> faiss.Index:
     """Build an id-mapped inner-product index over normalised vectors."""
-    if index_type == "hnsw":
-        inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        inner.hnsw.efSearch = HNSW_EF_SEARCH
-    elif index_type == "flat":
-        inner = faiss.IndexFlatIP(dim)
-    else:
-        raise ValueError(f"unknown index type {index_type!r}")
-    index = faiss.IndexIDMap2(inner)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = empty_index(index_type, dim, len(ids), vectors)
     if len(ids):
-        index.add_with_ids(
-            np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
-        )
+        index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
     return index
 
 
 def index_type_of(index: faiss.Index) -> str:
     """Name the kind of index inside the id map."""
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
-    return "hnsw" if isinstance(inner, faiss.IndexHNSWFlat) else "flat"
+    if isinstance(inner, faiss.IndexHNSWFlat):
+        return "hnsw"
+    return "ivf" if isinstance(inner, faiss.IndexIVF) else "flat"
 
 
 def write_index(index: faiss.Index, path: Path) -> None:
@@ -62,6 +110,8 @@ def read_index(path: Path) -> faiss.Index:
     inner = faiss.downcast_index(index.index)
     if isinstance(inner, faiss.IndexHNSWFlat):
         inner.hnsw.efSearch = HNSW_EF_SEARCH
+    elif isinstance(inner, faiss.IndexIVF):
+        inner.nprobe = ivf_probes(inner.nlist)
     return index
 
 
@@ -89,11 +139,17 @@ def search(
     else:
         if not len(allowed_ids):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        if index_type_of(index) == "hnsw" and len(allowed_ids) <= EXACT_FILTER_LIMIT:
-            # A graph walk restricted to a small subset misses neighbours: score the subset exactly.
+        kind = index_type_of(index)
+        if kind != "flat" and len(allowed_ids) <= EXACT_FILTER_LIMIT:
+            # A graph walk or a few lists restricted to a small subset miss neighbours:
+            # score the subset exactly.
             return _exact_subset(index, query[0], k, allowed_ids)
         selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
-        params = faiss.SearchParameters(sel=selector)
+        if kind == "ivf":
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=faiss.downcast_index(
+                index.index).nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector)
         scores, ids = index.search(query, min(k, len(allowed_ids)), params=params)
     keep = ids[0] >= 0
     return ids[0][keep], scores[0][keep]

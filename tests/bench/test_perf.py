@@ -1,12 +1,16 @@
-"""The speed harness's own arithmetic: percentiles, recall, machine facts, the efSearch sweep."""
+"""The speed harness's own arithmetic: percentiles, recall, machine facts, index sweeps."""
 
 from __future__ import annotations
 
+import argparse
+
 import faiss
 import numpy as np
+import pytest
 
+from bench import perf
 from bench.perf import (
-    ef_search_sweep,
+    breadth_sweep,
     machine_info,
     noisy_copies,
     percentiles,
@@ -47,7 +51,10 @@ def test_noisy_copies_keep_the_base_and_stay_unit_length() -> None:
     assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
 
 
-def test_ef_search_sweep_reports_each_value_and_restores_the_default() -> None:
+@pytest.mark.parametrize(("kind", "knob", "values"),
+                         [("hnsw", "efSearch", "16,256"), ("ivf", "nprobe", "1,64")])
+def test_breadth_sweep_reports_each_value_and_restores_the_default(kind: str, knob: str,
+                                                                   values: str) -> None:
     rng = np.random.default_rng(2)
     data = rng.normal(size=(2_000, 32)).astype(np.float32)
     data /= np.linalg.norm(data, axis=1, keepdims=True)
@@ -55,12 +62,29 @@ def test_ef_search_sweep_reports_each_value_and_restores_the_default() -> None:
     queries = data[:20]
     exact = np.stack([vectors.search(vectors.build_index(ids, data, 32, "flat"), q, 10)[0]
                       for q in queries])
-    index = vectors.build_index(ids, data, 32, "hnsw")
-    sweep = ef_search_sweep(index, queries, 10, exact, "16,256")
-    assert set(sweep) == {"16", "256"}
-    assert sweep["256"]["recall_at_k"] >= sweep["16"]["recall_at_k"]
-    assert sweep["256"]["recall_at_k"] > 0.9
-    assert faiss.downcast_index(index.index).hnsw.efSearch == vectors.HNSW_EF_SEARCH
+    index = vectors.build_index(ids, data, 32, kind)
+    inner = faiss.downcast_index(index.index)
+    holder = inner.hnsw if kind == "hnsw" else inner
+    default = getattr(holder, knob)
+    low, high = values.split(",")
+    sweep = breadth_sweep(index, queries, 10, exact, values)
+    assert set(sweep) == {low, high}
+    assert sweep[high]["recall_at_k"] >= sweep[low]["recall_at_k"]
+    assert sweep[high]["recall_at_k"] > 0.9
+    assert getattr(holder, knob) == default
+
+
+def test_streamed_scale_measures_each_approximate_kind_against_exact() -> None:
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(300, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    args = argparse.Namespace(k=5, kinds="ivf,hnsw", noise=0.01, ef_search="64", nprobe="1,4")
+    streamed = perf.scale_streamed(base, 3_000, base[:10], args)
+    assert set(streamed) == {"flat", "ivf", "hnsw"} and "skipped" in streamed["flat"]
+    for kind in ("ivf", "hnsw"):
+        assert streamed[kind]["recall_at_k"] > 0.5
+        assert set(streamed[kind]["by_breadth"]) == ({"1", "4"} if kind == "ivf" else {"64"})
+    assert streamed["ivf"]["lists"] == vectors.ivf_lists(3_000)
 
 
 def test_running_top_k_matches_a_full_sort() -> None:

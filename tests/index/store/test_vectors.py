@@ -1,0 +1,112 @@
+"""Vector indexes: the type follows the size, and every type searches, filters and reloads alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from index.store import vectors
+
+DIM = 32
+
+
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length."""
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def clustered() -> np.ndarray:
+    """20,000 vectors in 400 tight clusters: near-duplicates, hard for approximate search."""
+    rng = np.random.default_rng(0)
+    centres = unit_rows(rng.normal(size=(400, DIM)))
+    return unit_rows(centres[rng.integers(0, 400, 20_000)] + rng.normal(0, 0.05, (20_000, DIM)))
+
+
+def exact_top(data: np.ndarray, query: np.ndarray, k: int) -> set[int]:
+    """Positions of the k best inner products."""
+    return set(np.argsort(-(data @ query))[:k].tolist())
+
+
+def test_index_type_follows_size_unless_requested() -> None:
+    assert vectors.choose_index_type(vectors.APPROXIMATE_THRESHOLD - 1) == "flat"
+    assert vectors.choose_index_type(vectors.APPROXIMATE_THRESHOLD) == "ivf"
+    assert vectors.choose_index_type(10, "hnsw") == "hnsw"
+
+
+@pytest.mark.parametrize(("n_vectors", "lists"), [(1_000_000, 4096), (5_000_000, 8192),
+                                                 (200_000, 2048), (1_000, 25), (10, 1)])
+def test_ivf_lists_are_about_four_root_n_and_trainable(n_vectors: int, lists: int) -> None:
+    assert vectors.ivf_lists(n_vectors) == lists
+
+
+def test_ivf_searches_a_share_of_the_lists_but_not_too_few() -> None:
+    assert vectors.ivf_probes(8192) == 8192 // vectors.IVF_PROBE_SHARE
+    assert vectors.ivf_probes(1024) == vectors.IVF_MIN_PROBES
+    assert vectors.ivf_probes(25) == 25
+
+
+def test_training_sample_is_fixed_and_bounded(clustered: np.ndarray) -> None:
+    first = vectors.training_sample(clustered, 8)
+    assert len(first) == 8 * vectors.IVF_TRAINING_PER_LIST
+    assert np.array_equal(first, vectors.training_sample(clustered, 8))
+    assert len(vectors.training_sample(clustered[:100], 8)) == 100
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_each_type_finds_neighbours_and_survives_a_reload(kind: str, clustered: np.ndarray,
+                                                          tmp_path: Path) -> None:
+    ids = np.arange(1_000, 1_000 + len(clustered), dtype=np.int64)
+    index = vectors.build_index(ids, clustered, DIM, kind)
+    vectors.write_index(index, tmp_path / "v.faiss")
+    index = vectors.read_index(tmp_path / "v.faiss")
+    assert vectors.index_type_of(index) == kind
+    assert np.array_equal(np.sort(vectors.index_ids(index)), ids)
+    assert np.allclose(vectors.reconstruct(index, [1_000, 1_007]), clustered[[0, 7]])
+    queries = clustered[:50]
+    recall = np.mean([
+        len(set((vectors.search(index, q, 10)[0] - 1_000).tolist()) & exact_top(clustered, q, 10))
+        / 10 for q in queries])
+    assert recall >= 0.95
+
+
+def test_reload_sets_the_search_breadth(clustered: np.ndarray, tmp_path: Path) -> None:
+    index = vectors.build_index(np.arange(len(clustered)), clustered, DIM, "ivf")
+    ivf = faiss.downcast_index(index.index)
+    assert ivf.nlist == vectors.ivf_lists(len(clustered))
+    ivf.nprobe = 1
+    vectors.write_index(index, tmp_path / "v.faiss")
+    reloaded_index = vectors.read_index(tmp_path / "v.faiss")  # owns the inner index
+    reloaded = faiss.downcast_index(reloaded_index.index)
+    assert reloaded.nprobe == vectors.ivf_probes(reloaded.nlist)
+
+
+def test_ivf_without_vectors_falls_back_to_flat() -> None:
+    index = vectors.build_index(np.zeros(0, dtype=np.int64), np.zeros((0, DIM)), DIM, "ivf")
+    assert vectors.index_type_of(index) == "flat"
+    assert len(vectors.search(index, np.ones(DIM, dtype=np.float32), 5)[0]) == 0
+
+
+def test_unknown_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown index type"):
+        vectors.build_index(np.zeros(0, dtype=np.int64), np.zeros((0, DIM)), DIM, "lsh")
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+@pytest.mark.parametrize("exact_limit", [50_000, 0])
+def test_filtered_search_keeps_to_the_allowed_ids(kind: str, exact_limit: int,
+                                                  clustered: np.ndarray,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors, "EXACT_FILTER_LIMIT", exact_limit)
+    index = vectors.build_index(np.arange(len(clustered)), clustered, DIM, kind)
+    allowed = np.arange(0, len(clustered), 7)
+    query = clustered[14]
+    found, scores = vectors.search(index, query, 5, allowed_ids=allowed.tolist())
+    assert set(found.tolist()) <= set(allowed.tolist())
+    assert found[0] == 14 and np.all(np.diff(scores) <= 1e-6)
+    if exact_limit:  # small subsets are scored exactly
+        best = allowed[np.argsort(-(clustered[allowed] @ query))[:5]]
+        assert found.tolist() == best.tolist()
