@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     chunk_max_tokens: int | None = Field(
         None, ge=16, description="Token budget per chunk; default: the model's own limit."
     )
-    chunk_overlap_sentences: int = Field(1, ge=0, description="Sentences shared by chunks.")
+    chunk_overlap_sentences: int = Field(
+        0, ge=0, description="Sentences shared by neighbouring chunks (1 measured no better)."
+    )
     index_type: Literal["auto", "flat", "ivf", "hnsw"] = Field(
         "auto", description="FAISS index: auto picks flat (exact) or ivf by size; hnsw on request."
     )

@@ -192,7 +192,7 @@ def test_manifest_records_model_chunking_and_counts(settings, embedder):
     manifest = json.loads((newest / generations.MANIFEST).read_text())
     assert manifest["embedding"]["model"] == "test-hashing"
     assert manifest["embedding"]["dim"] == 64 and manifest["embedding"]["normalized"]
-    assert manifest["chunking"]["overlap"] == 1
+    assert manifest["chunking"]["overlap"] == settings.chunk_overlap_sentences
     assert manifest["counts"] == {"articles": 3, "chunks": manifest["counts"]["chunks"]}
     assert set(manifest["files"]) == {"articles.sqlite", "vectors.faiss"}
 
