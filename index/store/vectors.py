@@ -59,11 +59,11 @@ def training_sample(vectors: np.ndarray, n_lists: int) -> np.ndarray:
 def empty_index(index_type: str, dim: int, n_vectors: int, training: np.ndarray) -> faiss.Index:
     """An id-mapped inner-product index, ready for `n_vectors` normalised vectors.
 
-    IVF sizes its lists for `n_vectors` and trains them on a sample of `training`; with nothing
-    to train on it falls back to flat.
+    IVF sizes its lists for `n_vectors` and trains them on a sample of `training`; with too few
+    vectors for two lists it would be a flat scan anyway, so it is one.
     """
-    if index_type == "ivf" and len(training):
-        n_lists = ivf_lists(n_vectors)
+    n_lists = ivf_lists(n_vectors)
+    if index_type == "ivf" and n_lists > 1 and len(training) >= n_lists:
         inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, n_lists,
                                    faiss.METRIC_INNER_PRODUCT)
         inner.train(np.ascontiguousarray(training_sample(training, n_lists), dtype=np.float32))

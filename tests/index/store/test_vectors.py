@@ -90,6 +90,14 @@ def test_ivf_without_vectors_falls_back_to_flat() -> None:
     assert len(vectors.search(index, np.ones(DIM, dtype=np.float32), 5)[0]) == 0
 
 
+def test_ivf_too_small_for_two_lists_is_flat(clustered: np.ndarray) -> None:
+    few = 2 * vectors.IVF_MIN_TRAINING_PER_LIST - 1
+    index = vectors.build_index(np.arange(few), clustered[:few], DIM, "ivf")
+    assert vectors.index_type_of(index) == "flat"
+    enough = vectors.build_index(np.arange(few + 1), clustered[: few + 1], DIM, "ivf")
+    assert vectors.index_type_of(enough) == "ivf"
+
+
 def test_unknown_type_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown index type"):
         vectors.build_index(np.zeros(0, dtype=np.int64), np.zeros((0, DIM)), DIM, "lsh")
