@@ -600,7 +600,8 @@ def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
         "what": "scale", "base": origin, "noise_per_dim": args.noise, "queries": len(queries),
         "k": args.k, "hnsw": {"M": vectors.HNSW_M, "efConstruction": vectors.HNSW_EF_CONSTRUCTION,
                               "efSearch": vectors.HNSW_EF_SEARCH},
-        "ivf": {"lists": "≈4·√n, a power of two", "nprobe": f"lists/{vectors.IVF_PROBE_SHARE}"},
+        "ivf": {"lists": "≈4·√n, a power of two",
+                "nprobe": f"lists/{vectors.IVF_PROBE_SHARE}, at least {vectors.IVF_MIN_PROBES}"},
         "load_before": load_average(), "sizes": {},
     }
     for size in (int(s) for s in args.sizes.split(",")):

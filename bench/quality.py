@@ -22,7 +22,7 @@ from urllib.parse import quote
 import numpy as np
 
 from index.config import Settings, load_settings
-from index.embedding.openvino_backend import int8_model_path
+from index.embedding.openvino_backend import quantization_fingerprint
 from index.ingest import article_key
 from index.models import Answer, ParsedArticle, Progress
 from index.store.generations import file_digest
@@ -329,7 +329,7 @@ def cache_key(data_digest: str, settings: Settings, variant: str = "") -> str:
     """A short key over what changes the index: data, model, backend and chunking."""
     backend = settings.embed_backend
     if backend == "openvino-int8":  # its vectors also follow the quantisation recipe
-        backend = int8_model_path(Path("model.xml")).stem
+        backend = f"{backend}-{quantization_fingerprint()}"
     material = json.dumps(
         [data_digest, variant, settings.model, backend,
          settings.chunk_max_tokens, settings.chunk_overlap_sentences, settings.index_type]

@@ -44,10 +44,15 @@ def calibration_texts() -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
-def int8_model_path(xml: Path) -> Path:
-    """Where the int8 model of the IR `xml` goes: named after the recipe and calibration text."""
+def quantization_fingerprint() -> str:
+    """A short hash of what the int8 vectors depend on beyond the model: recipe and text."""
     digest = hashlib.sha256(QUANTIZATION_VERSION.encode() + CALIBRATION_TEXT.read_bytes())
-    return xml.with_name(f"{xml.stem}-int8-{digest.hexdigest()[:12]}.xml")
+    return digest.hexdigest()[:12]
+
+
+def int8_model_path(xml: Path) -> Path:
+    """Where the int8 model of the IR `xml` goes: named after its quantisation fingerprint."""
+    return xml.with_name(f"{xml.stem}-int8-{quantization_fingerprint()}.xml")
 
 
 def ensure_int8_model(xml: Path, spec: ModelSpec) -> Path:
