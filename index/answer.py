@@ -52,6 +52,27 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
+# Words too common to help a keyword match; kept short on purpose (BM25's IDF does the rest).
+STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    out over own same she should so some such than that the their theirs them then there these
+    they this those through to too under until up very was we were what when where which while
+    who whom why will with would you your yours yourself yourselves week weeks""".split()
+)
+
+
+def query_terms(text: str) -> list[str]:
+    """The distinct non-stop words of a text, casefolded, in order."""
+    terms: list[str] = []
+    for word in words(text):
+        if word not in STOP_WORDS and word not in terms:
+            terms.append(word)
+    return terms
+
+
 @functools.lru_cache(maxsize=256)
 def stem_forms(stems: tuple[str, ...]) -> dict[str, str]:
     """Every word that stems to one of these stems, mapped to its stem.

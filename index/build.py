@@ -1,17 +1,14 @@
-"""Building a new index generation from article files, reusing what has not changed."""
+"""Building the next version of the collection from article files, reusing what has not changed."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import shutil
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +24,14 @@ from index.ingest import (
     normalized_text_hash,
 )
 from index.models import IngestReport, ParsedArticle, Progress, SkippedItem
-from index.store import db, generations, vectors
-from index.store.generations import Generation
+from index.store import NewArticle, NewChunk, Store, StoredArticle, StoreEmpty, StoreWriter
 from index.stories import StoryInput, group_stories
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
 EMBED_SLICE = 512  # chunks per progress step; each slice is sorted by length inside the model
+STORY_HEAD_CHARS = 4000  # characters of each article that story grouping compares
 
 
 @dataclass
@@ -52,35 +49,28 @@ class Plan:
         return bool(self.add or self.update or self.remove)
 
 
-def assign_stories(conn: sqlite3.Connection, vectors_by_id: dict[int, np.ndarray]) -> int:
+def assign_stories(writer: StoreWriter) -> int:
     """Group the articles that tell the same story and store each one's story id.
 
-    An article's vector is the normalised mean of its chunks' vectors.
+    An article's vector is the normalised mean of its chunks' vectors. Returns the number of
+    stories.
     """
-    members: dict[int, list[int]] = {}
-    for chunk_id, article_id in conn.execute("SELECT id, article_id FROM chunks"):
-        members.setdefault(int(article_id), []).append(int(chunk_id))
+    summaries = writer.article_summaries(STORY_HEAD_CHARS)
+    chunk_ids = [chunk_id for summary in summaries for chunk_id in summary.chunk_ids]
+    matrix = writer.vectors(chunk_ids)
+    row_of = {chunk_id: row for row, chunk_id in enumerate(chunk_ids)}
     inputs = []
-    rows = conn.execute(
-        "SELECT id, key, title, substr(text, 1, 4000), published, source FROM articles"
-    )
-    for rowid, key, title, head, published, source in rows:
-        chunk_ids = members.get(int(rowid), [])
+    for summary in summaries:
         vector = None
-        if chunk_ids:
-            mean = np.mean([vectors_by_id[i] for i in chunk_ids], axis=0)
+        if summary.chunk_ids:
+            mean = np.mean(matrix[[row_of[i] for i in summary.chunk_ids]], axis=0)
             vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
         inputs.append(StoryInput(
-            article_id=str(key), title=str(title), text=str(head),
-            published=date.fromisoformat(published) if published else None,
-            source=str(source), vector=vector,
+            article_id=summary.key, title=summary.title, text=summary.head,
+            published=summary.published, source=summary.source, vector=vector,
         ))
     story_of = group_stories(inputs)
-    with conn:
-        conn.executemany(
-            "UPDATE articles SET story_id = ? WHERE key = ?",
-            [(story, key) for key, story in story_of.items()],
-        )
+    writer.set_story_ids(story_of)
     return len(set(story_of.values()))
 
 
@@ -97,7 +87,7 @@ def _within(path: str, roots: Sequence[Path]) -> bool:
 
 def plan_changes(
     parsed: Iterable[ParsedArticle | SkippedItem],
-    stored: dict[str, db.StoredArticle],
+    stored: dict[str, StoredArticle],
     *,
     sync_roots: Sequence[Path] | None,
 ) -> Plan:
@@ -157,15 +147,11 @@ class EmbedAhead:
         """Start the worker."""
         self.embedder = embedder
         self.batch_size = batch_size
-        self.vectors: dict[str, np.ndarray] = {}
         self.queued = 0
         self._seen: set[str] = set()
         self._pending: list[tuple[str, str]] = []
-        self._slices: list[list[tuple[str, str]] | None] = []
-        self._ready = threading.Condition()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="embed-ahead", daemon=True)
-        self._thread.start()
+        self._slices: list[tuple[list[str], Future[np.ndarray]]] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-ahead")
 
     def add(self, digest: str, text: str) -> None:
         """Queue a chunk text for embedding (each distinct text once)."""
@@ -175,92 +161,129 @@ class EmbedAhead:
         self._pending.append((digest, text))
         self.queued += 1
         if len(self._pending) >= EMBED_SLICE:
-            self._push(self._pending)
-            self._pending = []
+            self._submit()
 
-    def _push(self, item: list[tuple[str, str]] | None) -> None:
-        """Hand a slice (or the end mark) to the worker."""
-        with self._ready:
-            self._slices.append(item)
-            self._ready.notify()
-
-    def _work(self) -> None:
-        """Embed slices until the end mark; keep the first error for `finish`."""
-        while True:
-            with self._ready:
-                while not self._slices:
-                    self._ready.wait()
-                item = self._slices.pop(0)
-            if item is None:
-                return
-            if self._error is not None:  # drain what is queued; `finish` raises the error
-                continue
-            try:
-                matrix = self.embedder.encode([t for _, t in item], batch_size=self.batch_size)
-            except BaseException as exc:  # re-raised on the caller's thread
-                self._error = exc
-                continue
-            for (digest, _), vector in zip(item, matrix, strict=True):
-                self.vectors[digest] = vector
+    def _submit(self) -> None:
+        """Hand the pending texts to the worker as one slice."""
+        digests = [digest for digest, _ in self._pending]
+        texts = [text for _, text in self._pending]
+        self._pending = []
+        future = self._pool.submit(self.embedder.encode, texts, batch_size=self.batch_size)
+        self._slices.append((digests, future))
 
     def stop(self) -> None:
-        """End the worker without waiting for queued chunks (the build failed)."""
-        with self._ready:
-            self._slices[:] = [None]
-            self._ready.notify()
+        """End the worker without embedding what is still queued (the build failed)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def finish(self, notify: ProgressCallback) -> dict[str, np.ndarray]:
-        """Wait for every queued chunk, reporting progress; return the vectors by text hash."""
+        """Wait for every queued chunk, reporting progress; return the vectors by text hash.
+
+        Raises the first error the embedder raised.
+        """
         if self._pending:
-            self._push(self._pending)
-            self._pending = []
-        self._push(None)
-        while self._thread.is_alive():
-            self._thread.join(timeout=2.0)
-            done = len(self.vectors)
-            notify(Progress("embedding", done, self.queued,
-                            f"embedded {done}/{self.queued} chunks"))
-        if self._error is not None:
-            raise self._error
-        return self.vectors
+            self._submit()
+        vectors: dict[str, np.ndarray] = {}
+        try:
+            for digests, future in self._slices:
+                while True:
+                    try:
+                        matrix = future.result(timeout=2.0)
+                        break
+                    except FutureTimeout:
+                        notify(Progress("embedding", len(vectors), self.queued,
+                                        f"embedded {len(vectors)}/{self.queued} chunks"))
+                vectors.update(zip(digests, matrix, strict=True))
+                notify(Progress("embedding", len(vectors), self.queued,
+                                f"embedded {len(vectors)}/{self.queued} chunks"))
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        return vectors
 
 
 class Builder:
-    """Writes a new generation: copy of the current one, changes applied, vectors rebuilt."""
+    """Writes the next version: the current one with the changes applied."""
 
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
-        """Keep the settings and the embedder used for new chunks."""
+    def __init__(self, settings: Settings, embedder: Embedder, store: Store) -> None:
+        """Keep the settings, the embedder used for new chunks and the store written to."""
         self.settings = settings
         self.embedder = embedder
+        self.store = store
         self.max_tokens = min(
             settings.chunk_max_tokens or embedder.content_tokens, embedder.content_tokens
         )
 
     def manifest_settings(self) -> dict[str, object]:
-        """Chunking settings recorded in the manifest."""
+        """Chunking settings recorded in the version's metadata."""
         return {"max_tokens": self.max_tokens, "overlap": self.settings.chunk_overlap_sentences,
                 "splitter": "sentencex"}
 
     def run(
         self,
         paths: Sequence[Path],
-        current: Generation | None,
         *,
         sync: bool,
         rebuild: bool = False,
         progress: ProgressCallback | None = None,
-    ) -> tuple[IngestReport, Path | None]:
-        """Ingest paths into a new generation; returns the report and the new generation path.
+    ) -> IngestReport:
+        """Ingest paths into the next version and publish it; returns the report.
 
-        No generation is written when nothing changed.
+        Nothing is written when nothing changed. The plan is made against the version being
+        served; if another writer published a newer one meanwhile, the plan is made again
+        against that one once this writer holds the store, so no update is lost.
+        Raises WriterBusy while another writer is at work.
         """
         started = time.perf_counter()
         notify = progress or (lambda _p: None)
-        index_dir = self.settings.index_dir
         roots = [Path(p).resolve() for p in self.settings.article_dirs] if sync else None
-        if current is not None and current.manifest.get("chunking") != self.manifest_settings():
-            rebuild = True  # chunk boundaries changed: every article must be cut again
-        stored = {} if (current is None or rebuild) else db.stored_articles(current.conn())
+        planned_on, stored, rebuild = self._planning_base(rebuild)
+        plan = self._plan(paths, roots, stored, notify)
+        if not plan.changes and not (rebuild and planned_on is not None):
+            plan.report.seconds = time.perf_counter() - started
+            return plan.report
+        with self.store.writer(fresh=rebuild) as writer:
+            base = writer.base
+            if not rebuild and (base.version if base else None) != planned_on:
+                log.info("the index changed while this run was planned; planning again")
+                stored = writer.stored_articles()
+                if base is not None and base.metadata.get("chunking") != self.manifest_settings():
+                    writer.delete_articles(list(stored))  # cut every article again
+                    stored = {}
+                plan = self._plan(paths, roots, stored, notify)
+            writer.delete_articles([key for key, _ in plan.update] + plan.remove)
+            new_chunks, ahead = self._insert(writer, plan.add + plan.update, notify)
+            self._vectors(writer, new_chunks, plan, notify, ahead)
+            notify(Progress("grouping", 0, 1, "grouping articles into stories"))
+            plan.report.stories = assign_stories(writer)
+            notify(Progress("writing", 0, 1, "building the vector index"))
+            metadata = {
+                "embedding": self.embedder.identity() | {"backend": self.embedder.backend},
+                "chunking": self.manifest_settings(),
+                "build_seconds": round(time.perf_counter() - started, 3),
+            }
+            plan.report.generation = writer.commit(metadata)
+        plan.report.seconds = time.perf_counter() - started
+        notify(Progress("done", 1, 1, plan.report.summary()))
+        return plan.report
+
+    def _planning_base(self, rebuild: bool) -> tuple[str | None, dict[str, StoredArticle], bool]:
+        """The version served now, its articles (none for a rebuild) and whether to rebuild.
+
+        A version cut with other chunking settings must be rebuilt: every article is cut again.
+        """
+        try:
+            with self.store.reading() as snapshot:
+                if snapshot.metadata.get("chunking") != self.manifest_settings():
+                    rebuild = True
+                stored = {} if rebuild else snapshot.stored_articles()
+                return snapshot.version, stored, rebuild
+        except StoreEmpty:
+            return None, {}, rebuild
+
+    def _plan(
+        self, paths: Sequence[Path], roots: list[Path] | None,
+        stored: dict[str, StoredArticle], notify: ProgressCallback,
+    ) -> Plan:
+        """Read the files and compare them with the stored articles."""
         notify(Progress("reading", 0, 0, "reading article files"))
         parsed = iter_articles(
             paths,
@@ -270,92 +293,29 @@ class Builder:
         plan = plan_changes(parsed, stored, sync_roots=roots)
         for item in plan.report.skipped:
             log.warning("skipped %s", item)
-        if not plan.changes and not (rebuild and current is not None):
-            plan.report.seconds = time.perf_counter() - started
-            return plan.report, None
-        with generations.writer_lock(index_dir):
-            building = generations.next_building_dir(index_dir)
-            try:
-                self._write(building, current, stored, plan, rebuild, notify)
-                manifest = self._manifest(building, started)
-                final = generations.commit(building, manifest)
-            except BaseException:
-                shutil.rmtree(building, ignore_errors=True)
-                raise
-            generations.prune(index_dir)
-        plan.report.seconds = time.perf_counter() - started
-        plan.report.generation = final.name
-        notify(Progress("done", 1, 1, plan.report.summary()))
-        return plan.report, final
-
-    def _write(
-        self,
-        building: Path,
-        current: Generation | None,
-        stored: dict[str, db.StoredArticle],
-        plan: Plan,
-        rebuild: bool,
-        notify: ProgressCallback,
-    ) -> None:
-        """Fill the building folder with the database and the vector index."""
-        target = db.connect(building / generations.DATABASE)
-        # Same clock and format as articles.ingested_at, so "new since this build" is a compare.
-        build_started = target.execute("SELECT datetime('now')").fetchone()[0]
-        try:
-            if current is not None and not rebuild:
-                current.conn().backup(target)
-            # On a copy too: brings an older generation's schema up to date (IF NOT EXISTS).
-            db.create_schema(target)
-            with target:
-                changed = [key for key, _ in plan.update] + plan.remove
-                db.delete_articles(target, [stored[key].rowid for key in changed])
-                new_chunks, ahead = self._insert(target, plan.add + plan.update, notify)
-            vectors_by_id = self._vectors(
-                target, current, new_chunks, plan, notify, rebuild, ahead
-            )
-            ids = np.array(sorted(vectors_by_id), dtype=np.int64)
-            matrix = (
-                np.stack([vectors_by_id[i] for i in ids])
-                if len(ids)
-                else np.zeros((0, self.embedder.dim), dtype=np.float32)
-            )
-            notify(Progress("grouping", 0, 1, "grouping articles into stories"))
-            plan.report.stories = assign_stories(target, vectors_by_id)
-            index_type = vectors.choose_index_type(len(ids), self.settings.index_type)
-            notify(Progress("writing", 0, 1, f"building {index_type} index of {len(ids)} vectors"))
-            index = vectors.build_index(ids, matrix, self.embedder.dim, index_type)
-            vectors.write_index(index, building / generations.VECTORS)
-            with target:
-                meta = {"built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "build_started": build_started, "index_type": index_type}
-                target.executemany(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", meta.items()
-                )
-            target.execute("PRAGMA optimize")
-        finally:
-            target.close()
+        return plan
 
     def _insert(
-        self, conn: sqlite3.Connection, articles: list[tuple[str, ParsedArticle]],
+        self, writer: StoreWriter, articles: list[tuple[str, ParsedArticle]],
         notify: ProgressCallback,
     ) -> tuple[list[tuple[int, str, str]], dict[str, np.ndarray]]:
-        """Insert articles, their sentences and chunks.
+        """Store articles, their sentences and chunks.
 
         Returns the new chunks as (chunk id, text hash, text), and the vectors already embedded
         for them by text hash.
 
-        When the database holds no other chunks (a first build or a rebuild), no vector can be
-        reused, so new chunks are embedded on a worker thread while later articles are chunked.
-        Otherwise `_vectors` embeds what it cannot reuse.
+        When the new version holds no other chunks (a first build or a rebuild), no vector can
+        be reused from it, so new chunks are embedded on a worker thread while later articles
+        are chunked. Otherwise `_vectors` embeds what it cannot reuse.
         """
         new_chunks: list[tuple[int, str, str]] = []
         ahead = (
             EmbedAhead(self.embedder, self.settings.embed_batch_size)
-            if articles and db.count_chunks(conn) == 0
+            if articles and writer.count_chunks() == 0
             else None
         )
         try:
-            self._insert_articles(conn, articles, new_chunks, ahead, notify)
+            self._insert_articles(writer, articles, new_chunks, ahead, notify)
         except BaseException:
             if ahead is not None:
                 ahead.stop()
@@ -363,88 +323,65 @@ class Builder:
         return new_chunks, (ahead.finish(notify) if ahead is not None else {})
 
     def _insert_articles(
-        self, conn: sqlite3.Connection, articles: list[tuple[str, ParsedArticle]],
+        self, writer: StoreWriter, articles: list[tuple[str, ParsedArticle]],
         new_chunks: list[tuple[int, str, str]], ahead: EmbedAhead | None,
         notify: ProgressCallback,
     ) -> None:
-        """Chunk and insert each article, appending its chunks to new_chunks (and to ahead)."""
+        """Chunk and store each article, appending its chunks to new_chunks (and to ahead)."""
         total = len(articles)
         for done, (key, article) in enumerate(articles, start=1):
-            chunks = chunk_text(
+            spans = chunk_text(
                 article.text,
                 max_tokens=self.max_tokens,
                 overlap=self.settings.chunk_overlap_sentences,
                 count_tokens=self.embedder.token_counts,
                 token_offsets=self.embedder.token_offsets,
             )
-            rowid = conn.execute(
-                "INSERT INTO articles(key, title, source, url, published, authors, labels, text,"
-                " content_hash, norm_hash, origin, origin_file) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    key, article.title, article.source, article.url,
-                    article.published.isoformat() if article.published else None,
-                    json.dumps(list(article.authors)), json.dumps(list(article.labels)),
-                    article.text, content_hash(article), normalized_text_hash(article.text),
-                    article.origin, file_origin(article.origin),
-                ),
-            ).lastrowid
-            sentences = sorted({s for chunk in chunks for s in chunk.sentences},
-                               key=lambda s: s.start)
-            conn.executemany(
-                "INSERT INTO sentences(article_id, ord, start, end) VALUES (?,?,?,?)",
-                [(rowid, i, s.start, s.end) for i, s in enumerate(sentences)],
-            )
-            for ord_, chunk in enumerate(chunks):
-                text = article.text[chunk.start : chunk.end]
-                digest = text_hash(text)
-                chunk_id = conn.execute(
-                    "INSERT INTO chunks(article_id, ord, start, end, n_tokens, text_hash, text)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    (rowid, ord_, chunk.start, chunk.end, chunk.n_tokens, digest, text),
-                ).lastrowid
-                new_chunks.append((int(chunk_id), digest, text))
+            texts = [article.text[span.start : span.end] for span in spans]
+            chunks = tuple(NewChunk(span, text_hash(text)) for span, text in zip(
+                spans, texts, strict=True))
+            sentences = tuple(sorted({s for span in spans for s in span.sentences},
+                                     key=lambda s: s.start))
+            chunk_ids = writer.add_article(NewArticle(
+                key=key, article=article, content_hash=content_hash(article),
+                norm_hash=normalized_text_hash(article.text),
+                origin_file=file_origin(article.origin), chunks=chunks, sentences=sentences,
+            ))
+            for chunk_id, chunk, text in zip(chunk_ids, chunks, texts, strict=True):
+                new_chunks.append((chunk_id, chunk.text_hash, text))
                 if ahead is not None:
-                    ahead.add(digest, text)
+                    ahead.add(chunk.text_hash, text)
             if done % 200 == 0 or done == total:
                 notify(Progress("chunking", done, total, f"chunked {done}/{total} articles"))
 
     def _vectors(
         self,
-        conn: sqlite3.Connection,
-        current: Generation | None,
+        writer: StoreWriter,
         new_chunks: list[tuple[int, str, str]],
         plan: Plan,
         notify: ProgressCallback,
-        rebuild: bool,
         ahead: dict[str, np.ndarray],
-    ) -> dict[int, np.ndarray]:
-        """Vectors for every chunk: reused, embedded ahead, or embedded now."""
-        result: dict[int, np.ndarray] = {}
-        new_ids = {chunk_id for chunk_id, _, _ in new_chunks}
-        kept_ids = [i for i in db.all_chunk_ids(conn) if i not in new_ids]
-        if current is not None and kept_ids and not rebuild:
-            for chunk_id, vector in zip(
-                kept_ids, vectors.reconstruct(current.index, kept_ids), strict=True
-            ):
-                result[chunk_id] = vector
-        reusable: dict[str, int] = {}
-        if current is not None and not rebuild:
-            reusable = db.chunk_ids_by_hash(current.conn(), {h for _, h, _ in new_chunks})
+    ) -> None:
+        """Give every new chunk a vector: reused by text hash, embedded ahead, or embedded now."""
+        reusable = writer.reusable_vectors(sorted({h for _, h, _ in new_chunks}))
+        ready_ids: list[int] = []
+        ready: list[np.ndarray] = []
         to_embed: list[tuple[int, str]] = []
-        reuse_ids: list[tuple[int, int]] = []
+        reused = 0
         for chunk_id, digest, text in new_chunks:
-            old_id = reusable.get(digest)
-            if old_id is not None:
-                reuse_ids.append((chunk_id, old_id))
-            elif digest in ahead:
-                result[chunk_id] = ahead[digest]
+            vector = reusable.get(digest)
+            if vector is not None:
+                reused += 1
             else:
+                vector = ahead.get(digest)
+            if vector is None:
                 to_embed.append((chunk_id, text))
-        if reuse_ids:
-            old_vectors = vectors.reconstruct(current.index, [old for _, old in reuse_ids])
-            for (chunk_id, _), vector in zip(reuse_ids, old_vectors, strict=True):
-                result[chunk_id] = vector
-        plan.report.chunks_reused = len(reuse_ids)
+            else:
+                ready_ids.append(chunk_id)
+                ready.append(vector)
+        if ready_ids:
+            writer.set_vectors(ready_ids, np.stack(ready))
+        plan.report.chunks_reused = reused
         plan.report.chunks_embedded = len(to_embed) + sum(
             1 for _, digest, _ in new_chunks if digest in ahead and digest not in reusable
         )
@@ -454,25 +391,6 @@ class Builder:
             matrix = self.embedder.encode(
                 [text for _, text in batch], batch_size=self.settings.embed_batch_size
             )
-            for (chunk_id, _), vector in zip(batch, matrix, strict=True):
-                result[chunk_id] = vector
+            writer.set_vectors([chunk_id for chunk_id, _ in batch], matrix)
             done = min(first + EMBED_SLICE, total)
             notify(Progress("embedding", done, total, f"embedded {done}/{total} chunks"))
-        return result
-
-    def _manifest(self, building: Path, started: float) -> dict[str, object]:
-        """The manifest of a built generation (checksums are added at commit)."""
-        conn = db.connect(building / generations.DATABASE, readonly=True)
-        try:
-            counts = {"articles": db.count_articles(conn), "chunks": db.count_chunks(conn)}
-            meta = db.get_meta(conn)
-        finally:
-            conn.close()
-        return {
-            "embedding": self.embedder.identity() | {"backend": self.embedder.backend},
-            "chunking": self.manifest_settings(),
-            "counts": counts,
-            "index_type": meta.get("index_type", "flat"),
-            "built_at": meta.get("built_at", ""),
-            "build_seconds": round(time.perf_counter() - started, 3),
-        }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 
@@ -113,9 +114,23 @@ class Coverage:
     last: date | None
 
 
+class NotAnswered(StrEnum):
+    """Why an answer quotes nothing (renderers word it for people)."""
+
+    NO_WORDS = "no_words"  # the question has no letters or digits
+    NOTHING_RELEVANT = "nothing_relevant"  # no passage (in the period asked) passes min_score
+
+
+class Caveat(StrEnum):
+    """A warning that goes with quotes (renderers word it for people)."""
+
+    OUTSIDE_PERIOD = "outside_period"  # no quoted article lies in the period the question named
+    STALE = "stale"  # the newest quoted article is older than stale_after_days
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What the engine returns for a question; the bot and the CLI render it."""
+    """What the engine returns for a question: facts only; the bot and the CLI word them."""
 
     question: str
     quotes: tuple[Quote, ...]
@@ -125,7 +140,9 @@ class Answer:
     coverage: Coverage
     filters: SearchFilters = field(default_factory=SearchFilters)
     elapsed_ms: float = 0.0
-    note: str = ""  # why nothing answered, or a caveat on the answer
+    reason: NotAnswered | None = None  # set when `answered` is False
+    caveat: Caveat | None = None  # set on some answers
+    newest: date | None = None  # publication date of the newest quoted article
     # The period the question spoke of ("last week"), as dates, and the words that said it.
     period_since: date | None = None
     period_until: date | None = None
@@ -191,6 +208,8 @@ class IndexStats:
     generation: str
     built_at: str
     build_seconds: float
+    store: str = "local"  # the storage backend
+    dense_search: str = "exact"  # "exact" or "approximate"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

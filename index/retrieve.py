@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS) and keyword (FTS5 BM25) candidates fused into one ranking."""
+"""Hybrid retrieval: dense and keyword (BM25) candidates from a store, fused into one ranking."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import numpy as np
 
 from index.answer import stem, stem_forms, words
 from index.models import SearchFilters
-from index.store import db, vectors
-from index.store.generations import Generation
+from index.store import ChunkRow, KeywordStatistics, Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,23 +74,17 @@ def article_ranking(
 
 
 def candidate_ids(
-    generation: Generation,
+    snapshot: Snapshot,
     query_vector: np.ndarray,
-    keyword_query: str,
+    keyword_terms: Sequence[str],
     *,
     candidates: int,
     filters: SearchFilters | None = None,
 ) -> set[int]:
-    """The union of the dense and the keyword top candidates."""
-    conn = generation.conn()
-    allowed = None
-    if filters is not None and not filters.is_empty():
-        allowed = db.allowed_chunk_ids(conn, filters)
-        if not allowed:
-            return set()
-    dense_ids, _ = vectors.search(generation.index, query_vector, candidates, allowed)
-    keyword = db.keyword_search(conn, keyword_query, candidates, filters)
-    return {int(i) for i in dense_ids} | {chunk_id for chunk_id, _ in keyword}
+    """The union of the dense and the keyword top candidates under the filters."""
+    dense = snapshot.dense_search(query_vector, candidates, filters)
+    keyword = snapshot.keyword_search(keyword_terms, candidates, filters)
+    return {chunk_id for chunk_id, _ in dense} | {chunk_id for chunk_id, _ in keyword}
 
 
 BM25_K1 = 0.9
@@ -136,87 +129,66 @@ COMMON_TERM_SHARE = 0.02
 MIN_SEARCH_TERMS = 3
 
 
-def search_terms(generation: Generation, terms: Sequence[str]) -> list[str]:
+def search_terms(terms: Sequence[str], statistics: KeywordStatistics) -> list[str]:
     """The terms worth a keyword search: the uncommon ones, at least the few rarest."""
     if len(terms) <= MIN_SEARCH_TERMS:
         return list(terms)
-    counts, n_docs, _ = keyword_statistics(generation, terms)
+    counts = statistics.doc_counts
     by_rarity = sorted(terms, key=lambda term: counts[term])
-    rare = [t for t in by_rarity if counts[t] <= COMMON_TERM_SHARE * n_docs]
+    rare = [t for t in by_rarity if counts[t] <= COMMON_TERM_SHARE * statistics.n_chunks]
     return rare if len(rare) >= MIN_SEARCH_TERMS else by_rarity[:MIN_SEARCH_TERMS]
 
 
-def keyword_statistics(
-    generation: Generation, terms: Sequence[str]
-) -> tuple[dict[str, int], int, float]:
-    """Document counts of the terms, the number of chunks and their mean length (memoised)."""
-    memo = generation.memo
-    conn = generation.conn()
-    shape = memo.get("shape")
-    if shape is None:
-        # One entry, set at once: other threads read the memo without a lock.
-        shape = memo["shape"] = (db.count_chunks(conn), db.average_chunk_words(conn))
-    counts: dict[str, int] = {}
-    missing: list[str] = []
-    for term in terms:
-        cached = memo.get(("df", term))
-        if cached is None:
-            missing.append(term)
-        else:
-            counts[term] = cached
-    for term, count in db.term_document_counts(conn, missing).items():
-        memo["df", term] = counts[term] = count
-    n_docs, average_words = shape
-    return counts, n_docs, average_words
-
-
 def score_candidates(
-    generation: Generation,
+    snapshot: Snapshot,
     query_vector: np.ndarray,
     terms: Sequence[str],
     texts: Mapping[int, str],
+    statistics: KeywordStatistics,
     *,
     bm25_weight: float,
 ) -> list[ScoredChunk]:
     """Score every candidate with both retrievers and fuse, best first.
 
     Both scores are computed for every candidate (BM25 from the candidates' own text, with
-    the index's document counts), so fusion never compares with a missing half, and the cost
-    follows the number of candidates, not the size of the collection.
+    the collection's document counts), so fusion never compares with a missing half, and the
+    cost follows the number of candidates, not the size of the collection.
     """
     if not texts:
         return []
     union = sorted(texts)
-    cosines = vectors.reconstruct(generation.index, union) @ query_vector
+    cosines = snapshot.dense_scores(query_vector, union)
     dense = {chunk_id: float(c) for chunk_id, c in zip(union, cosines, strict=True)}
-    doc_counts, n_docs, average_words = keyword_statistics(generation, terms)
-    keyword = bm25_scores(texts, terms, doc_counts, n_docs, average_words)
+    keyword = bm25_scores(texts, terms, statistics.doc_counts, statistics.n_chunks,
+                          statistics.mean_chunk_words)
     return fuse(dense, keyword, bm25_weight)
 
 
 def hybrid_search(
-    generation: Generation,
+    snapshot: Snapshot,
     query_vector: np.ndarray,
     terms: Sequence[str],
+    statistics: KeywordStatistics,
     *,
     candidates: int,
     bm25_weight: float,
     filters: Sequence[SearchFilters | None] = (None,),
-) -> tuple[list[ScoredChunk], dict[int, db.ChunkRow]]:
+) -> tuple[list[ScoredChunk], dict[int, ChunkRow]]:
     """Fused candidates, best first, and their rows.
 
     The candidates are the dense and keyword top ones under each of `filters` (a question
     about a period also draws candidates from the period, so they are not crowded out);
-    each is scored by both retrievers.
+    each is scored by both retrievers. `statistics` are the snapshot's for `terms`.
     """
-    keyword_query = db.keyword_query(search_terms(generation, terms))
+    keyword_terms = search_terms(terms, statistics)
     ids: set[int] = set()
     for restriction in filters:
-        ids |= candidate_ids(generation, query_vector, keyword_query, candidates=candidates,
+        ids |= candidate_ids(snapshot, query_vector, keyword_terms, candidates=candidates,
                              filters=restriction)
-    rows = db.chunk_rows(generation.conn(), sorted(ids))
+    rows = snapshot.chunk_rows(sorted(ids))
     texts = {chunk_id: row.text for chunk_id, row in rows.items()}
-    ranked = score_candidates(generation, query_vector, terms, texts, bm25_weight=bm25_weight)
+    ranked = score_candidates(snapshot, query_vector, terms, texts, statistics,
+                              bm25_weight=bm25_weight)
     return ranked, rows
 
 

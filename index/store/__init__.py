@@ -1,3 +1,65 @@
-"""Storage of a generation: SQLite (articles, chunks, FTS5) and FAISS (vectors)."""
+"""Storage behind one interface (`base.py`), with backends chosen by a plain factory."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from index.store.base import (
+    ArticleSummary,
+    ChunkRow,
+    IdentityMismatch,
+    KeywordStatistics,
+    NewArticle,
+    NewChunk,
+    Snapshot,
+    StateStore,
+    Store,
+    StoreCapabilities,
+    StoredArticle,
+    StoreEmpty,
+    StoreError,
+    StoreWriter,
+    WriterBusy,
+)
+
+if TYPE_CHECKING:
+    from index.config import Settings
+
+__all__ = [
+    "ArticleSummary",
+    "ChunkRow",
+    "IdentityMismatch",
+    "KeywordStatistics",
+    "NewArticle",
+    "NewChunk",
+    "Snapshot",
+    "StateStore",
+    "Store",
+    "StoreCapabilities",
+    "StoreEmpty",
+    "StoreError",
+    "StoreWriter",
+    "StoredArticle",
+    "WriterBusy",
+    "make_store",
+    "open_state",
+]
+
+BACKENDS = ("local",)
+
+
+def make_store(settings: Settings) -> Store:
+    """The backend the `store` setting names, unopened.
+
+    Raises StoreError for a backend this build does not know.
+    """
+    if settings.store == "local":
+        from index.store.local import LocalStore
+
+        return LocalStore(settings.index_dir, index_type=settings.index_type)
+    raise StoreError(f"unknown store {settings.store!r} (choose {', '.join(BACKENDS)})")
+
+
+def open_state(settings: Settings) -> StateStore:
+    """The configured backend's bot-state store (blocking: opens a file or a connection)."""
+    return make_store(settings).state()

@@ -8,6 +8,7 @@ import pytest
 
 from index.config import Settings
 from index.engine import Engine
+from index.models import NotAnswered
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -45,7 +46,7 @@ def test_sample_questions_are_answered_with_the_right_quote(engine, question, ex
 def test_unanswerable_sample_question_abstains(engine):
     answer = engine.ask("Who won the football World Cup in 2022?")
     assert not answer.answered
-    assert "no article" in answer.note
+    assert answer.reason is NotAnswered.NOTHING_RELEVANT
 
 
 def test_reingest_with_the_real_model_reuses_everything(engine):

@@ -17,7 +17,7 @@ import pytest
 
 from index.config import Settings
 from index.engine import Engine, EngineError, IndexMismatchError
-from index.store import generations, vectors
+from index.store.local import generations, vectors
 from tests.index.fakes import HashingEmbedder
 from tests.index.reindex_worker import EXIT_ENGINE_ERROR, settings_for
 from tests.index.synthetic import change_articles, write_articles
@@ -35,7 +35,7 @@ def build(settings: Settings, embedder: HashingEmbedder) -> Engine:
 
 def ids_match(engine: Engine) -> None:
     """FAISS ids and SQLite chunk rows of the serving generation are the same set."""
-    generation = engine._generation
+    generation = engine.store._generation
     faiss_ids = set(vectors.index_ids(generation.index).tolist())
     rows = {row[0] for row in generation.conn().execute("SELECT id FROM chunks")}
     assert faiss_ids == rows and rows
@@ -114,7 +114,7 @@ class CrashLoop:
             ids_match(engine)
             assert engine.ask(QUESTION).answered
             assert engine.count_articles() == len(self.paths)
-            rows = engine._generation.conn().execute("SELECT text FROM articles")
+            rows = engine.store._generation.conn().execute("SELECT text FROM articles")
             texts = [row[0] for row in rows]
             name = engine.stats().generation
             if name == self.served:
@@ -280,14 +280,14 @@ def test_rebuild_repairs_an_index_with_no_good_generation(settings, embedder, pr
 
 def test_replaced_generations_are_closed_once_their_readers_finish(settings, embedder) -> None:
     engine = build(settings, embedder)
-    first = engine._generation
+    first = engine.store._generation
     with engine._reading() as held:  # a question still running on the first generation
         (settings.article_dirs[0] / "new.txt").write_text("Night market\n\nIt opened.\n", "utf-8")
         engine.reindex()
         assert held is first and first._connections  # still open for its reader
         held.conn().execute("SELECT count(*) FROM chunks").fetchone()
     assert not first._connections  # closed when the reader let go, without waiting for GC
-    assert engine._generation is not first and engine.ask("harbour bridge").results
+    assert engine.store._generation is not first and engine.ask("harbour bridge").results
 
 
 # ------------------------------------------------------------------ concurrent switches
@@ -313,13 +313,13 @@ def test_questions_in_threads_survive_generation_switches(settings, embedder) ->
     def asker(number: int) -> None:
         questions = [QUESTION, "apple harvest in Tamsin", "comet telescope", "railway tunnel"]
         while not stop.is_set():
-            before = engine._generation
+            before = engine.store._generation
             try:
                 answer = engine.ask(questions[number % len(questions)])
             except BaseException as error:
                 errors.append(error)
                 return
-            after = engine._generation
+            after = engine.store._generation
             assert before is not None and after is not None
             allowed = chunk_ids(before) | chunk_ids(after)
             ids = {q.chunk_id for q in answer.quotes} | {h.chunk_id for h in answer.results}
@@ -336,7 +336,7 @@ def test_questions_in_threads_survive_generation_switches(settings, embedder) ->
             path = settings.article_dirs[0] / f"article-{round_number:04d}.txt"
             change_articles([path], f"s{round_number}")
             assert engine.reindex().updated == 1
-            chunk_ids(engine._generation)
+            chunk_ids(engine.store._generation)
     finally:
         stop.set()
         for thread in threads:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from index.config import Settings
 from index.engine import Engine
-from index.models import Answer
+from index.models import Answer, NotAnswered
 from tests.index.fakes import HashingEmbedder
 from tests.index.synthetic import write_articles
 
@@ -130,7 +130,7 @@ def assert_sound(answer: Answer, question: str) -> None:
     if answer.answered:
         assert answer.quotes and answer.confidence != "none"
     else:
-        assert not answer.quotes and answer.note
+        assert not answer.quotes and answer.reason is not None
 
 
 ODD_QUESTIONS = {
@@ -160,7 +160,7 @@ def test_odd_questions_get_an_answer_or_a_clear_refusal(engine: Engine, question
 def test_questions_without_words_are_refused_with_a_reason(engine: Engine) -> None:
     for key in ("empty", "whitespace", "emoji", "only-punctuation"):
         answer = engine.ask(ODD_QUESTIONS[key])
-        assert not answer.answered and answer.note == "the question has no words"
+        assert not answer.answered and answer.reason is NotAnswered.NO_WORDS
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

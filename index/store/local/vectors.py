@@ -163,3 +163,41 @@ def _exact_subset(
     scores = reconstruct(index, ids) @ query
     top = np.argsort(-scores)[:k]
     return ids[top], scores[top].astype(np.float32)
+
+
+def set_threads(threads: int) -> None:
+    """Threads FAISS may use for one search or build (process-wide)."""
+    faiss.omp_set_num_threads(threads)
+
+
+def search_breadth(index: faiss.Index) -> tuple[str, int]:
+    """An approximate index's search breadth: ('nprobe', lists visited) for IVF, ('efSearch',
+    candidates kept) for HNSW. Raises ValueError for a flat index.
+    """
+    inner = faiss.downcast_index(index.index)
+    if isinstance(inner, faiss.IndexIVF):
+        return "nprobe", int(inner.nprobe)
+    if isinstance(inner, faiss.IndexHNSWFlat):
+        return "efSearch", int(inner.hnsw.efSearch)
+    raise ValueError("a flat index has no search breadth")
+
+
+def set_search_breadth(index: faiss.Index, breadth: int) -> None:
+    """Set an approximate index's nprobe (IVF) or efSearch (HNSW)."""
+    inner = faiss.downcast_index(index.index)
+    if isinstance(inner, faiss.IndexIVF):
+        inner.nprobe = breadth
+    elif isinstance(inner, faiss.IndexHNSWFlat):
+        inner.hnsw.efSearch = breadth
+    else:
+        raise ValueError("a flat index has no search breadth")
+
+
+def ivf_list_count(index: faiss.Index) -> int:
+    """Lists of an IVF index."""
+    return int(faiss.downcast_index(index.index).nlist)
+
+
+def serialized_bytes(index: faiss.Index) -> int:
+    """Size of the index as written to disk, in bytes."""
+    return int(faiss.serialize_index(index).size)

@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from index.store import vectors
+from index.store.local import vectors
 
 DIM = 32
 

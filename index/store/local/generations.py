@@ -1,4 +1,4 @@
-"""Index generations on disk: built aside, checked by manifest, switched to atomically.
+"""Local index generations on disk: built aside, checked by manifest, switched to atomically.
 
 Layout of an index folder:
     CURRENT               name of the serving generation (replaced atomically)
@@ -18,14 +18,18 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import faiss
+import numpy as np
 
-from index.store import db, vectors
+from index.models import ArticleInfo, Coverage, SearchFilters, Span
+from index.store import base
+from index.store.base import ChunkRow, Snapshot, StoreCapabilities, StoredArticle, StoreError
+from index.store.local import db, vectors
 
 log = logging.getLogger(__name__)
 
@@ -39,29 +43,62 @@ FORMAT_VERSION = 1
 KEEP_GENERATIONS = 2
 
 
-class GenerationError(Exception):
+class GenerationError(StoreError):
     """A generation is missing, damaged, or does not fit the configured model."""
 
 
-@dataclass
-class Generation:
-    """One complete generation, opened read-only for serving."""
+class Generation(Snapshot):
+    """One complete generation, opened read-only for serving: the local backend's snapshot."""
 
-    path: Path
-    manifest: dict[str, Any]
-    index: faiss.Index
-    _local: threading.local = field(default_factory=threading.local, repr=False)
-    _connections: list[sqlite3.Connection] = field(default_factory=list, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _readers: int = 0
-    _retired: bool = False
-    # Figures derived from the (immutable) generation, e.g. term document counts.
-    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+    def __init__(self, path: Path, manifest: dict[str, Any], index: faiss.Index) -> None:
+        """Wrap a verified generation folder, its manifest and its loaded vector index."""
+        super().__init__()
+        self.path = path
+        self.manifest = manifest
+        self.index = index
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._readers = 0
+        self._retired = False
+        self._metadata: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
         """The generation's folder name."""
         return self.path.name
+
+    @property
+    def version(self) -> str:
+        """The generation's folder name."""
+        return self.path.name
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The manifest, with `build_started` from the database (older manifests lack it)."""
+        if self._metadata is None:
+            meta = db.get_meta(self.conn())
+            self._metadata = {**self.manifest,
+                              "build_started": meta.get("build_started"),
+                              "index_type": self.manifest.get("index_type")
+                              or meta.get("index_type", "flat")}
+        return self._metadata
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """Exact for a flat index; approximate (exact for small filtered sets) otherwise."""
+        kind = vectors.index_type_of(self.index)
+        return StoreCapabilities(
+            backend="local",
+            dense_search="exact" if kind == "flat" else "approximate",
+            index_type=kind,
+            exact_filtered_below=0 if kind == "flat" else vectors.EXACT_FILTER_LIMIT,
+        )
+
+    def size_bytes(self) -> int:
+        """Bytes of the generation's files, as sealed in the manifest."""
+        files = self.manifest.get("files", {})
+        return sum(int(meta["bytes"]) for meta in files.values())
 
     def conn(self) -> sqlite3.Connection:
         """This thread's read-only connection to the generation's database."""
@@ -73,6 +110,99 @@ class Generation:
                 self._connections.append(conn)
         return conn
 
+    # --- Snapshot
+    def dense_search(
+        self, query: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-k (chunk id, inner product); under filters, among the chunks that pass them."""
+        allowed = None
+        if filters is not None and not filters.is_empty():
+            allowed = db.allowed_chunk_ids(self.conn(), filters)
+            if not allowed:
+                return []
+        ids, scores = vectors.search(self.index, query, k, allowed)
+        return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
+
+    def dense_scores(self, query: np.ndarray, chunk_ids: Sequence[int]) -> np.ndarray:
+        """Inner products of the query with these chunks' stored vectors."""
+        try:
+            return vectors.reconstruct(self.index, chunk_ids) @ query
+        except RuntimeError as exc:  # FAISS: an id that the index does not hold
+            raise KeyError(f"a chunk id is not in {self.name}") from exc
+
+    def keyword_search(
+        self, terms: Sequence[str], k: int, filters: SearchFilters | None = None
+    ) -> list[tuple[int, float]]:
+        """FTS5's top-k by BM25 among chunks holding any of the terms."""
+        return db.keyword_search(self.conn(), terms, k, filters)
+
+    def _term_document_counts(self, terms: Sequence[str]) -> dict[str, int]:
+        return db.term_document_counts(self.conn(), terms)
+
+    def _mean_chunk_words(self) -> float:
+        return db.average_chunk_words(self.conn())
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Chunks by id."""
+        return db.chunk_rows(self.conn(), chunk_ids)
+
+    def sentence_spans(self, chunk_ids: Sequence[int]) -> dict[int, list[Span]]:
+        """Sentence spans within each chunk."""
+        return db.sentence_spans(self.conn(), chunk_ids)
+
+    def chunk_ids_of_articles(self, keys: Sequence[str]) -> list[int]:
+        """Chunk ids of these articles."""
+        return db.chunk_ids_of_articles(self.conn(), keys)
+
+    def articles(self, keys: Sequence[str]) -> dict[str, ArticleInfo]:
+        """Articles by id."""
+        return db.articles_by_key(self.conn(), keys)
+
+    def story_members(self, story_ids: Sequence[str]) -> dict[str, list[ArticleInfo]]:
+        """The articles of each story."""
+        return db.story_members(self.conn(), story_ids)
+
+    def find_article(self, id_or_title: str) -> tuple[ArticleInfo, str] | None:
+        """An article by id, id prefix or title."""
+        return db.find_article(self.conn(), id_or_title)
+
+    def search_titles(self, text: str, limit: int) -> list[ArticleInfo]:
+        """Articles by title substring."""
+        return db.search_titles(self.conn(), text, limit)
+
+    def recent_articles(
+        self, limit: int, offset: int = 0, source: str | None = None
+    ) -> list[ArticleInfo]:
+        """Articles newest first."""
+        return db.recent_articles(self.conn(), limit, offset, source)
+
+    def articles_since(
+        self, *, published_since: date | None, ingested_since: str | None, limit: int
+    ) -> list[tuple[ArticleInfo, str]]:
+        """Newest articles published or ingested since a point."""
+        return db.articles_since(self.conn(), published_since=published_since,
+                                 ingested_since=ingested_since, limit=limit)
+
+    def sources(self) -> list[tuple[str, int]]:
+        """Outlets with their article counts."""
+        return db.sources(self.conn())
+
+    def count_articles(self, source: str | None = None) -> int:
+        """Number of articles."""
+        return db.count_articles(self.conn(), source)
+
+    def count_chunks(self) -> int:
+        """Number of chunks."""
+        return db.count_chunks(self.conn())
+
+    def stored_articles(self) -> dict[str, StoredArticle]:
+        """Every article's identity and hashes."""
+        return db.stored_articles(self.conn())
+
+    def _coverage(self, filters: SearchFilters | None) -> Coverage:
+        return db.coverage(self.conn(), filters)
+
+    # --- readers
     def acquire(self) -> None:
         """Count one more reader; a retired generation stays open until its readers finish."""
         with self._lock:
@@ -199,7 +329,7 @@ def check_identity(manifest: dict[str, Any], expected: dict[str, Any]) -> None:
             )
 
 
-class IdentityMismatch(GenerationError):
+class IdentityMismatch(GenerationError, base.IdentityMismatch):
     """The index was built with another model or dimension."""
 
 
@@ -330,5 +460,5 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-class WriterBusy(GenerationError):
+class WriterBusy(GenerationError, base.WriterBusy):
     """Another writer holds the index."""

@@ -1,16 +1,21 @@
-"""SQLite side of a generation: articles, chunks, sentence offsets and an FTS5 keyword index."""
+"""SQLite side of a local generation: articles, chunks, sentence offsets, an FTS5 keyword index."""
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from index.models import ArticleInfo, Coverage, SearchFilters, Span
+from index.store.base import (
+    ArticleSummary,
+    ChunkRow,
+    NewArticle,
+    StoredArticle,
+    StoreError,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles(
@@ -68,44 +73,6 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 ARTICLE_COLUMNS = "a.key, a.title, a.source, a.url, a.published, a.authors, a.labels"
 
-# Words too common to help a keyword match; kept short on purpose (BM25's IDF does the rest).
-STOP_WORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    out over own same she should so some such than that the their theirs them then there these
-    they this those through to too under until up very was we were what when where which while
-    who whom why will with would you your yours yourself yourselves week weeks""".split()
-)
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkRow:
-    """A stored chunk with its article's public id."""
-
-    id: int
-    article_key: str
-    article_rowid: int
-    start: int
-    end: int
-    text: str
-    published: date | None = None
-    story_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredArticle:
-    """What the writer needs to know about an article already in the index."""
-
-    rowid: int
-    key: str
-    content_hash: str
-    norm_hash: str
-    origin_file: str
-
-
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open a generation database (read-only for serving)."""
     if readonly:
@@ -128,15 +95,6 @@ def create_schema(conn: sqlite3.Connection) -> None:
 def keyword_query(terms: Sequence[str]) -> str:
     """An FTS5 OR-query of the terms, each quoted, or '' if there are none."""
     return " OR ".join(f'"{term}"' for term in terms)
-
-
-def query_terms(text: str) -> list[str]:
-    """The distinct non-stop words of a text, casefolded, in order."""
-    terms: list[str] = []
-    for word in _WORD.findall(text.casefold()):
-        if word not in STOP_WORDS and word not in terms:
-            terms.append(word)
-    return terms
 
 
 def filter_sql(filters: SearchFilters | None, alias: str = "a") -> tuple[str, list[object]]:
@@ -183,9 +141,10 @@ def _article(row: Sequence[object], n_chunks: int = 0, n_chars: int = 0) -> Arti
 
 
 def keyword_search(
-    conn: sqlite3.Connection, query: str, k: int, filters: SearchFilters | None = None
+    conn: sqlite3.Connection, terms: Sequence[str], k: int, filters: SearchFilters | None = None
 ) -> list[tuple[int, float]]:
-    """Top-k (chunk id, BM25 score; higher is better) for an FTS5 query."""
+    """Top-k (chunk id, FTS5 BM25; higher is better) of chunks holding any of the terms."""
+    query = keyword_query(terms)
     if not query:
         return []
     where, params = filter_sql(filters)
@@ -216,14 +175,14 @@ def chunk_rows(conn: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, 
     if not chunk_ids:
         return {}
     sql = (
-        "SELECT c.id, a.key, a.id, c.start, c.end, c.text, a.published, a.story_id "
+        "SELECT c.id, a.key, c.start, c.end, c.text, a.published, a.story_id "
         "FROM chunks c JOIN articles a ON a.id = c.article_id "
         f"WHERE c.id IN ({','.join('?' * len(chunk_ids))})"
     )
     return {
         int(row[0]): ChunkRow(
-            int(row[0]), str(row[1]), int(row[2]), int(row[3]), int(row[4]), str(row[5]),
-            date.fromisoformat(row[6]) if row[6] else None, str(row[7] or row[1]),
+            int(row[0]), str(row[1]), int(row[2]), int(row[3]), str(row[4]),
+            date.fromisoformat(row[5]) if row[5] else None, str(row[6] or row[1]),
         )
         for row in conn.execute(sql, list(chunk_ids))
     }
@@ -237,20 +196,19 @@ def articles_by_key(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, 
     return {str(row[0]): _article(row) for row in conn.execute(sql, list(keys))}
 
 
-def article_text(conn: sqlite3.Connection, key: str) -> str:
-    """An article's full text."""
-    row = conn.execute("SELECT text FROM articles WHERE key = ?", (key,)).fetchone()
-    return str(row[0]) if row else ""
-
-
-def sentences_in(conn: sqlite3.Connection, article_rowid: int, start: int, end: int) -> list[Span]:
-    """Sentence spans of an article that lie within [start, end)."""
-    rows = conn.execute(
-        "SELECT start, end FROM sentences WHERE article_id = ? AND start >= ? AND end <= ? "
-        "ORDER BY ord",
-        (article_rowid, start, end),
+def sentence_spans(conn: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, list[Span]]:
+    """For each chunk, its article's sentence spans that lie within the chunk, in order."""
+    spans: dict[int, list[Span]] = {chunk_id: [] for chunk_id in chunk_ids}
+    if not chunk_ids:
+        return spans
+    sql = (
+        "SELECT c.id, s.start, s.end FROM chunks c JOIN sentences s ON s.article_id = "
+        "c.article_id AND s.start >= c.start AND s.end <= c.end "
+        f"WHERE c.id IN ({','.join('?' * len(chunk_ids))}) ORDER BY c.id, s.ord"
     )
-    return [Span(int(s), int(e)) for s, e in rows]
+    for chunk_id, start, end in conn.execute(sql, list(dict.fromkeys(chunk_ids))):
+        spans[int(chunk_id)].append(Span(int(start), int(end)))
+    return spans
 
 
 def term_document_counts(conn: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:
@@ -290,6 +248,11 @@ def count_articles(conn: sqlite3.Connection, source: str | None = None) -> int:
 def count_chunks(conn: sqlite3.Connection) -> int:
     """Number of chunks."""
     return int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+
+def count_tokens(conn: sqlite3.Connection) -> int:
+    """Tokens in all chunks, as the embedding model counts them."""
+    return int(conn.execute("SELECT coalesce(sum(n_tokens), 0) FROM chunks").fetchone()[0])
 
 
 def find_article(conn: sqlite3.Connection, id_or_title: str) -> tuple[ArticleInfo, str] | None:
@@ -420,17 +383,27 @@ def _escape_like(text: str) -> str:
 
 def stored_articles(conn: sqlite3.Connection) -> dict[str, StoredArticle]:
     """Every article's identity and hashes, by public id."""
-    rows = conn.execute("SELECT id, key, content_hash, norm_hash, origin_file FROM articles")
-    return {str(r[1]): StoredArticle(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]))
-            for r in rows}
+    rows = conn.execute("SELECT key, content_hash, norm_hash, origin_file FROM articles")
+    return {str(r[0]): StoredArticle(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows}
 
 
-def delete_articles(conn: sqlite3.Connection, rowids: Sequence[int]) -> None:
-    """Delete articles with their chunks and sentences (FTS rows follow by trigger)."""
-    for rowid in rowids:
+def delete_articles(conn: sqlite3.Connection, keys: Sequence[str]) -> list[int]:
+    """Delete articles with their chunks and sentences (FTS rows follow by trigger).
+
+    Returns the ids of the chunks deleted.
+    """
+    deleted: list[int] = []
+    for key in keys:
+        row = conn.execute("SELECT id FROM articles WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            continue
+        rowid = int(row[0])
+        deleted += [int(r[0]) for r in conn.execute(
+            "SELECT id FROM chunks WHERE article_id = ?", (rowid,))]
         conn.execute("DELETE FROM chunks WHERE article_id = ?", (rowid,))
         conn.execute("DELETE FROM sentences WHERE article_id = ?", (rowid,))
         conn.execute("DELETE FROM articles WHERE id = ?", (rowid,))
+    return deleted
 
 
 def chunk_ids_by_hash(conn: sqlite3.Connection, hashes: Iterable[str]) -> dict[str, int]:
@@ -457,3 +430,82 @@ def chunk_ids_by_hash(conn: sqlite3.Connection, hashes: Iterable[str]) -> dict[s
 def all_chunk_ids(conn: sqlite3.Connection) -> list[int]:
     """Every chunk id, ascending."""
     return [int(row[0]) for row in conn.execute("SELECT id FROM chunks ORDER BY id")]
+
+
+def insert_article(conn: sqlite3.Connection, new: NewArticle, ingested_at: str) -> list[int]:
+    """Insert an article, its sentences and its chunks; return the chunk ids in order.
+
+    `ingested_at` is the build's start (`now`), so "ingested since this build" finds exactly
+    the articles it added.
+    """
+    article = new.article
+    try:
+        rowid = conn.execute(
+            "INSERT INTO articles(key, title, source, url, published, authors, labels, text,"
+            " content_hash, norm_hash, origin, origin_file, ingested_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                new.key, article.title, article.source, article.url,
+                article.published.isoformat() if article.published else None,
+                json.dumps(list(article.authors)), json.dumps(list(article.labels)),
+                article.text, new.content_hash, new.norm_hash, article.origin, new.origin_file,
+                ingested_at,
+            ),
+        ).lastrowid
+    except sqlite3.IntegrityError as exc:
+        raise StoreError(f"article {new.key} is already stored") from exc
+    conn.executemany(
+        "INSERT INTO sentences(article_id, ord, start, end) VALUES (?,?,?,?)",
+        [(rowid, i, s.start, s.end) for i, s in enumerate(new.sentences)],
+    )
+    chunk_ids = []
+    for ord_, chunk in enumerate(new.chunks):
+        span = chunk.span
+        chunk_ids.append(int(conn.execute(
+            "INSERT INTO chunks(article_id, ord, start, end, n_tokens, text_hash, text)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (rowid, ord_, span.start, span.end, span.n_tokens, chunk.text_hash,
+             article.text[span.start : span.end]),
+        ).lastrowid))
+    return chunk_ids
+
+
+def article_summaries(conn: sqlite3.Connection, head_chars: int) -> list[ArticleSummary]:
+    """Every article with the start of its text and its chunk ids, for story grouping."""
+    members: dict[int, list[int]] = {}
+    for chunk_id, article_id in conn.execute("SELECT id, article_id FROM chunks ORDER BY id"):
+        members.setdefault(int(article_id), []).append(int(chunk_id))
+    rows = conn.execute(
+        "SELECT id, key, title, substr(text, 1, ?), published, source FROM articles",
+        (head_chars,),
+    )
+    return [
+        ArticleSummary(
+            key=str(key), title=str(title), head=str(head),
+            published=date.fromisoformat(published) if published else None,
+            source=str(source), chunk_ids=tuple(members.get(int(rowid), ())),
+        )
+        for rowid, key, title, head, published, source in rows
+    ]
+
+
+def set_story_ids(conn: sqlite3.Connection, story_of: dict[str, str]) -> None:
+    """Store each article's story id."""
+    conn.executemany(
+        "UPDATE articles SET story_id = ? WHERE key = ?",
+        [(story, key) for key, story in story_of.items()],
+    )
+
+
+def set_meta(conn: sqlite3.Connection, values: dict[str, str]) -> None:
+    """Set entries of the meta table."""
+    conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", values.items())
+
+
+def now(conn: sqlite3.Connection) -> str:
+    """SQLite's clock to the millisecond, UTC: 'YYYY-MM-DD HH:MM:SS.SSS'.
+
+    Older generations stored ingested_at to the second ('YYYY-MM-DD HH:MM:SS'); both forms
+    compare correctly as strings, and two builds within one second no longer look alike.
+    """
+    return str(conn.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')").fetchone()[0])

@@ -1,4 +1,4 @@
-"""State that outlives index generations: feedback votes (and, later, follows)."""
+"""The local bot state: feedback votes, follows and named values in `state.sqlite`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from index.models import Follow
+from index.store.base import StateStore
 
 STATE_FILE = "state.sqlite"
 _FOLLOW_COLUMNS = "id, guild_id, channel_id, user_id, topic, created_at"
@@ -31,10 +32,11 @@ CREATE TABLE IF NOT EXISTS follows(
     created_at TEXT NOT NULL DEFAULT (datetime('now')),
     UNIQUE (channel_id, topic)
 );
+CREATE TABLE IF NOT EXISTS named_values(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class StateStore:
+class LocalStateStore(StateStore):
     """A small SQLite database beside the generations, safe to use from several threads."""
 
     def __init__(self, index_dir: Path) -> None:
@@ -105,6 +107,21 @@ class StateStore:
                 f"SELECT {_FOLLOW_COLUMNS} FROM follows {clause} ORDER BY id", params
             ).fetchall()
         return [Follow(*row) for row in rows]
+
+    def get_value(self, key: str) -> str | None:
+        """A named value (None when unset)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM named_values WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_value(self, key: str, value: str) -> None:
+        """Set a named value."""
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO named_values(key, value) VALUES (?, ?)", (key, value)
+            )
 
     def close(self) -> None:
         """Close the database."""

@@ -1,0 +1,243 @@
+"""The question pipeline: period, hybrid retrieval, fusion, time boosts, caps, quotes, caveats.
+
+Pure of storage details: everything is read from a `Snapshot`, and the result is facts
+(`Answer`, with `NotAnswered`/`Caveat` reasons); the CLI and the bot word them for people.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
+
+from index import answer as answering
+from index.config import Settings
+from index.embedding import Embedder
+from index.models import Answer, ArticleHit, Caveat, NotAnswered, Quote, SearchFilters
+from index.retrieve import (
+    ScoredChunk,
+    article_ranking,
+    boost_by_time,
+    cap_per_article,
+    hybrid_search,
+)
+from index.store import ChunkRow, Snapshot
+from index.timeparse import parse_question_time, recency_weight
+
+QUOTED_CHUNKS = 5  # the best chunks after the per-article cap whose sentences may be quoted
+
+
+def answer_question(
+    snapshot: Snapshot,
+    embedder: Embedder,
+    settings: Settings,
+    question: str,
+    filters: SearchFilters,
+    as_of: date,
+) -> Answer:
+    """Answer with verbatim quotes, or abstain when nothing is relevant enough.
+
+    Time words in the question ("last week", "in March") become a period relative to `as_of`
+    that lifts passages published in it; they are left out of the text used for retrieval.
+    """
+    started = time.perf_counter()
+    clean = " ".join(question.split())
+    parsed = parse_question_time(clean, as_of) if settings.time_handling else None
+    window = parsed.window if parsed else None
+    text = parsed.text if parsed and window is not None else clean
+    period = (window.since, window.until) if window and (window.since or window.until) else None
+    period_filters = narrow(filters, period)
+    base = Answer(
+        question=question, quotes=(), results=(), answered=False, confidence="none",
+        coverage=snapshot.coverage(period_filters), filters=filters,
+        collection=snapshot.coverage(),
+        period_since=period[0] if period else None,
+        period_until=period[1] if period else None,
+        period_phrase=window.phrase if window else "",
+    )
+    if not any(ch.isalnum() for ch in text):
+        return replace(base, reason=NotAnswered.NO_WORDS, elapsed_ms=_ms(started))
+    query_vector = embedder.encode_query(text)
+    terms = answering.query_terms(text)
+    statistics = snapshot.keyword_statistics(terms)
+    ranked, rows = hybrid_search(
+        snapshot, query_vector, terms, statistics, candidates=settings.candidates,
+        bm25_weight=settings.bm25_weight,
+        filters=(filters, period_filters) if period is not None else (filters,),
+    )
+    ranked = boost_by_time(
+        ranked,
+        {chunk_id: row.published for chunk_id, row in rows.items()},
+        window=period,
+        window_boost=settings.time_window_boost,
+        recency=lambda day: recency_weight(
+            day, as_of, half_life_days=settings.recency_half_life_days
+        ),
+        recency_boost=settings.recency_boost if settings.time_handling else 0.0,
+    )
+    article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
+    capped = cap_per_article(ranked, article_of, settings.max_chunks_per_article)
+    ranking = article_ranking(capped, article_of)[: settings.results]
+    if not ranking:
+        return replace(base, reason=NotAnswered.NOTHING_RELEVANT, elapsed_ms=_ms(started))
+    infos = snapshot.articles([key for key, _ in ranking])
+    results = tuple(
+        ArticleHit(infos[key], round(chunk.score, 4), chunk.chunk_id, rows[chunk.chunk_id].text)
+        for key, chunk in ranking
+    )
+    top = capped[:QUOTED_CHUNKS]
+    level = answering.confidence(max(c.dense for c in top), settings.min_score)
+    weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
+    quotes = (quotes_for(snapshot, weights, top, rows, settings.max_quotes)
+              if level != "none" else [])
+    if not quotes:
+        return replace(base, results=results, reason=NotAnswered.NOTHING_RELEVANT,
+                       elapsed_ms=_ms(started))
+    days = [q.article.published for q in quotes if q.article.published]
+    newest = max(days) if days else None
+    return replace(
+        base, quotes=tuple(quotes), results=results, answered=True, confidence=level,
+        caveat=caveat_of(days, period, as_of, settings.stale_after_days), newest=newest,
+        elapsed_ms=_ms(started),
+    )
+
+
+def caveat_of(
+    days: Sequence[date], period: tuple[date | None, date | None] | None, as_of: date,
+    stale_after_days: int,
+) -> Caveat | None:
+    """Whether the quoted articles (published on `days`) lie outside the period, or are old."""
+    if not days:
+        return None
+    if period is not None:
+        since, until = period
+        if not any((since is None or d >= since) and (until is None or d <= until)
+                   for d in days):
+            return Caveat.OUTSIDE_PERIOD
+    if (as_of - max(days)).days > stale_after_days:
+        return Caveat.STALE
+    return None
+
+
+def quotes_for(
+    snapshot: Snapshot,
+    weights: dict[str, float],
+    top: Sequence[ScoredChunk],
+    rows: dict[int, ChunkRow],
+    max_quotes: int,
+) -> list[Quote]:
+    """The sentences of the top chunks that most directly answer the question.
+
+    A story told by several articles is quoted once; the others are listed with it.
+    """
+    candidates = sentence_candidates(snapshot, top, rows)
+    picked = answering.pick_quotes(
+        answering.score_sentences(candidates, weights),
+        max_quotes,
+        group_of=lambda c: (rows[c.chunk_id].story_id, rows[c.chunk_id].article_key),
+    )
+    return as_quotes(snapshot, picked, rows)
+
+
+def sentence_candidates(
+    snapshot: Snapshot, top: Sequence[ScoredChunk], rows: dict[int, ChunkRow],
+    *, ranked: bool = True,
+) -> list[answering.SentenceCandidate]:
+    """Every sentence of the given chunks, with its chunk's score and rank (0 unless ranked)."""
+    spans = snapshot.sentence_spans([chunk.chunk_id for chunk in top])
+    candidates: list[answering.SentenceCandidate] = []
+    for position, chunk in enumerate(top):
+        rank = position if ranked else 0
+        row = rows[chunk.chunk_id]
+        for span in spans[chunk.chunk_id]:
+            sentence = row.text[span.start - row.start : span.end - row.start]
+            candidates.append(
+                answering.SentenceCandidate(chunk.chunk_id, rank, chunk.score, span, sentence)
+            )
+    return candidates
+
+
+def as_quotes(
+    snapshot: Snapshot,
+    picked: Sequence[answering.ScoredSentence],
+    rows: dict[int, ChunkRow],
+) -> list[Quote]:
+    """Quotes with their articles and the other articles of the same story."""
+    keys = list({rows[s.candidate.chunk_id].article_key for s in picked})
+    infos = snapshot.articles(keys)
+    stories = snapshot.story_members(list({rows[s.candidate.chunk_id].story_id for s in picked}))
+    quotes = []
+    for sentence in picked:
+        row = rows[sentence.candidate.chunk_id]
+        also = tuple(a for a in stories.get(row.story_id, []) if a.id != row.article_key)
+        quotes.append(Quote(
+            text=sentence.candidate.text,
+            article=infos[row.article_key],
+            chunk_id=sentence.candidate.chunk_id,
+            start=sentence.candidate.span.start,
+            end=sentence.candidate.span.end,
+            score=round(sentence.score, 4),
+            also=also,
+        ))
+    return quotes
+
+
+def timeline(
+    snapshot: Snapshot,
+    embedder: Embedder,
+    settings: Settings,
+    topic: str,
+    since: date | None,
+    until: date | None,
+    limit: int,
+) -> list[Quote]:
+    """How a story developed: the best quote of each matching story, oldest first."""
+    text = " ".join(topic.split())
+    if not any(ch.isalnum() for ch in text):
+        return []
+    query_vector = embedder.encode_query(text)
+    terms = answering.query_terms(text)
+    statistics = snapshot.keyword_statistics(terms)
+    scored, rows = hybrid_search(
+        snapshot, query_vector, terms, statistics, candidates=max(100, limit * 5),
+        bm25_weight=settings.bm25_weight,
+        filters=(SearchFilters(since=since, until=until),),
+    )
+    ranked = [c for c in scored if c.dense >= settings.min_score]
+    best_per_story: dict[str, ScoredChunk] = {}
+    for chunk in ranked:  # best first, so the first chunk seen of a story is its best
+        best_per_story.setdefault(rows[chunk.chunk_id].story_id, chunk)
+    chosen = list(best_per_story.values())[:limit]
+    weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
+    # Each story's chunk is scored on its own (rank 0): no story is penalised for the
+    # stories ranked before it.
+    candidates = sentence_candidates(snapshot, chosen, rows, ranked=False)
+    picked = []
+    for chunk in chosen:
+        scored_sentences = answering.score_sentences(
+            [c for c in candidates if c.chunk_id == chunk.chunk_id], weights
+        )
+        if scored_sentences:
+            picked.append(scored_sentences[0])
+    quotes = as_quotes(snapshot, picked, rows)
+    return sorted(quotes, key=lambda q: (q.article.published or date.min, q.start))
+
+
+def narrow(
+    filters: SearchFilters, period: tuple[date | None, date | None] | None
+) -> SearchFilters:
+    """The filters further limited to a period."""
+    if period is None:
+        return filters
+    since, until = period
+    if filters.since and (since is None or filters.since > since):
+        since = filters.since
+    if filters.until and (until is None or filters.until < until):
+        until = filters.until
+    return replace(filters, since=since, until=until)
+
+
+def _ms(started: float) -> float:
+    """Milliseconds since a perf_counter reading."""
+    return round((time.perf_counter() - started) * 1000.0, 2)

@@ -1,0 +1,460 @@
+"""The storage interface: what the engine asks of a backend, and nothing it may reach past.
+
+A backend keeps the collection as a series of immutable versions. Readers get a `Snapshot`,
+one consistent view that never changes under them; a `StoreWriter` builds the next version
+beside the current one and `commit` makes it current atomically (readers of the old one
+finish on it), while `abort` leaves everything as it was. Filters travel as data
+(`SearchFilters`); each backend translates them into its own query language. Scores come out
+raw (inner product, BM25): fusion, time boosts, per-article caps and quote choice stay in the
+engine, above the store.
+
+The bot's state (feedback votes, follows, small values such as the command-sync hash) lives
+behind the same seam, in a `StateStore`, so that several bot processes can share it.
+
+Backends: `local` (FAISS + SQLite generations on one disk, `index/store/local/`). Adding one:
+implement `Store`, `Snapshot`, `StoreWriter` and `StateStore` in `index/store/<name>/`, name it
+in `make_store` (`index/store/__init__.py`) and the `store` setting, and run the conformance
+suite (`tests/index/store/test_conformance.py`) against it unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+import numpy as np
+
+from index.models import (
+    ArticleInfo,
+    ChunkSpan,
+    Coverage,
+    Follow,
+    ParsedArticle,
+    SearchFilters,
+    Span,
+)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message is fit to show as one line."""
+
+
+class IdentityMismatch(StoreError):
+    """The stored collection was embedded with another model, dimension or normalisation."""
+
+
+class WriterBusy(StoreError):
+    """Another writer (thread or process) is building a version of this collection."""
+
+
+class StoreEmpty(StoreError):
+    """No version of the collection has been committed yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCapabilities:
+    """What a backend's search can promise, for the engine's and the benchmarks' reports.
+
+    `dense_search` is "exact" when every search scans all vectors it may return, else
+    "approximate"; `exact_filtered_below` is the number of chunks passing a filter under
+    which a filtered dense search is exact even on an approximate index (0: never).
+    """
+
+    backend: str
+    dense_search: Literal["exact", "approximate"]
+    index_type: str
+    exact_filtered_below: int = 0
+    shared: bool = False  # several processes on several machines may use one collection
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """A stored chunk with its article's public id, date and story."""
+
+    id: int
+    article_key: str
+    start: int  # character offsets of the chunk in its article's text
+    end: int
+    text: str
+    published: date | None = None
+    story_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """What a writer needs to know about an article already in the collection."""
+
+    key: str
+    content_hash: str
+    norm_hash: str
+    origin_file: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordStatistics:
+    """What BM25 needs from the whole collection: document counts of terms and chunk lengths."""
+
+    doc_counts: Mapping[str, int]  # chunks containing each term, matched as the index stems it
+    n_chunks: int
+    mean_chunk_words: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    """A chunk to store: its span of the article's text and the hash its vector is reused by."""
+
+    span: ChunkSpan
+    text_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewArticle:
+    """An article to store with its chunks (in order) and sentence spans (in order)."""
+
+    key: str
+    article: ParsedArticle
+    content_hash: str
+    norm_hash: str
+    origin_file: str
+    chunks: tuple[NewChunk, ...]
+    sentences: tuple[Span, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleSummary:
+    """An article as story grouping sees it: metadata, the start of its text, its chunks."""
+
+    key: str
+    title: str
+    head: str  # the first `head_chars` characters of the text
+    published: date | None
+    source: str
+    chunk_ids: tuple[int, ...]
+
+
+class Snapshot(ABC):
+    """One committed version of the collection, read-only and immutable.
+
+    Safe to use from several threads. Arrays are float32; vectors are L2-normalised, so inner
+    products are cosine similarities.
+    """
+
+    def __init__(self) -> None:
+        # Figures derived from the immutable version; entries are set whole, so readers in
+        # other threads need no lock.
+        self._memo: dict[Any, Any] = {}
+        self._memo_lock = threading.Lock()
+
+    # --- identity
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """The version's name (e.g. 'gen-000007')."""
+
+    @property
+    @abstractmethod
+    def metadata(self) -> Mapping[str, Any]:
+        """What the writer recorded at commit (embedding identity, chunking, counts, times)."""
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> StoreCapabilities:
+        """What searches on this version promise."""
+
+    @abstractmethod
+    def size_bytes(self) -> int:
+        """Bytes the version takes in its backend."""
+
+    # --- retrieval
+    @abstractmethod
+    def dense_search(
+        self, query: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-k (chunk id, inner product) for a query vector of shape (dim,), best first.
+
+        With filters, only chunks of articles passing them are returned.
+        """
+
+    @abstractmethod
+    def dense_scores(self, query: np.ndarray, chunk_ids: Sequence[int]) -> np.ndarray:
+        """Inner products of the query (dim,) with the stored vectors of these chunks: (n,).
+
+        Raises KeyError when a chunk id is not in this version.
+        """
+
+    @abstractmethod
+    def keyword_search(
+        self, terms: Sequence[str], k: int, filters: SearchFilters | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-k (chunk id, BM25; higher is better) for chunks holding any of the terms."""
+
+    def keyword_statistics(self, terms: Sequence[str]) -> KeywordStatistics:
+        """Document counts of the terms, the number of chunks and their mean length (memoised)."""
+        shape = self._memo.get("shape")
+        if shape is None:
+            shape = self._memo["shape"] = (self.count_chunks(), self._mean_chunk_words())
+        counts: dict[str, int] = {}
+        missing: list[str] = []
+        for term in terms:
+            cached = self._memo.get(("df", term))
+            if cached is None:
+                missing.append(term)
+            else:
+                counts[term] = cached
+        for term, count in self._term_document_counts(missing).items():
+            self._memo["df", term] = counts[term] = count
+        return KeywordStatistics(counts, shape[0], shape[1])
+
+    @abstractmethod
+    def _term_document_counts(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks hold each term (no memo)."""
+
+    @abstractmethod
+    def _mean_chunk_words(self) -> float:
+        """Mean number of words in a chunk (BM25's length normalisation)."""
+
+    # --- rows
+    @abstractmethod
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Chunks by id (ids not in this version are left out)."""
+
+    @abstractmethod
+    def sentence_spans(self, chunk_ids: Sequence[int]) -> dict[int, list[Span]]:
+        """For each chunk, the spans of its article's sentences that lie within it, in order."""
+
+    @abstractmethod
+    def chunk_ids_of_articles(self, keys: Sequence[str]) -> list[int]:
+        """Ids of every chunk of these articles, ascending."""
+
+    @abstractmethod
+    def articles(self, keys: Sequence[str]) -> dict[str, ArticleInfo]:
+        """Article metadata by public id."""
+
+    @abstractmethod
+    def story_members(self, story_ids: Sequence[str]) -> dict[str, list[ArticleInfo]]:
+        """The articles of each story, oldest first."""
+
+    @abstractmethod
+    def find_article(self, id_or_title: str) -> tuple[ArticleInfo, str] | None:
+        """An article and its text by id, unique id prefix, exact title, then title substring."""
+
+    @abstractmethod
+    def search_titles(self, text: str, limit: int) -> list[ArticleInfo]:
+        """Articles whose title contains the text, newest first."""
+
+    @abstractmethod
+    def recent_articles(
+        self, limit: int, offset: int = 0, source: str | None = None
+    ) -> list[ArticleInfo]:
+        """Articles newest first (by published date, undated last, then by ingest order)."""
+
+    @abstractmethod
+    def articles_since(
+        self, *, published_since: date | None, ingested_since: str | None, limit: int
+    ) -> list[tuple[ArticleInfo, str]]:
+        """Newest articles with their story ids, published or ingested since a point.
+
+        `ingested_since` is a time in the form of `metadata['build_started']`.
+        """
+
+    @abstractmethod
+    def sources(self) -> list[tuple[str, int]]:
+        """Outlets with their article counts, most first."""
+
+    @abstractmethod
+    def count_articles(self, source: str | None = None) -> int:
+        """Number of articles (of one outlet)."""
+
+    @abstractmethod
+    def count_chunks(self) -> int:
+        """Number of chunks."""
+
+    @abstractmethod
+    def stored_articles(self) -> dict[str, StoredArticle]:
+        """Every article's identity and hashes, by public id (what a writer plans with)."""
+
+    def coverage(self, filters: SearchFilters | None = None) -> Coverage:
+        """Article count and date span of the (filtered) collection; the whole one memoised."""
+        if filters is not None and not filters.is_empty():
+            return self._coverage(filters)
+        cached = self._memo.get("coverage")
+        if cached is None:
+            cached = self._memo["coverage"] = self._coverage(None)
+        return cached
+
+    @abstractmethod
+    def _coverage(self, filters: SearchFilters | None) -> Coverage:
+        """Article count and date span (no memo)."""
+
+
+class StoreWriter(ABC):
+    """Builds the next version of a collection; nothing is visible to readers until `commit`.
+
+    Used as a context manager: leaving it without `commit` (an error, or a plain return)
+    aborts, and the collection stays as it was.
+    """
+
+    @property
+    @abstractmethod
+    def base(self) -> Snapshot | None:
+        """The version this one starts from (None: it starts empty)."""
+
+    @abstractmethod
+    def stored_articles(self) -> dict[str, StoredArticle]:
+        """The articles the new version holds so far, by public id."""
+
+    @abstractmethod
+    def count_chunks(self) -> int:
+        """Chunks the new version holds so far."""
+
+    @abstractmethod
+    def delete_articles(self, keys: Sequence[str]) -> None:
+        """Remove articles with their chunks, sentences and vectors (unknown ids are ignored)."""
+
+    @abstractmethod
+    def add_article(self, article: NewArticle) -> list[int]:
+        """Store an article with its chunks and sentences; return the new chunks' ids in order.
+
+        Raises StoreError when an article with that id is already stored.
+        """
+
+    @abstractmethod
+    def reusable_vectors(self, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors (dim,) already stored for chunks with these text hashes, by hash."""
+
+    @abstractmethod
+    def set_vectors(self, chunk_ids: Sequence[int], vectors: np.ndarray) -> None:
+        """Give new chunks their vectors: `vectors` is (len(chunk_ids), dim) float32."""
+
+    @abstractmethod
+    def vectors(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        """Vectors of chunks of the new version: (n, dim) float32.
+
+        Raises KeyError for a chunk that has none yet.
+        """
+
+    @abstractmethod
+    def article_summaries(self, head_chars: int) -> list[ArticleSummary]:
+        """Every article of the new version, for story grouping."""
+
+    @abstractmethod
+    def set_story_ids(self, story_of: Mapping[str, str]) -> None:
+        """Store each article's story id (article id → story id)."""
+
+    @abstractmethod
+    def commit(self, metadata: Mapping[str, Any]) -> str:
+        """Publish the new version with this metadata; returns its name.
+
+        Every chunk must have a vector. Readers that hold the previous version finish on it.
+        """
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard everything written; the current version stays."""
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.abort()
+
+
+class StateStore(ABC):
+    """State that outlives versions: feedback votes, follows and small named values.
+
+    Safe to use from several threads.
+    """
+
+    @abstractmethod
+    def record_feedback(
+        self, question: str, chunk_ids: Sequence[int], vote: int, user_hash: str
+    ) -> None:
+        """Store a vote (+1/-1); a user's later vote on the same answer replaces the earlier.
+
+        Raises ValueError for any other vote.
+        """
+
+    @abstractmethod
+    def feedback_counts(self) -> dict[str, int]:
+        """Counts of up and down votes: {'up': n, 'down': m}."""
+
+    @abstractmethod
+    def add_follow(
+        self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None
+    ) -> Follow:
+        """Follow a topic in a channel (following it again there changes nothing).
+
+        Raises ValueError for a topic without words.
+        """
+
+    @abstractmethod
+    def remove_follow(self, follow_id: int) -> bool:
+        """Delete a follow; False if there was none with that id."""
+
+    @abstractmethod
+    def list_follows(
+        self, *, guild_id: int | None = None, channel_id: int | None = None
+    ) -> list[Follow]:
+        """Follows, optionally of one guild or one channel, oldest first."""
+
+    @abstractmethod
+    def get_value(self, key: str) -> str | None:
+        """A named value (None when unset)."""
+
+    @abstractmethod
+    def set_value(self, key: str, value: str) -> None:
+        """Set a named value."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+
+class Store(ABC):
+    """A backend: the current version of a collection, its writer, and the bot's state."""
+
+    name: str = ""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the collection lives, for messages (a folder, a server)."""
+
+    @abstractmethod
+    def exists(self) -> bool:
+        """True when at least one version has been committed (cheap; loads nothing)."""
+
+    @abstractmethod
+    def open(self, identity: Mapping[str, Any] | None, *, repair: bool = False) -> bool:
+        """Start serving the current version; False when there is none yet.
+
+        `identity` is the embedder's (model, dim, normalized): a version built with another
+        raises IdentityMismatch (None accepts any model, for tools that only read rows). A
+        damaged version falls back to an older good one, or raises StoreError when none is
+        good. With `repair` (a rebuild is about to run) neither raises: the version is set
+        aside and nothing serves.
+        """
+
+    @abstractmethod
+    def reading(self) -> AbstractContextManager[Snapshot]:
+        """Hold the current version for one call; raises StoreEmpty when there is none."""
+
+    @abstractmethod
+    def writer(self, *, fresh: bool = False) -> StoreWriter:
+        """Begin the next version: a copy of the current one (empty with `fresh`).
+
+        Raises WriterBusy while another writer is at work on this collection.
+        """
+
+    @abstractmethod
+    def state(self) -> StateStore:
+        """The bot's state store (opened on first call, then the same object)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release files and connections; calls still running finish on what they hold."""
