@@ -1,6 +1,6 @@
 """Speed and scale: embedding backends, ingest, question latency, FAISS at large sizes.
 
-Usage: python -m bench.perf embed|ingest|query|scale [options] [--json]
+Usage: python -m bench.perf embed|ingest|query|scale [options] [--json] (see --help)
 Every speed figure comes with a baseline measured in the same run (torch fp32 at batch 32 for
 embedding, flat search for FAISS), because other work on the machine moves absolute figures;
 the load average is recorded with each result. Figures and commands: docs/performance.md.
@@ -8,7 +8,6 @@ the load average is recorded with each result. Figures and commands: docs/perfor
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -21,21 +20,110 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
+import typer
 
-from bench.quality import NEWS_CORPUS, NEWS_QUESTIONS, SQUAD_DATA, read_json_gz, read_jsonl
+from bench.quality import (
+    NEWS_CORPUS,
+    NEWS_QUESTIONS,
+    SQUAD_DATA,
+    OneLineErrorsGroup,
+    read_json_gz,
+    read_jsonl,
+)
 from index.config import BUNDLED_MODEL, Settings
+
+# torch, FAISS, OpenVINO and the engine are imported where they are used, so that importing
+# this module (the CLI mounts its `app`) stays fast.
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 YEAR_CORPUS = NEWS_CORPUS.with_name("corpus-2023.jsonl.gz")
 BENCH_DIR = REPO_ROOT / "var" / "bench"
 MODEL_CACHE = BENCH_DIR / "models"
-BACKENDS = ("torch", "openvino", "openvino-int8", "onnx")
+Backend = Literal["torch", "openvino", "openvino-int8", "onnx"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 BASELINE = "torch"
 DEFAULT_BACKEND = str(Settings.model_fields["embed_backend"].default)
+INDEX_KINDS = ("flat", "ivf", "hnsw")
+
+
+# --- what each benchmark is asked to do: its options (no slots, so the class attributes can
+# serve as the command line's defaults)
+@dataclass(frozen=True)
+class EmbedOptions:
+    """`embed`: chunks/s of each backend against torch fp32 on the same real chunks."""
+
+    corpus: Path = NEWS_CORPUS
+    chunks: int = 256
+    queries: int = 50
+    rounds: int = 3
+    batch_size: int = 32
+    backends: str = "openvino,openvino-int8,onnx"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """`ingest`: a full ingest, adding the last articles, an unchanged re-run, a baseline."""
+
+    corpus: Path = NEWS_CORPUS
+    backend: str = DEFAULT_BACKEND
+    index: Path | None = None
+    added: int = 100
+    baseline_chunks: int = 128
+    baseline_rounds: int = 3
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """`query`: end-to-end question latency, start-up and memory per backend."""
+
+    index: Path | None = None
+    backends: str = f"{DEFAULT_BACKEND},torch"
+    squad: int = 500
+    concurrency: int = 8
+    faiss_threads: int = 0
+
+
+@dataclass(frozen=True)
+class ScaleOptions:
+    """`scale`: flat, IVF and HNSW search at growing sizes (comma-separated lists as given)."""
+
+    sizes: str = "100000,1000000"
+    vectors_from: Path | None = None
+    base: int = 100_000
+    noise: float = 0.01
+    queries: int = 200
+    k: int = 10
+    kinds: str = "ivf,hnsw"
+    streamed_from: int = 2_000_000
+    ef_search: str = "64,128,256,512"
+    nprobe: str = "32,64,128,256,512"
+
+
+@dataclass(frozen=True)
+class IngestWorkerOptions:
+    """The `_ingest-worker` subprocess: which index, backend and file."""
+
+    index: Path
+    backend: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class QueryWorkerOptions:
+    """The `_query-worker` subprocess: the index, backend, questions and how to ask them."""
+
+    index: Path
+    backend: str
+    questions: Path
+    news: int
+    started: float
+    concurrency: int = 8
+    faiss_threads: int = 0
 
 
 # --- small pure helpers
@@ -190,7 +278,7 @@ def agreement(vectors: np.ndarray, reference: np.ndarray, queries: np.ndarray,
             "top1_same": round(float((top == top_reference).mean()), 4)}
 
 
-def bench_embed(args: argparse.Namespace) -> dict[str, Any]:
+def bench_embed(args: EmbedOptions) -> dict[str, Any]:
     """Chunks/s of each backend on the same real chunks, interleaved round by round."""
     backends = list(dict.fromkeys([BASELINE, *args.backends.split(",")]))
     load_before = load_average()
@@ -261,7 +349,7 @@ def run_worker(arguments: Sequence[str]) -> dict[str, Any]:
     return result
 
 
-def ingest_worker(args: argparse.Namespace) -> dict[str, Any]:
+def ingest_worker(args: IngestWorkerOptions) -> dict[str, Any]:
     """In a fresh process: open (or create) the index and ingest one file; print figures."""
     from index.engine import Engine
 
@@ -270,10 +358,9 @@ def ingest_worker(args: argparse.Namespace) -> dict[str, Any]:
     opened = time.perf_counter()
     report = engine.ingest([Path(args.path)])
     finished = time.perf_counter()
-    with engine._reading() as generation:
-        chunks, tokens = generation.conn().execute(
-            "SELECT count(*), coalesce(sum(n_tokens), 0) FROM chunks"
-        ).fetchone()
+    with engine.store.reading() as snapshot:
+        counts = snapshot.metadata["counts"]
+        chunks, tokens = counts["chunks"], counts["tokens"]
     return {
         "open_seconds": round(opened - started, 2),
         "ingest_seconds": round(finished - opened, 2),
@@ -285,13 +372,13 @@ def ingest_worker(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def query_worker(args: argparse.Namespace) -> dict[str, Any]:
+def query_worker(args: QueryWorkerOptions) -> dict[str, Any]:
     """In a fresh process: time to the first answer, then latency alone and with concurrency."""
     process_started = float(args.started)
     if args.faiss_threads:
-        import faiss
+        from index.store.local import vectors
 
-        faiss.omp_set_num_threads(args.faiss_threads)
+        vectors.set_threads(args.faiss_threads)
     from index.engine import Engine
 
     questions = json.loads(Path(args.questions).read_text(encoding="utf-8"))
@@ -357,7 +444,7 @@ def throughput(run: dict[str, Any], articles: int) -> dict[str, Any]:
             "tokens_per_s": round(run["chunks_embedded"] * run["mean_tokens"] / seconds)}
 
 
-def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
+def bench_ingest(args: IngestOptions) -> dict[str, Any]:
     """Full ingest (all but the last N articles), adding the last N, then an unchanged re-run."""
     corpus = Path(args.corpus)
     index_dir = Path(args.index) if args.index else ingest_dir(corpus, args.backend)
@@ -412,7 +499,7 @@ def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --- query
-def bench_query(args: argparse.Namespace) -> dict[str, Any]:
+def bench_query(args: QueryOptions) -> dict[str, Any]:
     """End-to-end Engine.ask latency per backend, each in its own process."""
     index_dir = Path(args.index) if args.index else ingest_dir(YEAR_CORPUS, DEFAULT_BACKEND)
     news = news_question_texts()
@@ -445,7 +532,7 @@ def bench_query(args: argparse.Namespace) -> dict[str, Any]:
 def base_vectors(index_dir: Path | None, limit: int) -> tuple[np.ndarray, str]:
     """Real chunk vectors: from a built index when given, else embedded from corpus-8w."""
     if index_dir is not None:
-        from index.store import generations, vectors
+        from index.store.local import generations, vectors
 
         name = generations.current_name(index_dir)
         if name:
@@ -459,7 +546,7 @@ def base_vectors(index_dir: Path | None, limit: int) -> tuple[np.ndarray, str]:
 
 def timed_searches(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[float]]:
     """Top-k ids per query, searching one query at a time, and the milliseconds each took."""
-    from index.store import vectors
+    from index.store.local import vectors
 
     found = np.full((len(queries), k), -1, dtype=np.int64)
     times = []
@@ -477,21 +564,18 @@ def breadth_sweep(index: Any, queries: np.ndarray, k: int, exact: np.ndarray,
 
     The breadth is HNSW's efSearch or IVF's nprobe (lists visited).
     """
-    import faiss
+    from index.store.local import vectors
 
-    inner = faiss.downcast_index(index.index)
-    holder = inner if isinstance(inner, faiss.IndexIVF) else inner.hnsw
-    knob = "nprobe" if isinstance(inner, faiss.IndexIVF) else "efSearch"
-    default = getattr(holder, knob)
-    faiss.omp_set_num_threads(1)
+    _, default = vectors.search_breadth(index)
+    vectors.set_threads(1)
     sweep: dict[str, Any] = {}
     try:
         for breadth in (int(v) for v in values.split(",") if v):
-            setattr(holder, knob, breadth)
+            vectors.set_search_breadth(index, breadth)
             found, times = timed_searches(index, queries, k)
             sweep[str(breadth)] = percentiles(times) | {"recall_at_k": recall_at(found, exact)}
     finally:
-        setattr(holder, knob, default)
+        vectors.set_search_breadth(index, default)
     return sweep
 
 
@@ -508,19 +592,17 @@ def running_top_k(best: tuple[np.ndarray, np.ndarray] | None, scores: np.ndarray
 
 
 def index_figures(index: Any, queries: np.ndarray, exact: np.ndarray | None,
-                  args: argparse.Namespace) -> tuple[dict[str, Any], np.ndarray]:
+                  args: ScaleOptions) -> tuple[dict[str, Any], np.ndarray]:
     """Search p50/p95 on 1 and 2 threads, recall@k and the breadth sweep of one built index.
 
     Also returns what one thread found (the exact neighbours, when the index is flat).
     """
-    import faiss
-
-    from index.store import vectors
+    from index.store.local import vectors
 
     kind = vectors.index_type_of(index)
     figures: dict[str, Any] = {}
     for threads in (1, 2):
-        faiss.omp_set_num_threads(threads)
+        vectors.set_threads(threads)
         found, times = timed_searches(index, queries, args.k)
         figures[f"search_{threads}_threads"] = percentiles(times)
         if threads == 1:
@@ -528,8 +610,8 @@ def index_figures(index: Any, queries: np.ndarray, exact: np.ndarray | None,
             if exact is not None:
                 figures["recall_at_k"] = recall_at(found, exact)
     if kind == "ivf":
-        inner = faiss.downcast_index(index.index)
-        figures |= {"lists": inner.nlist, "nprobe": inner.nprobe}
+        figures |= {"lists": vectors.ivf_list_count(index),
+                    "nprobe": vectors.search_breadth(index)[1]}
     if exact is not None and kind != "flat":
         values = args.nprobe if kind == "ivf" else args.ef_search
         figures["by_breadth"] = breadth_sweep(index, queries, args.k, exact, values)
@@ -537,23 +619,21 @@ def index_figures(index: Any, queries: np.ndarray, exact: np.ndarray | None,
 
 
 def scale_streamed(base: np.ndarray, size: int, queries: np.ndarray,
-                   args: argparse.Namespace) -> dict[str, Any]:
+                   args: ScaleOptions) -> dict[str, Any]:
     """Approximate indexes alone, added block by block, for sizes that cannot be held twice.
 
     The exact neighbours come from a blockwise brute-force scan (what a flat index computes)
     during the first build; no flat index is built, so there is no flat search time here. IVF
     trains on a sample drawn the same way as the vectors (the base and noisy copies).
     """
-    import faiss
-
-    from index.store import vectors
+    from index.store.local import vectors
 
     dim = base.shape[1]
     best = None
     entry: dict[str, Any] = {"flat": {"skipped": "streamed: the vectors are not held twice, "
                                                 "exact top-k by blockwise scan"}}
     for kind in (k for k in args.kinds.split(",") if k != "flat"):
-        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        vectors.set_threads(os.cpu_count() or 1)
         started = time.perf_counter()
         training = (noisy_copies(base, vectors.ivf_lists(size) * vectors.IVF_TRAINING_PER_LIST,
                                  args.noise, seed=1) if kind == "ivf" else base[:0])
@@ -586,11 +666,9 @@ def scale_streamed(base: np.ndarray, size: int, queries: np.ndarray,
     return entry
 
 
-def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
+def bench_scale(args: ScaleOptions) -> dict[str, Any]:
     """Flat, IVF and HNSW (the project's own build_index/search) at growing sizes."""
-    import faiss
-
-    from index.store import vectors
+    from index.store.local import vectors
 
     embedder = make_embedders([DEFAULT_BACKEND])[DEFAULT_BACKEND]
     queries = embedder.encode(news_question_texts()[: args.queries])
@@ -614,14 +692,14 @@ def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
         exact = None
         # Flat first: its answers are the exact neighbours the others are measured against.
         for kind in ["flat"] + [k for k in args.kinds.split(",") if k != "flat"]:
-            faiss.omp_set_num_threads(os.cpu_count() or 1)
+            vectors.set_threads(os.cpu_count() or 1)
             note(f"{size}: building {kind}")
             started = time.perf_counter()
             index = vectors.build_index(ids, matrix, matrix.shape[1], kind)
             built = time.perf_counter() - started
             figures: dict[str, Any] = {"build_seconds": round(built, 1),
                                        "bytes_per_vector": round(
-                                           faiss.serialize_index(index).size / size, 1)}
+                                           vectors.serialized_bytes(index) / size, 1)}
             measured, found = index_figures(index, queries, exact, args)
             entry[kind] = figures | measured
             if kind == "flat":
@@ -640,82 +718,253 @@ def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --- command line
-def parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    top = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
-    sub = top.add_subparsers(dest="what", required=True)
-
-    embed = sub.add_parser("embed", help="chunks/s per embedding backend vs torch fp32")
-    embed.add_argument("--corpus", default=str(NEWS_CORPUS))
-    embed.add_argument("--chunks", type=int, default=256)
-    embed.add_argument("--queries", type=int, default=50)
-    embed.add_argument("--rounds", type=int, default=3)
-    embed.add_argument("--batch-size", type=int, default=32)
-    embed.add_argument("--backends", default="openvino,openvino-int8,onnx")
-
-    ingest = sub.add_parser("ingest", help="full ingest, +N articles, unchanged re-run")
-    ingest.add_argument("--corpus", default=str(NEWS_CORPUS))
-    ingest.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
-    ingest.add_argument("--index", default=None, help="default: var/bench/<corpus>-<backend>")
-    ingest.add_argument("--added", type=int, default=100)
-    ingest.add_argument("--baseline-chunks", type=int, default=128)
-    ingest.add_argument("--baseline-rounds", type=int, default=3)
-
-    query = sub.add_parser("query", help="Engine.ask latency, start-up and RSS per backend")
-    query.add_argument("--index", default=None, help="default: the year index of `ingest`")
-    query.add_argument("--backends", default=f"{DEFAULT_BACKEND},torch")
-    query.add_argument("--squad", type=int, default=500)
-    query.add_argument("--concurrency", type=int, default=8)
-    query.add_argument("--faiss-threads", type=int, default=0, help="0: FAISS's default")
-
-    scale = sub.add_parser("scale", help="FAISS flat vs IVF and HNSW at large sizes")
-    scale.add_argument("--sizes", default="100000,1000000")
-    scale.add_argument("--vectors-from", default=None, help="an index folder to take vectors from")
-    scale.add_argument("--base", type=int, default=100_000, help="most real vectors to take")
-    scale.add_argument("--noise", type=float, default=0.01, help="Gaussian noise per dimension")
-    scale.add_argument("--queries", type=int, default=200)
-    scale.add_argument("--k", type=int, default=10)
-    scale.add_argument("--kinds", default="ivf,hnsw", help="approximate indexes to measure")
-    scale.add_argument("--streamed-from", type=int, default=2_000_000,
-                       help="from this size on, build block by block with no flat index")
-    scale.add_argument("--ef-search", default="64,128,256,512",
-                       help="HNSW efSearch values to sweep (recall and latency at each)")
-    scale.add_argument("--nprobe", default="32,64,128,256,512",
-                       help="IVF nprobe values to sweep (recall and latency at each)")
-
-    for command in (embed, ingest, query, scale):
-        command.add_argument("--json", action="store_true", help="print JSON")
-
-    worker = sub.add_parser("_ingest-worker")
-    worker.add_argument("--index", required=True)
-    worker.add_argument("--backend", required=True)
-    worker.add_argument("path")
-    asker = sub.add_parser("_query-worker")
-    asker.add_argument("--index", required=True)
-    asker.add_argument("--backend", required=True)
-    asker.add_argument("--questions", required=True)
-    asker.add_argument("--news", type=int, required=True)
-    asker.add_argument("--concurrency", type=int, default=8)
-    asker.add_argument("--started", required=True)
-    asker.add_argument("--faiss-threads", type=int, default=0)
-    return top
+def _positive_ints(value: str) -> str:
+    """Reject a comma-separated list holding anything but positive integers."""
+    if not all(item.strip().isdigit() and int(item) > 0 for item in value.split(",")):
+        raise typer.BadParameter(f"expected positive integers separated by commas, got {value!r}")
+    return value
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
-    "embed": bench_embed, "ingest": bench_ingest, "query": bench_query, "scale": bench_scale,
-    "_ingest-worker": ingest_worker, "_query-worker": query_worker,
-}
+def _names_in(allowed: Sequence[str]) -> Callable[[str], str]:
+    """A check that every name of a comma-separated list is one of `allowed`."""
+
+    def check(value: str) -> str:
+        """Reject a name that is not allowed."""
+        unknown = [name for name in value.split(",") if name not in allowed]
+        if unknown:
+            raise typer.BadParameter(f"{unknown[0]!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return check
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run one benchmark and print its figures."""
-    args = parser().parse_args(argv)
-    result = COMMANDS[args.what](args)
-    if args.what.startswith("_"):
-        print(json.dumps(result))  # read by the parent process
-    else:
-        emit(result | {"machine": machine_info()}, args.json)
+def _report(result: dict[str, Any], as_json: bool) -> None:
+    """Print a benchmark's figures with the machine they were measured on."""
+    emit(result | {"machine": machine_info()}, as_json)
+
+
+app = typer.Typer(
+    help="Speed and scale: embedding backends, ingest, question latency, FAISS at large sizes. "
+    "Every speed figure comes with a baseline measured in the same run (torch fp32 at batch 32 "
+    "for embedding, flat search for FAISS), because other work on the machine moves absolute "
+    "figures; the load average is recorded with each result. Progress goes to stderr. Figures "
+    "and commands: docs/performance.md.",
+    cls=OneLineErrorsGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as indented JSON, not key: value lines.")
+]
+
+
+@app.command("embed")
+def embed_command(
+    corpus: Annotated[
+        Path, typer.Option("--corpus", help="Corpus (JSON Lines, gzipped) to cut real chunks from.")
+    ] = EmbedOptions.corpus,
+    chunks: Annotated[
+        int, typer.Option("--chunks", min=1, help="Chunks to embed, full ones only (≥ 200 tokens).")
+    ] = EmbedOptions.chunks,
+    queries: Annotated[
+        int,
+        typer.Option("--queries", min=0, help="News quiz questions embedded one at a time, for "
+                     "the query latency (ms)."),
+    ] = EmbedOptions.queries,
+    rounds: Annotated[
+        int,
+        typer.Option("--rounds", min=1, help="Rounds, each timing every backend in turn; the "
+                     "median is reported."),
+    ] = EmbedOptions.rounds,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Chunks per encode call.")
+    ] = EmbedOptions.batch_size,
+    backends: Annotated[
+        str,
+        typer.Option("--backends", callback=_names_in(BACKENDS), metavar="NAMES",
+                     help=f"Backends to compare, comma-separated, from {', '.join(BACKENDS)}; "
+                     f"{BASELINE} fp32, the baseline, is always measured."),
+    ] = EmbedOptions.backends,
+    as_json: JsonOption = False,
+) -> None:
+    """Chunks/s of each embedding backend against torch fp32, on the same real chunks."""
+    _report(bench_embed(EmbedOptions(corpus, chunks, queries, rounds, batch_size, backends)),
+            as_json)
+
+
+@app.command("ingest")
+def ingest_command(
+    corpus: Annotated[
+        Path, typer.Option("--corpus", help="Corpus to ingest: JSON Lines, gzipped.")
+    ] = IngestOptions.corpus,
+    backend: Annotated[
+        Backend, typer.Option("--backend", help="Embedding backend of the index.")
+    ] = IngestOptions.backend,
+    index: Annotated[
+        Path | None,
+        typer.Option("--index", help="Index folder; emptied first, exported models kept "
+                     "(default: var/bench/<corpus name>-<backend>)."),
+    ] = IngestOptions.index,
+    added: Annotated[
+        int,
+        typer.Option("--added", min=0, help="Articles held back from the full ingest, then "
+                     "added (the +N run)."),
+    ] = IngestOptions.added,
+    baseline_chunks: Annotated[
+        int,
+        typer.Option("--baseline-chunks", min=1, help="Chunks embedded by torch fp32 and the "
+                     "backend afterwards, for the speed ratio."),
+    ] = IngestOptions.baseline_chunks,
+    baseline_rounds: Annotated[
+        int,
+        typer.Option("--baseline-rounds", min=1, help="Rounds of that baseline, interleaved; "
+                     "the median is reported."),
+    ] = IngestOptions.baseline_rounds,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest: all but the last N articles, then the last N, then an unchanged re-run.
+
+    Each run is a fresh process (start-up, seconds, peak RSS in MB); a torch fp32 baseline
+    on real chunks follows.
+    """
+    options = IngestOptions(corpus, backend, index, added, baseline_chunks, baseline_rounds)
+    _report(bench_ingest(options), as_json)
+
+
+@app.command("query")
+def query_command(
+    index: Annotated[
+        Path | None,
+        typer.Option("--index", help="Index folder to ask (default: the year index `ingest` "
+                     f"builds, var/bench/corpus-2023-{DEFAULT_BACKEND})."),
+    ] = QueryOptions.index,
+    backends: Annotated[
+        str,
+        typer.Option("--backends", callback=_names_in(BACKENDS), metavar="NAMES",
+                     help="Backends to time, comma-separated, each in its own process, from "
+                     f"{', '.join(BACKENDS)}."),
+    ] = QueryOptions.backends,
+    squad: Annotated[
+        int,
+        typer.Option("--squad", min=0, help="SQuAD dev questions (a seeded sample) asked "
+                     "after the news quiz."),
+    ] = QueryOptions.squad,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", min=1, help="Threads asking at once in the concurrent "
+                     "run."),
+    ] = QueryOptions.concurrency,
+    faiss_threads: Annotated[
+        int,
+        typer.Option("--faiss-threads", min=0, help="FAISS threads in the workers (0: FAISS's "
+                     "default, one per core)."),
+    ] = QueryOptions.faiss_threads,
+    as_json: JsonOption = False,
+) -> None:
+    """Engine.ask latency (ms, p50/p95/p99), start-up and RSS (MB) per backend."""
+    options = QueryOptions(index, backends, squad, concurrency, faiss_threads)
+    _report(bench_query(options), as_json)
+
+
+@app.command("scale")
+def scale_command(
+    sizes: Annotated[
+        str,
+        typer.Option("--sizes", callback=_positive_ints, metavar="N,N,...",
+                     help="Index sizes to build (vectors), comma-separated."),
+    ] = ScaleOptions.sizes,
+    vectors_from: Annotated[
+        Path | None,
+        typer.Option("--vectors-from", help="An index folder to take the real vectors from "
+                     "(default: embed chunks of corpus-8w)."),
+    ] = ScaleOptions.vectors_from,
+    base: Annotated[
+        int,
+        typer.Option("--base", min=1, help="Most real vectors to take; the rest of each size "
+                     "are noisy copies of them."),
+    ] = ScaleOptions.base,
+    noise: Annotated[
+        float,
+        typer.Option("--noise", min=0.0, help="Standard deviation of the Gaussian noise added "
+                     "per dimension to make a copy (unit vectors)."),
+    ] = ScaleOptions.noise,
+    queries: Annotated[
+        int, typer.Option("--queries", min=1, help="News quiz questions used as queries.")
+    ] = ScaleOptions.queries,
+    k: Annotated[
+        int, typer.Option("--k", min=1, help="Neighbours per query (recall@k).")
+    ] = ScaleOptions.k,
+    kinds: Annotated[
+        str,
+        typer.Option("--kinds", callback=_names_in(INDEX_KINDS), metavar="NAMES",
+                     help="Approximate indexes to measure against flat, comma-separated, "
+                     "from ivf, hnsw."),
+    ] = ScaleOptions.kinds,
+    streamed_from: Annotated[
+        int,
+        typer.Option("--streamed-from", min=1, help="From this size (vectors) on, build block "
+                     "by block with no flat index; exact top-k by a blockwise scan."),
+    ] = ScaleOptions.streamed_from,
+    ef_search: Annotated[
+        str,
+        typer.Option("--ef-search", callback=_positive_ints, metavar="N,N,...",
+                     help="HNSW efSearch values to sweep, comma-separated (recall and latency "
+                     "at each)."),
+    ] = ScaleOptions.ef_search,
+    nprobe: Annotated[
+        str,
+        typer.Option("--nprobe", callback=_positive_ints, metavar="N,N,...",
+                     help="IVF nprobe values (lists visited) to sweep, comma-separated (recall "
+                     "and latency at each)."),
+    ] = ScaleOptions.nprobe,
+    as_json: JsonOption = False,
+) -> None:
+    """FAISS flat vs IVF and HNSW at large sizes: build seconds, bytes/vector, search ms, recall.
+
+    Real chunk vectors plus noisy copies of them; the project's own build_index and search.
+    """
+    options = ScaleOptions(sizes, vectors_from, base, noise, queries, k, kinds, streamed_from,
+                           ef_search, nprobe)
+    _report(bench_scale(options), as_json)
+
+
+# Subprocess workers: `run_worker` starts `python -m bench.perf _<what>-worker ...` and reads
+# the one JSON line they print.
+@app.command("_ingest-worker", hidden=True)
+def ingest_worker_command(
+    path: Annotated[Path, typer.Argument(help="The JSON Lines file to ingest.")],
+    index: Annotated[Path, typer.Option("--index", help="Index folder (created if missing).")],
+    backend: Annotated[Backend, typer.Option("--backend", help="Embedding backend.")],
+) -> None:
+    """Internal: open the index, ingest one file, print the figures as one JSON line."""
+    print(json.dumps(ingest_worker(IngestWorkerOptions(index, backend, path))))
+
+
+@app.command("_query-worker", hidden=True)
+def query_worker_command(
+    index: Annotated[Path, typer.Option("--index", help="Index folder to ask.")],
+    backend: Annotated[Backend, typer.Option("--backend", help="Embedding backend.")],
+    questions: Annotated[
+        Path, typer.Option("--questions", help="JSON list of questions, news first.")
+    ],
+    news: Annotated[int, typer.Option("--news", help="How many of them are news questions.")],
+    started: Annotated[
+        float, typer.Option("--started", help="time.time() when the parent started this.")
+    ],
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Threads asking at once.")
+    ] = QueryWorkerOptions.concurrency,
+    faiss_threads: Annotated[
+        int, typer.Option("--faiss-threads", help="FAISS threads (0: FAISS's default).")
+    ] = QueryWorkerOptions.faiss_threads,
+) -> None:
+    """Internal: time to the first answer, then latency alone and with concurrency, as JSON."""
+    options = QueryWorkerOptions(index, backend, questions, news, started, concurrency,
+                                 faiss_threads)
+    print(json.dumps(query_worker(options)))
 
 
 if __name__ == "__main__":
-    main()
+    app()

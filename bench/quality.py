@@ -1,13 +1,12 @@
 """Answer-quality evaluation: SQuAD paragraph retrieval, news questions, abstention calibration.
 
-Usage: python -m bench.quality squad|news|calibrate|sweep [--limit N] [--json] ...
+Usage: python -m bench.quality squad|news|calibrate|sweep [--limit N] [--json] ... (see --help)
 Indexes are cached under var/eval/, keyed by the data and the model and chunk settings, so a
 rerun only asks the questions. Figures and the commands behind them: docs/quality.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import json
@@ -16,19 +15,21 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
 import numpy as np
+import typer
+from typer.core import TyperCommand, TyperGroup
 
 from index.config import Settings, load_settings
-from index.embedding.openvino_backend import quantization_fingerprint
-from index.ingest import article_key
 from index.models import Answer, ParsedArticle, Progress
-from index.store.generations import file_digest
 
+# The engine, the embedding backends, the ingest readers and the store are imported where they
+# are used, so that importing this module (the CLI mounts its `app`) stays fast.
 if TYPE_CHECKING:
     from index.engine import Engine
+    from index.store import Snapshot
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
@@ -269,6 +270,8 @@ def squad_records(
     title_mode: 'title' keeps the Wikipedia title as metadata, 'none' leaves it empty,
     'prefix' also starts the text with it (so it is embedded and keyword-indexed).
     """
+    from index.ingest import article_key
+
     records: list[dict[str, str]] = []
     questions: list[EvalQuestion] = []
     for article in data["data"]:
@@ -327,6 +330,8 @@ def gold_in_corpus(questions: Sequence[EvalQuestion], texts: Iterable[str]) -> l
 
 def cache_key(data_digest: str, settings: Settings, variant: str = "") -> str:
     """A short key over what changes the index: data, model, backend and chunking."""
+    from index.embedding.openvino_backend import quantization_fingerprint
+
     backend = settings.embed_backend
     if backend == "openvino-int8":  # its vectors also follow the quantisation recipe
         backend = f"{backend}-{quantization_fingerprint()}"
@@ -373,6 +378,8 @@ def squad_index(
     settings: Settings, data: Path, title_mode: TitleMode, embedder: Any = None
 ) -> tuple[Engine, list[EvalQuestion]]:
     """The engine over the SQuAD paragraphs (cached) and the questions."""
+    from index.store.local.generations import file_digest
+
     records, questions = squad_records(read_json_gz(data), title_mode)
     folder = EVAL_DIR / f"squad-{title_mode}-{cache_key(file_digest(data), settings, title_mode)}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -386,6 +393,8 @@ def squad_index(
 
 def news_index(settings: Settings, corpus: Path, embedder: Any = None) -> Engine:
     """The engine over a news corpus (cached)."""
+    from index.store.local.generations import file_digest
+
     key = cache_key(file_digest(corpus), settings)
     folder = EVAL_DIR / f"news-{corpus.name.split('.')[0]}-{key}"
     return open_indexed(eval_settings(settings, folder / "index"), [corpus], embedder)
@@ -494,29 +503,28 @@ def _setting_fields(settings: Settings) -> dict[str, Any]:
 # --- relevance signals and calibration
 
 
-def relevance_signals(engine: Engine, generation: Any, question: str) -> dict[str, float]:
+def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict[str, float]:
     """Candidate abstention signals for one question, from the same retrieval the engine runs.
 
     'dense5' is what `Engine.ask` compares with `min_score` (best cosine among the top five
     fused chunks); the others are alternatives measured against it.
     """
     from index import answer as answering
-    from index.retrieve import cap_per_article, hybrid_search, keyword_statistics
-    from index.store import db
+    from index.retrieve import cap_per_article, hybrid_search
 
     settings = engine.settings
     text = " ".join(question.split())
-    terms = db.query_terms(text)
+    terms = answering.query_terms(text)
+    statistics = snapshot.keyword_statistics(terms)
     ranked, rows = hybrid_search(
-        generation, engine.embedder.encode_query(text), terms,
+        snapshot, engine.embedder.encode_query(text), terms, statistics,
         candidates=settings.candidates, bm25_weight=settings.bm25_weight,
     )
     if not ranked:
         return {"dense5": 0.0, "dense1": 0.0, "coverage1": 0.0, "coverage5": 0.0}
     article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
     top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:5]
-    doc_counts, n_chunks, _ = keyword_statistics(generation, terms)
-    weights = answering.term_weights(terms, doc_counts, n_chunks)
+    weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
     coverages = [answering.coverage_score(rows[c.chunk_id].text, weights) for c in top]
     return {
         "dense5": max(c.dense for c in top),
@@ -530,20 +538,13 @@ def collect_signals(
     engine: Engine, questions: Sequence[EvalQuestion], label: str
 ) -> list[dict[str, float]]:
     """Relevance signals of every question against the engine's index."""
-    from index.store import generations
-
-    generation = generations.open_best(engine.settings.index_dir, engine.embedder.identity())
-    if generation is None:
-        raise RuntimeError(f"no index in {engine.settings.index_dir}")
-    try:
-        signals = []
+    signals = []
+    with engine.store.reading() as snapshot:
         for number, question in enumerate(questions, 1):
-            signals.append(relevance_signals(engine, generation, question.text))
+            signals.append(relevance_signals(engine, snapshot, question.text))
             if number % 2000 == 0:
                 log(f"{label} {number}/{len(questions)} signals")
-        return signals
-    finally:
-        generation.close()
+    return signals
 
 
 SignalFn = Callable[[Mapping[str, float]], float]
@@ -755,51 +756,223 @@ def _print(result: Any, as_json: bool) -> None:
         print(f"{key:>28}: {shown}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one evaluation from the command line."""
-    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__)
-    parser.add_argument("task", choices=["squad", "news", "calibrate", "sweep"])
-    parser.add_argument(
-        "--limit", type=int, default=None,
-        help="Ask only the first N questions (sweep: N SQuAD questions spread over all).",
-    )
-    parser.add_argument("--json", action="store_true", help="Print one JSON object.")
-    parser.add_argument("--squad", type=Path, default=SQUAD_DATA, help="SQuAD v1.1 JSON(.gz).")
-    parser.add_argument("--corpus", type=Path, default=NEWS_CORPUS, help="News corpus JSONL.")
-    parser.add_argument("--questions", type=Path, default=NEWS_QUESTIONS, help="Questions JSONL.")
-    parser.add_argument(
-        "--title", choices=["title", "none", "prefix"], default="title",
-        help="SQuAD paragraphs: title as metadata, no title, or title prefixed to the text.",
-    )
-    parser.add_argument(
-        "--grid", default=None,
-        help='sweep: a JSON list of setting overrides, e.g. \'[{"bm25_weight": 0.4}]\'.',
-    )
-    parser.add_argument(
-        "--squad-only", action="store_true", help="sweep: leave the news questions out."
-    )
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE",
-        help="Override a setting, e.g. --set bm25_weight=0.4 (repeatable).",
-    )
-    args = parser.parse_args(argv)
-    overrides = dict(item.split("=", 1) for item in args.set)
-    settings = load_settings(**overrides)
-    if args.task == "squad":
-        result: Any = eval_squad(settings, args.squad, args.limit, title_mode=args.title)
-    elif args.task == "news":
-        result = eval_news(settings, args.corpus, args.questions, args.limit)
-    elif args.task == "calibrate":
-        result = calibrate(
-            settings, args.squad, args.corpus, args.questions, sample=args.limit or 3000
-        )
-    else:
-        corpus = None if args.squad_only else args.corpus
-        grid = json.loads(args.grid) if args.grid else DEFAULT_GRID
-        result = sweep(settings, grid, args.squad, corpus, args.questions, args.limit)
-    _print(result, args.json)
-    return 0
+def _grid_summary(grid: Sequence[Mapping[str, Any]]) -> str:
+    """The values a grid tries, per setting: 'bm25_weight 0.0, 0.2; candidates 50, 100'."""
+    values: dict[str, list[str]] = {}
+    for row in grid:
+        for name, value in row.items():
+            values.setdefault(name, []).append(str(value))
+    return "; ".join(f"{name} {', '.join(tried)}" for name, tried in values.items())
+
+
+class OneLineErrors:
+    """Mixin: run as a program of its own, a usage error is one line on stderr, not a panel.
+
+    Mixed into the typer group (or single command) that `python -m bench.<name>` runs. Mounted
+    in the `articlebot` command line, that program's own error handling applies instead.
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Parse and run; standalone, exit with the command's code or a one-line error (2)."""
+        run = super().main  # type: ignore[misc]
+        if not standalone_mode:
+            return run(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = run(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # a usage error, or a bad file the parser opened
+            message = exc.format_message()
+            if type(exc).__name__ == "NoArgsIsHelpError":  # the help (rich printed it already)
+                if message.strip():
+                    typer.echo(message, err=True)
+                sys.exit(exc.exit_code)
+            context = getattr(exc, "ctx", None)
+            hint = f" (see {context.command_path} --help)" if context is not None else ""
+            line = " ".join(message.split()).rstrip(".")  # "Choose from:" lists span lines
+            typer.echo(f"error: {line}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class OneLineErrorsGroup(OneLineErrors, TyperGroup):
+    """A typer group whose usage errors are one line when it runs as its own program."""
+
+
+class OneLineErrorsCommand(OneLineErrors, TyperCommand):
+    """A lone typer command whose usage errors are one line when it runs as its own program."""
+
+
+def _check_overrides(values: list[str] | None) -> list[str] | None:
+    """Reject a --set that is not NAME=VALUE or that names no setting."""
+    for item in values or ():
+        name, equals, _ = item.partition("=")
+        if not equals or not name:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}")
+        if name not in Settings.model_fields:
+            raise typer.BadParameter(f"no setting named {name!r}")
+    return values
+
+
+def _check_grid(value: str | None) -> str | None:
+    """Reject a --grid that is not a JSON list of objects naming settings."""
+    if value is None:
+        return None
+    try:
+        rows = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON ({exc})") from exc
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise typer.BadParameter("""expected a list of objects, e.g. '[{"bm25_weight": 0.4}]'""")
+    unknown = sorted({name for row in rows for name in row} - set(Settings.model_fields))
+    if unknown:
+        raise typer.BadParameter(f"no setting named {unknown[0]!r}")
+    return value
+
+
+def _settings(overrides: Sequence[str] | None) -> Settings:
+    """Settings from the environment and .env, with the --set overrides on top."""
+    return load_settings(**dict(item.split("=", 1) for item in overrides or ()))
+
+
+app = typer.Typer(
+    help="Answer quality on the shared data: SQuAD paragraph retrieval, news quiz questions, "
+    "abstention calibration and settings sweeps. Indexes are cached under var/eval/ (keyed by "
+    "the data, model and chunk settings), so a rerun only asks the questions. Progress goes to "
+    "stderr. Figures and the commands behind them: docs/quality.md.",
+    cls=OneLineErrorsGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+LimitOption = Annotated[
+    int | None,
+    typer.Option("--limit", min=1, help="Ask only the first N questions (default: all)."),
+]
+SquadOption = Annotated[
+    Path, typer.Option("--squad", help="The SQuAD v1.1 dev set: JSON, optionally gzipped.")
+]
+CorpusOption = Annotated[
+    Path,
+    typer.Option("--corpus", help="The news corpus: JSON Lines, optionally gzipped, an article "
+                 "a line."),
+]
+QuestionsOption = Annotated[
+    Path,
+    typer.Option("--questions", help="The news quiz: JSON Lines, optionally gzipped, with "
+                 "'question' and 'answers' (empty: unanswerable) a line."),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", metavar="NAME=VALUE", callback=_check_overrides,
+        help="Override a setting, e.g. --set bm25_weight=0.4 (repeatable; the others come "
+        "from the environment and .env).",
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print the figures as one line of JSON (sweep: a list, a row "
+                 "each)."),
+]
+
+
+@app.command("squad")
+def squad_command(
+    limit: LimitOption = None,
+    title: Annotated[
+        TitleMode,
+        typer.Option(
+            "--title",
+            help="Each paragraph's Wikipedia title: kept as metadata (title), left out (none), "
+            "or also put before the text (prefix: embedded and keyword-indexed).",
+        ),
+    ] = "title",
+    squad: SquadOption = SQUAD_DATA,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """SQuAD v1.1 dev, each paragraph an article: recall@1/5, MRR@10, quote hits, latency (ms)."""
+    _print(eval_squad(_settings(overrides), squad, limit, title_mode=title), as_json)
+
+
+@app.command("news")
+def news_command(
+    limit: LimitOption = None,
+    corpus: CorpusOption = NEWS_CORPUS,
+    questions: QuestionsOption = NEWS_QUESTIONS,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """News quiz against a news corpus: hit@1/5/10, quote hits, abstentions, latency (ms)."""
+    _print(eval_news(_settings(overrides), corpus, questions, limit), as_json)
+
+
+@app.command("calibrate")
+def calibrate_command(
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=1, help="SQuAD questions to calibrate on, spread evenly "
+                     "over all articles."),
+    ] = 3000,
+    squad: SquadOption = SQUAD_DATA,
+    corpus: CorpusOption = NEWS_CORPUS,
+    questions: QuestionsOption = NEWS_QUESTIONS,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Choose min_score from data: answerable questions vs unrelated ones (SQuAD vs news).
+
+    Proposes the threshold under which at most 5% of answerable questions abstain, and
+    compares the engine's signal with alternatives.
+    """
+    result = calibrate(_settings(overrides), squad, corpus, questions, sample=limit)
+    _print(result, as_json)
+
+
+@app.command("sweep")
+def sweep_command(
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Ask N SQuAD questions, spread evenly over all "
+                     "articles (default: all); the news questions are all asked."),
+    ] = None,
+    grid: Annotated[
+        str | None,
+        typer.Option(
+            "--grid", callback=_check_grid,
+            help="""A JSON list of setting overrides, one figures row each, e.g. """
+            """'[{"bm25_weight": 0.4}, {"candidates": 100}]'. Default, one setting at a """
+            f"time: {_grid_summary(DEFAULT_GRID)}.",
+        ),
+    ] = None,
+    squad_only: Annotated[
+        bool, typer.Option("--squad-only", help="Leave the news corpus and questions out.")
+    ] = False,
+    squad: SquadOption = SQUAD_DATA,
+    corpus: CorpusOption = NEWS_CORPUS,
+    questions: QuestionsOption = NEWS_QUESTIONS,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Retrieval figures for each settings override in a grid, on SQuAD and the news quiz.
+
+    The questions are embedded once up front, so no latencies are reported. --set applies
+    under every row.
+    """
+    rows = json.loads(grid) if grid else DEFAULT_GRID
+    corpus_or_none = None if squad_only else corpus
+    _print(sweep(_settings(overrides), rows, squad, corpus_or_none, questions, limit), as_json)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    app()

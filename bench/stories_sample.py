@@ -1,12 +1,11 @@
 """Group a sample of real news into stories and print groups for a person to check.
 
-Usage: python -m bench.stories_sample [--corpus PATH] [--limit N] [--vectors CACHE.npy]
+Usage: python -m bench.stories_sample [--corpus PATH] [--limit N] [--vectors CACHE.npy] ...
 Article vector = the bundled model's embedding of the title and the first 1,000 characters.
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import random
@@ -14,10 +13,12 @@ import time
 from collections import Counter, defaultdict
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import typer
 
-from index.ingest import parse_date
+from bench.quality import OneLineErrorsCommand
 from index.stories import StoryInput, group_stories
 
 DEFAULT_CORPUS = (
@@ -49,28 +50,57 @@ def embed(rows: list[dict[str, object]], cache: Path | None) -> np.ndarray:
     return vectors
 
 
-def main() -> None:
-    """Embed, group, and print the figures and sample groups."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--vectors", type=Path, default=None, help="cache file for vectors")
-    parser.add_argument("--samples", type=int, default=20)
-    parser.add_argument("--max-days", type=int, default=3)
-    parser.add_argument("--text-threshold", type=float, default=0.5)
-    parser.add_argument("--vector-threshold", type=float, default=0.8)
-    parser.add_argument(
-        "--index", type=Path, default=None,
-        help="print the groups an existing index formed at ingest (no embedding)",
-    )
-    args = parser.parse_args()
-    if args.index is not None:
-        articles, stories = stored_groups(args.index)
-        report(articles, stories, seconds=0.0, samples=args.samples)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command(cls=OneLineErrorsCommand)
+def sample(
+    corpus: Annotated[
+        Path, typer.Option("--corpus", help="The news corpus: JSON Lines, gzipped.")
+    ] = DEFAULT_CORPUS,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Group only the first N articles (default: all)."),
+    ] = None,
+    vectors: Annotated[
+        Path | None,
+        typer.Option("--vectors", help="A .npy file caching the article vectors: read when it "
+                     "holds one per article, else written (default: no cache)."),
+    ] = None,
+    samples: Annotated[
+        int, typer.Option("--samples", min=0, help="Multi-article groups to print, at random.")
+    ] = 20,
+    max_days: Annotated[
+        int,
+        typer.Option("--max-days", min=0, help="Most days apart two articles of one event may "
+                     "be published."),
+    ] = 3,
+    text_threshold: Annotated[
+        float,
+        typer.Option("--text-threshold", help="Least estimated Jaccard similarity (0-1) of the "
+                     "opening words for a near-duplicate."),
+    ] = 0.5,
+    vector_threshold: Annotated[
+        float,
+        typer.Option("--vector-threshold", help="Least cosine of two article vectors for the "
+                     "same event."),
+    ] = 0.8,
+    index: Annotated[
+        Path | None,
+        typer.Option("--index", help="Print the groups an existing index formed at ingest "
+                     "instead (no embedding; the other grouping options are ignored)."),
+    ] = None,
+) -> None:
+    """Group a sample of real news into stories and print groups for a person to check."""
+    from index.ingest import parse_date
+
+    if index is not None:
+        articles, stories = stored_groups(index)
+        report(articles, stories, seconds=0.0, samples=samples)
         return
 
-    rows = read_corpus(args.corpus, args.limit)
-    vectors = embed(rows, args.vectors)
+    rows = read_corpus(corpus, limit)
+    vectors_of_rows = embed(rows, vectors)
     articles = [
         StoryInput(
             article_id=str(row["doc_id"]),
@@ -78,39 +108,41 @@ def main() -> None:
             text=str(row["text"]),
             published=parse_date(row.get("publish_date")),
             source=str(row["source"]),
-            vector=vectors[index],
+            vector=vectors_of_rows[number],
         )
-        for index, row in enumerate(rows)
+        for number, row in enumerate(rows)
     ]
     started = time.perf_counter()
     stories = group_stories(
         articles,
-        max_days=args.max_days,
-        text_threshold=args.text_threshold,
-        vector_threshold=args.vector_threshold,
+        max_days=max_days,
+        text_threshold=text_threshold,
+        vector_threshold=vector_threshold,
     )
     seconds = time.perf_counter() - started
-    report(articles, stories, seconds=seconds, samples=args.samples)
+    report(articles, stories, seconds=seconds, samples=samples)
 
 
 def stored_groups(index_dir: Path) -> tuple[list[StoryInput], dict[str, str]]:
-    """The articles of an index's serving generation and the story each was grouped into."""
-    from index.store import db, generations
+    """The articles of an index's serving version and the story each was grouped into."""
+    from index.config import load_settings
+    from index.store import make_store
 
-    name = generations.current_name(index_dir)
-    if name is None:
-        raise SystemExit(f"no index in {index_dir}")
-    conn = db.connect(index_dir / name / generations.DATABASE, readonly=True)
-    rows = conn.execute(
-        "SELECT key, title, published, source, coalesce(story_id, key) FROM articles"
-    ).fetchall()
-    conn.close()
+    store = make_store(load_settings(index_dir=index_dir))
+    try:
+        if not store.open(None):
+            raise SystemExit(f"no index in {index_dir}")
+        with store.reading() as snapshot:
+            rows = snapshot.articles_since(published_since=None, ingested_since=None,
+                                           limit=snapshot.count_articles())
+    finally:
+        store.close()
     articles = [
-        StoryInput(article_id=key, title=title, text="", published=parse_date(published),
-                   source=source, vector=None)
-        for key, title, published, source, _ in rows
+        StoryInput(article_id=info.id, title=info.title, text="", published=info.published,
+                   source=info.source, vector=None)
+        for info, _ in rows
     ]
-    return articles, {row[0]: row[4] for row in rows}
+    return articles, {info.id: story for info, story in rows}
 
 
 def report(
@@ -137,4 +169,4 @@ def report(
 
 
 if __name__ == "__main__":
-    main()
+    app()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
-import faiss
 import numpy as np
 import pytest
 
@@ -17,7 +14,7 @@ from bench.perf import (
     recall_at,
     running_top_k,
 )
-from index.store import vectors
+from index.store.local import vectors
 
 
 def test_percentiles_of_known_latencies() -> None:
@@ -63,22 +60,21 @@ def test_breadth_sweep_reports_each_value_and_restores_the_default(kind: str, kn
     exact = np.stack([vectors.search(vectors.build_index(ids, data, 32, "flat"), q, 10)[0]
                       for q in queries])
     index = vectors.build_index(ids, data, 32, kind)
-    inner = faiss.downcast_index(index.index)
-    holder = inner.hnsw if kind == "hnsw" else inner
-    default = getattr(holder, knob)
+    name, default = vectors.search_breadth(index)
+    assert name == knob
     low, high = values.split(",")
     sweep = breadth_sweep(index, queries, 10, exact, values)
     assert set(sweep) == {low, high}
     assert sweep[high]["recall_at_k"] >= sweep[low]["recall_at_k"]
     assert sweep[high]["recall_at_k"] > 0.9
-    assert getattr(holder, knob) == default
+    assert vectors.search_breadth(index) == (knob, default)
 
 
 def test_streamed_scale_measures_each_approximate_kind_against_exact() -> None:
     rng = np.random.default_rng(4)
     base = rng.normal(size=(300, 16)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
-    args = argparse.Namespace(k=5, kinds="ivf,hnsw", noise=0.01, ef_search="64", nprobe="1,4")
+    args = perf.ScaleOptions(k=5, kinds="ivf,hnsw", noise=0.01, ef_search="64", nprobe="1,4")
     streamed = perf.scale_streamed(base, 3_000, base[:10], args)
     assert set(streamed) == {"flat", "ivf", "hnsw"} and "skipped" in streamed["flat"]
     for kind in ("ivf", "hnsw"):

@@ -306,19 +306,6 @@ def test_calibrate_on_synthetic_data(
     assert set(report["dense5_by_threshold"]) == {"0.30", "0.35", "0.40", "0.45", "0.50", "0.55"}
 
 
-def test_main_prints_one_json_object(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def fake_eval(settings: Settings, data: Path, limit: int | None, **_: object) -> dict:
-        return {"recall@1": 1.0, "bm25_weight": settings.bm25_weight, "limit": limit}
-
-    monkeypatch.setattr(quality, "eval_squad", fake_eval)
-    assert quality.main(["squad", "--json", "--limit", "5", "--set", "bm25_weight=0.4"]) == 0
-    assert json.loads(capsys.readouterr().out) == {
-        "recall@1": 1.0, "bm25_weight": 0.4, "limit": 5
-    }
-
-
 # --- the real data, with the real model
 
 
