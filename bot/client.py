@@ -7,23 +7,25 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.config import BotSettings
 from bot.errors import NO_MENTIONS, ArticleTree, Busy
 from bot.feedback import AnswerLog, load_salt
 from bot.guards import UserCooldown
 from index.config import Settings
 from index.engine import Engine
+from index.store import StateStore, open_state
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 EngineFactory = Callable[[Settings], Engine]
+StateFactory = Callable[[Settings], StateStore]
 
 EXTENSIONS = (
     "bot.exts.ask",
@@ -33,12 +35,12 @@ EXTENSIONS = (
     "bot.exts.news",
     "bot.exts.follows",
 )
-COMMANDS_HASH_FILE = "commands.sha256"
+COMMANDS_HASH_KEY = "commands_sha256"  # in the state store: the last global sync's digest
 # How long a question waits for a free engine slot before the user hears "busy".
 SLOT_WAIT_SECONDS = 5.0
 
 
-def make_intents(settings: Settings) -> discord.Intents:
+def make_intents(settings: BotSettings) -> discord.Intents:
     """Default intents (none privileged); message content only when ask-channels are set."""
     intents = discord.Intents.default()
     intents.message_content = bool(settings.ask_channel_ids)
@@ -63,9 +65,10 @@ class ArticleBot(commands.Bot):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: BotSettings,
         engine_factory: EngineFactory | None = None,
         *,
+        state_factory: StateFactory = open_state,
         extensions: Sequence[str] = EXTENSIONS,
         sync_on_start: bool = True,
         slot_wait_seconds: float = SLOT_WAIT_SECONDS,
@@ -88,7 +91,12 @@ class ArticleBot(commands.Bot):
             settings.ask_cooldown_rate, settings.ask_cooldown_seconds
         )
         self.answers = AnswerLog()
+        self._state_factory = state_factory
+        self._state: StateStore | None = None
+        self._owns_state = False  # True when the state store is ours to close, not the engine's
+        self._state_lock = asyncio.Lock()
         self._feedback_salt: bytes | None = None
+        self._salt_lock = asyncio.Lock()
 
     # --- the engine
     @property
@@ -103,12 +111,51 @@ class ArticleBot(commands.Bot):
         if self._engine is None and self._engine_factory is not None:
             self._engine = await asyncio.to_thread(self._engine_factory, self.settings)
 
+    # --- the bot's state (votes, follows, named values), shared by every bot process
     @property
-    def feedback_salt(self) -> bytes:
-        """The salt for voters' hashes, read or created beside the index on first use."""
+    def state(self) -> StateStore:
+        """The open state store: the engine's, or the bot's own when it runs without one.
+
+        Raises RuntimeError before `load_state` has opened it.
+        """
+        if self._state is None:
+            raise RuntimeError("the state store is not open yet (await load_state())")
+        return self._state
+
+    async def load_state(self) -> StateStore:
+        """Open the state store off the event loop on first use, and return it.
+
+        With an engine, its store (opening it is blocking too); without one (`articlebot
+        sync`), the configured backend's. Raises what opening the store raises.
+        """
+        if self._state is None:
+            async with self._state_lock:
+                if self._state is None:
+                    await self.load_engine()  # so an engine's store is not opened twice
+                    engine = self._engine
+                    if engine is not None:
+                        self._state = await asyncio.to_thread(lambda: engine.state)
+                    else:
+                        self._state = await asyncio.to_thread(self._state_factory, self.settings)
+                        self._owns_state = True
+        return self._state
+
+    async def feedback_salt(self) -> bytes:
+        """The salt for voters' hashes, read from (or created once in) the state store."""
         if self._feedback_salt is None:
-            self._feedback_salt = load_salt(self.settings.index_dir)
+            async with self._salt_lock:
+                if self._feedback_salt is None:
+                    state = await self.load_state()
+                    self._feedback_salt = await asyncio.to_thread(
+                        load_salt, state, self.settings.index_dir
+                    )
         return self._feedback_salt
+
+    async def store_vote(
+        self, question: str, chunk_ids: tuple[int, ...], vote: int, user_hash: str
+    ) -> None:
+        """Record a 👍 (+1) or 👎 (-1) through the engine, in a worker thread within the slots."""
+        await self.run_engine(self.engine.record_feedback, question, chunk_ids, vote, user_hash)
 
     async def run_engine(self, fn: Callable[..., T], *args: Any, slot: bool = True) -> T:
         """Call an engine method in a worker thread; the single way cogs reach the engine.
@@ -141,17 +188,25 @@ class ArticleBot(commands.Bot):
         """Do nothing here: questions are read by the Ask cog, and there are no text commands."""
 
     async def close(self) -> None:
-        """Log out, then release the engine's files and threads."""
+        """Log out, then release the engine's files and threads, and the bot's own store."""
         await super().close()
+        state, self._state = self._state, None
+        if self._owns_state and state is not None:
+            self._owns_state = False
+            await asyncio.to_thread(state.close)
         if self._engine is not None:
             engine, self._engine = self._engine, None
             await asyncio.to_thread(engine.close)
 
     # --- command sync (Discord limits how many commands may be created a day)
-    @property
-    def commands_hash_path(self) -> Path:
-        """Where the hash of the last globally synced command set is kept."""
-        return self.settings.index_dir / COMMANDS_HASH_FILE
+    async def synced_digest(self) -> str:
+        """The digest of the command set last synced globally ('' when unknown)."""
+        try:
+            state = await self.load_state()
+            return await asyncio.to_thread(state.get_value, COMMANDS_HASH_KEY) or ""
+        except Exception as exc:  # whatever the backend raises, syncing again is the safe side
+            log.warning("could not read which commands were last synced (%s); syncing", exc)
+            return ""
 
     async def sync_on_start(self) -> None:
         """Sync to the dev guild when one is set; otherwise globally, only if commands changed."""
@@ -159,10 +214,7 @@ class ArticleBot(commands.Bot):
             await self.sync_commands(self.settings.dev_guild_id)
             return
         digest = payload_digest(command_payload(self.tree), self.application_id)
-        try:
-            stored = self.commands_hash_path.read_text(encoding="ascii").strip()
-        except OSError:
-            stored = ""
+        stored = await self.synced_digest()
         if stored == digest:
             log.info("slash commands unchanged since the last sync; not syncing")
             return
@@ -179,9 +231,9 @@ class ArticleBot(commands.Bot):
         synced = await self.tree.sync()
         digest = payload_digest(command_payload(self.tree), self.application_id)
         try:
-            self.commands_hash_path.parent.mkdir(parents=True, exist_ok=True)
-            self.commands_hash_path.write_text(digest + "\n", encoding="ascii")
-        except OSError as exc:
+            state = await self.load_state()
+            await asyncio.to_thread(state.set_value, COMMANDS_HASH_KEY, digest)
+        except Exception as exc:  # forgetting costs one more sync at the next start, no more
             log.warning("could not remember the synced commands (%s); will sync again", exc)
         log.info("synced %d commands globally (may take up to an hour to show)", len(synced))
         return synced

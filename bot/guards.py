@@ -1,13 +1,20 @@
-"""Limits applied before a question reaches the engine: cooldown and question length."""
+"""Checks applied before a command reaches the engine: who may run it, cooldown, input.
+
+Shared by the cogs, which do not import one another.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from datetime import date
 
+import discord
 from discord import app_commands
 
-from bot.errors import BadInput, OnCooldown
+from bot.config import BotSettings
+from bot.errors import BadInput, NotAllowed, OnCooldown
+from index.timeparse import read_day
 
 Clock = Callable[[], float]
 # Forget idle users once this many are tracked, so the table cannot grow without bound.
@@ -62,3 +69,54 @@ def clean_question(text: str, max_chars: int) -> str:
             f"please keep it under {max_chars:,}."
         )
     return question
+
+
+def parse_day(text: str, today: date | None = None) -> date:
+    """A date typed by a user; BadInput with the accepted forms when it cannot be read."""
+    try:
+        return read_day(text, today)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def parse_period(since: str | None, until: str | None) -> tuple[date | None, date | None]:
+    """The 'since' and 'until' options as dates; BadInput for unreadable or reversed ones."""
+    since_day = parse_day(since) if since and since.strip() else None
+    until_day = parse_day(until) if until and until.strip() else None
+    if since_day and until_day and since_day > until_day:
+        raise BadInput(f"'since' ({since_day}) is after 'until' ({until_day}).")
+    return since_day, until_day
+
+
+def may_administer(
+    permissions: discord.Permissions,
+    role_ids: Collection[int],
+    user_id: int,
+    settings: BotSettings,
+) -> bool:
+    """Manage Server, or an admin role, or an admin user."""
+    return (
+        permissions.manage_guild
+        or user_id in settings.admin_user_ids
+        or any(role in settings.admin_role_ids for role in role_ids)
+    )
+
+
+def is_admin(interaction: discord.Interaction) -> bool:
+    """Whether the interaction's user may administer the bot in this server."""
+    user = interaction.user
+    role_ids = [role.id for role in user.roles] if isinstance(user, discord.Member) else []
+    settings: BotSettings = interaction.client.settings  # type: ignore[attr-defined]
+    return may_administer(interaction.permissions, role_ids, user.id, settings)
+
+
+def admin_check(interaction: discord.Interaction) -> bool:
+    """The run-time check behind /reindex (Discord's default permissions can be overridden)."""
+    if interaction.guild is None:
+        raise app_commands.NoPrivateMessage()
+    if not is_admin(interaction):
+        raise NotAllowed(
+            "Only members with Manage Server, or an admin role or user set for this bot, "
+            "can reindex."
+        )
+    return True

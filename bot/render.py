@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 
 import discord
 
+from articlebot import wording
 from index.models import (
     Answer,
     ArticleDetail,
@@ -19,6 +20,7 @@ from index.models import (
     Follow,
     IndexStats,
     IngestReport,
+    NotAnswered,
     Progress,
     Quote,
     SearchFilters,
@@ -276,14 +278,8 @@ def period_line(answer: Answer) -> str:
 
 
 def note_sentence(note: str) -> str:
-    """An engine note as an escaped sentence: capitalised, with a full stop, bounded."""
-    text = shorten(one_line(note), NOTE_CHARS)
-    if not text:
-        return ""
-    text = text[0].upper() + text[1:]
-    if text[-1] not in ".!?…":
-        text += "."
-    return escape_text(text)
+    """A remark from `articlebot.wording` as an escaped sentence: capitalised, bounded."""
+    return escape_text(wording.sentence(shorten(one_line(note), NOTE_CHARS)))
 
 
 def confidence_line(answer: Answer) -> str:
@@ -331,10 +327,11 @@ def quote_block(quote: Quote, caution_labels: Mapping[str, str], limit: int) -> 
 
 
 def answer_header(answer: Answer) -> str:
-    """The echoed question, the period it named and the engine's caveat, one per line."""
+    """The echoed question, the period it named and the answer's caveat, one per line."""
     lines = [question_line(answer.question), period_line(answer)]
-    if answer.note:
-        lines.append(f"ℹ️ {note_sentence(answer.note)}")
+    caveat = wording.caveat_text(answer)
+    if caveat:
+        lines.append(f"ℹ️ {note_sentence(caveat)}")
     return "\n".join(line for line in lines if line)
 
 
@@ -373,10 +370,9 @@ def not_answered_text(answer: Answer) -> str:
             lines.append(f"The whole collection holds {coverage_text(whole)}.")
     else:
         lines.append(f"The collection covers {coverage_text(whole or answer.coverage)}.")
-    # The engine's own "no article … answers this; the collection spans …" says again what
-    # the lines above say from the answer's fields; any other note adds something.
-    if answer.note and not one_line(answer.note).lower().startswith("no article"):
-        lines.append(note_sentence(answer.note))
+    # The lines above already say what NOTHING_RELEVANT means; any other reason adds something.
+    if answer.reason is not None and answer.reason is not NotAnswered.NOTHING_RELEVANT:
+        lines.append(note_sentence(wording.reason_text(answer)))
     return "\n".join(lines)
 
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import discord
 
 from bot.client import ArticleBot
+from bot.config import BotSettings
 from bot.log import RedactingFilter, setup_logging
-from index.config import Settings
 from index.engine import Engine, EngineError
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def token_problem(token: str) -> str | None:
     return None
 
 
-def _token(settings: Settings) -> str:
+def _token(settings: BotSettings) -> str:
     """The token as plain text ('' when unset)."""
     return settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
 
@@ -52,7 +52,7 @@ def _fail(message: str, code: int, secrets: Sequence[str] = ()) -> int:
     return code
 
 
-def _index_problem(settings: Settings) -> str | None:
+def _index_problem(settings: BotSettings) -> str | None:
     """Why there is no index to serve, or None when the folder exists."""
     if not settings.index_dir.is_dir():
         return (f"no index at {settings.index_dir}: build one first with `articlebot reindex` "
@@ -60,7 +60,7 @@ def _index_problem(settings: Settings) -> str | None:
     return None
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: BotSettings) -> int:
     """Run the bot until stopped; returns an exit code."""
     token = _token(settings)
     problem = token_problem(token) or _index_problem(settings)
@@ -85,13 +85,13 @@ def serve(settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _serve(settings: Settings, token: str) -> None:
+async def _serve(settings: BotSettings, token: str) -> None:
     """Open the engine, connect, and run until the connection ends."""
     async with ArticleBot(settings, Engine.open) as bot:
         await bot.start(token)
 
 
-def sync_commands(settings: Settings, guild_id: int | None) -> int:
+def sync_commands(settings: BotSettings, guild_id: int | None) -> int:
     """Push the slash commands to Discord now: to one guild, or globally when guild_id is None."""
     token = _token(settings)
     problem = token_problem(token)
@@ -112,7 +112,7 @@ def sync_commands(settings: Settings, guild_id: int | None) -> int:
     return EXIT_OK
 
 
-async def _sync(settings: Settings, token: str, guild_id: int | None) -> int:
+async def _sync(settings: BotSettings, token: str, guild_id: int | None) -> int:
     """Log in over HTTP only (no gateway, no engine), load the cogs and sync."""
     async with ArticleBot(settings, None, sync_on_start=False) as bot:
         await bot.login(token)  # runs setup_hook, which loads the cogs

@@ -1,11 +1,14 @@
-"""Settings for the engine and the bot, read from the environment and `.env` when asked."""
+"""The engine's settings, read from the environment and `.env` when asked.
+
+The Discord adapter's own settings extend these in `bot/config.py`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
@@ -41,7 +44,7 @@ def _split_map(value: Any) -> Any:
 
 
 class Settings(BaseSettings):
-    """Every setting; each can be given as ARTICLEBOT_<NAME> (the token as DISCORD_TOKEN)."""
+    """The engine's settings; each can be given as ARTICLEBOT_<NAME>."""
 
     model_config = SettingsConfigDict(
         env_prefix="ARTICLEBOT_",
@@ -76,6 +79,10 @@ class Settings(BaseSettings):
     )
     chunk_overlap_sentences: int = Field(
         0, ge=0, description="Sentences shared by neighbouring chunks (1 measured no better)."
+    )
+    store: Literal["local"] = Field(
+        "local",
+        description="Storage backend: local (FAISS + SQLite generations in index_dir).",
     )
     index_type: Literal["auto", "flat", "ivf", "hnsw"] = Field(
         "auto", description="FAISS index: auto picks flat (exact) or ivf by size; hnsw on request."
@@ -116,38 +123,7 @@ class Settings(BaseSettings):
         description="Labels that carry a caution on quotes: 'label=text;label2=text'.",
     )
 
-    # --- Discord
-    discord_token: SecretStr | None = Field(
-        None,
-        validation_alias=AliasChoices("DISCORD_TOKEN", "ARTICLEBOT_DISCORD_TOKEN"),
-        description="Bot token from the Discord developer portal.",
-    )
-    dev_guild_id: int | None = Field(
-        None,
-        validation_alias=AliasChoices("ARTICLEBOT_DEV_GUILD_ID", "DEV_GUILD_ID"),
-        description="Guild that gets commands synced at start (instant, for development).",
-    )
-    admin_role_ids: Annotated[list[int], NoDecode] = Field(
-        default_factory=list, description="Extra roles allowed to /reindex."
-    )
-    admin_user_ids: Annotated[list[int], NoDecode] = Field(
-        default_factory=list, description="Extra users allowed to /reindex."
-    )
-    ask_channel_ids: Annotated[list[int], NoDecode] = Field(
-        default_factory=list,
-        description="Channels where every message is a question (needs message-content intent).",
-    )
-    ask_cooldown_seconds: float = Field(
-        20.0, ge=0, description="Window of the per-user question cooldown."
-    )
-    ask_cooldown_rate: int = Field(3, ge=1, description="Questions allowed per window per user.")
-    max_question_chars: int = Field(500, ge=10, description="Longest question accepted.")
-    max_concurrent_queries: int = Field(4, ge=1, description="Engine calls at once.")
-    log_level: str = Field("INFO", description="Logging level.")
-
-    @field_validator(
-        "article_dirs", "admin_role_ids", "admin_user_ids", "ask_channel_ids", mode="before"
-    )
+    @field_validator("article_dirs", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         """Parse comma-separated list settings."""

@@ -5,61 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.client import ArticleBot
-from bot.errors import NO_MENTIONS, NotAllowed, log_error
+from bot.errors import NO_MENTIONS, log_error
+from bot.guards import admin_check
 from bot.render import (
     render_failure,
     render_follow_match,
     render_ingest_report,
     render_progress,
 )
-from index.config import Settings
 from index.models import ArticleHit, Follow, IngestReport, Progress
 
 log = logging.getLogger(__name__)
 
 # Discord allows about five edits per message per five seconds; one every five is polite.
 PROGRESS_EVERY_SECONDS = 5.0
-
-
-def may_administer(
-    permissions: discord.Permissions,
-    role_ids: Collection[int],
-    user_id: int,
-    settings: Settings,
-) -> bool:
-    """Manage Server, or an admin role, or an admin user."""
-    return (
-        permissions.manage_guild
-        or user_id in settings.admin_user_ids
-        or any(role in settings.admin_role_ids for role in role_ids)
-    )
-
-
-def is_admin(interaction: discord.Interaction) -> bool:
-    """Whether the interaction's user may administer the bot in this server."""
-    user = interaction.user
-    role_ids = [role.id for role in user.roles] if isinstance(user, discord.Member) else []
-    settings: Settings = interaction.client.settings  # type: ignore[attr-defined]
-    return may_administer(interaction.permissions, role_ids, user.id, settings)
-
-
-def admin_check(interaction: discord.Interaction) -> bool:
-    """The run-time check behind /reindex (Discord's default permissions can be overridden)."""
-    if interaction.guild is None:
-        raise app_commands.NoPrivateMessage()
-    if not is_admin(interaction):
-        raise NotAllowed(
-            "Only members with Manage Server, or an admin role or user set for this bot, "
-            "can reindex."
-        )
-    return True
 
 
 class ProgressRelay:

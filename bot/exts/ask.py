@@ -4,40 +4,21 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.client import ArticleBot
-from bot.errors import NO_MENTIONS, BadInput, UserFacingError, friendly_message, log_error
+from bot.errors import NO_MENTIONS, UserFacingError, friendly_message, log_error
 from bot.feedback import VoteButton, vote_view
-from bot.guards import clean_question
+from bot.guards import clean_question, parse_period
 from bot.render import choice_name, render_answer, thread_name
 from index.models import Answer, SearchFilters
-from index.timeparse import read_day
 
 log = logging.getLogger(__name__)
 
 AUTOCOMPLETE_CHOICES = 25
-
-
-def parse_day(text: str, today: date | None = None) -> date:
-    """A date typed by a user; BadInput with the accepted forms when it cannot be read."""
-    try:
-        return read_day(text, today)
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-
-
-def parse_period(since: str | None, until: str | None) -> tuple[date | None, date | None]:
-    """The 'since' and 'until' options as dates; BadInput for unreadable or reversed ones."""
-    since_day = parse_day(since) if since and since.strip() else None
-    until_day = parse_day(until) if until and until.strip() else None
-    if since_day and until_day and since_day > until_day:
-        raise BadInput(f"'since' ({since_day}) is after 'until' ({until_day}).")
-    return since_day, until_day
 
 
 def build_filters(

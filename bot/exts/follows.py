@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS, BadInput, NotAllowed
-from bot.exts.admin import is_admin
+from bot.guards import is_admin
 from bot.render import choice_name, escape_text, one_line, render_follows, topic_text
 from index.models import Follow
 

@@ -8,8 +8,7 @@ from discord.ext import commands
 
 from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS
-from bot.exts.ask import parse_day, parse_period
-from bot.guards import clean_question
+from bot.guards import clean_question, parse_day, parse_period
 from bot.render import render_timeline, render_whatsnew
 
 

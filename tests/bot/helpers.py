@@ -1,33 +1,37 @@
-"""Offline stand-ins for the engine and for discord.py objects (spec'd mocks)."""
+"""Offline stand-ins for the engine, its state store and discord.py objects (spec'd mocks)."""
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
-from unittest.mock import AsyncMock, MagicMock
+from unittest.mock import AsyncMock, MagicMock, create_autospec
 
 import discord
 
 from bot.client import ArticleBot
-from index.config import Settings
+from bot.config import BotSettings
 from index.engine import ReindexInProgressError
 from index.models import (
     Answer,
     ArticleDetail,
     ArticleHit,
     ArticleInfo,
+    Caveat,
     Coverage,
     Follow,
     IndexStats,
     IngestReport,
+    NotAnswered,
     Progress,
     Quote,
     SearchFilters,
     Story,
 )
+from index.store.base import StateStore
 
 BOT_USER_ID = 999
 
@@ -53,9 +57,11 @@ def make_answer(
     texts: Sequence[str] = ("The river rose by two metres.",),
     answered: bool = True,
     article: ArticleInfo | None = None,
-    note: str = "",
+    reason: NotAnswered | None = None,
+    caveat: Caveat | None = None,
+    newest: date | None = None,
 ) -> Answer:
-    """A canned answer with one quote per text."""
+    """A canned answer with one quote per text; unanswered ones default to NOTHING_RELEVANT."""
     quotes = tuple(
         Quote(text=text, article=article or make_article(i + 1), chunk_id=100 + i, start=0,
               end=len(text), score=1.0 - i / 10)
@@ -69,19 +75,100 @@ def make_answer(
         answered=answered,
         confidence="high" if answered else "none",
         coverage=Coverage(120, date(2023, 1, 1), date(2023, 2, 26)),
-        note=note,
+        reason=None if answered else (reason or NotAnswered.NOTHING_RELEVANT),
+        caveat=caveat if answered else None,
+        newest=newest,
     )
 
 
+class MemoryState:
+    """The bot-state store's methods, in memory (wrapped by `make_state` in a spec'd mock)."""
+
+    def __init__(self) -> None:
+        self.votes: dict[tuple[str, tuple[int, ...], str], int] = {}
+        self.follow_table: dict[int, Follow] = {}
+        self.values: dict[str, str] = {}
+        self.closed = False
+        self._next_follow = 1
+
+    def record_feedback(
+        self, question: str, chunk_ids: Sequence[int], vote: int, user_hash: str
+    ) -> None:
+        if vote not in (-1, 1):
+            raise ValueError("vote must be +1 or -1")
+        self.votes[(question, tuple(chunk_ids), user_hash)] = vote
+
+    def feedback_counts(self) -> dict[str, int]:
+        values = list(self.votes.values())
+        return {"up": values.count(1), "down": values.count(-1)}
+
+    def add_follow(
+        self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None
+    ) -> Follow:
+        topic = " ".join(topic.split())
+        if not topic:
+            raise ValueError("a followed topic needs words")
+        for follow in self.follow_table.values():
+            if follow.channel_id == channel_id and follow.topic == topic:
+                return follow
+        follow = Follow(self._next_follow, guild_id, channel_id, user_id, topic)
+        self._next_follow += 1
+        self.follow_table[follow.id] = follow
+        return follow
+
+    def remove_follow(self, follow_id: int) -> bool:
+        return self.follow_table.pop(follow_id, None) is not None
+
+    def list_follows(
+        self, *, guild_id: int | None = None, channel_id: int | None = None
+    ) -> list[Follow]:
+        return [f for f in self.follow_table.values()
+                if (guild_id is None or f.guild_id == guild_id)
+                and (channel_id is None or f.channel_id == channel_id)]
+
+    def get_value(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def set_value(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def public_methods(cls: type) -> list[str]:
+    """Names of a class's public callables (its own and inherited), properties left out."""
+    return sorted(name for name, member in inspect.getmembers(cls)
+                  if not name.startswith("_") and callable(member))
+
+
+def make_state(memory: MemoryState | None = None) -> Any:
+    """A StateStore mock (spec_set on the real class: signatures are checked on every call)
+    whose methods act on `memory`."""
+    memory = memory or MemoryState()
+    state = create_autospec(StateStore, instance=True, spec_set=True)
+    for name in public_methods(StateStore):
+        getattr(state, name).side_effect = getattr(memory, name)
+    return state
+
+
 class FakeEngine:
-    """Implements the Engine methods the bot calls, with canned results and a call log."""
+    """The Engine methods the bot calls, with canned results and a call log.
+
+    Its public methods and properties keep Engine's signatures (tests/bot/test_fake_engine.py
+    checks); test knobs are instance attributes. Follows and votes go to a spec'd in-memory
+    state store, as Engine's go to its StateStore.
+    """
 
     def __init__(self, answer: Answer | None = None, n_articles: int = 23) -> None:
         self.answer = answer or make_answer()
         self.articles = [make_article(n) for n in range(1, n_articles + 1)]
         self.calls: list[tuple[Any, ...]] = []
         self.events: list[str] = []
-        self.votes: dict[tuple[str, tuple[int, ...], str], int] = {}
+        self.memory = MemoryState()
+        self.state_store = make_state(self.memory)
+        self.votes = self.memory.votes
+        self.follow_table = self.memory.follow_table
         self.reindex_gate: threading.Event | None = None
         self.reindex_started = threading.Event()
         self.reindex_error: Exception | None = None
@@ -89,9 +176,11 @@ class FakeEngine:
         self.closed = False
         self.timeline_quotes: list[Quote] = []
         self.stories: list[Story] = []
-        self.follow_table: dict[int, Follow] = {}
-        self.removed_follows = 0
         self.new_article_ids: list[str] = []
+
+    @property
+    def state(self) -> Any:
+        return self.state_store
 
     def ask(
         self, question: str, filters: SearchFilters | None = None, *, as_of: date | None = None
@@ -117,34 +206,23 @@ class FakeEngine:
         self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None
     ) -> Follow:
         self.events.append("add_follow")
-        topic = " ".join(topic.split())
-        for follow in self.follow_table.values():
-            if follow.channel_id == channel_id and follow.topic == topic:
-                return follow
-        follow = Follow(len(self.follow_table) + 1 + self.removed_follows, guild_id,
-                        channel_id, user_id, topic)
-        self.follow_table[follow.id] = follow
-        return follow
+        return self.state.add_follow(topic, channel_id=channel_id, user_id=user_id,
+                                     guild_id=guild_id)
 
     def remove_follow(self, follow_id: int) -> bool:
         self.events.append("remove_follow")
-        if self.follow_table.pop(follow_id, None) is None:
-            return False
-        self.removed_follows += 1
-        return True
+        return self.state.remove_follow(follow_id)
 
     def follows(
         self, *, guild_id: int | None = None, channel_id: int | None = None
     ) -> list[Follow]:
         self.events.append("follows")
-        return [f for f in self.follow_table.values()
-                if (guild_id is None or f.guild_id == guild_id)
-                and (channel_id is None or f.channel_id == channel_id)]
+        return self.state.list_follows(guild_id=guild_id, channel_id=channel_id)
 
     def follow_matches(self, article_ids: Sequence[str]) -> list[tuple[Follow, list[ArticleHit]]]:
         self.calls.append(("follow_matches", tuple(article_ids)))
         hits = [ArticleHit(a, 0.9, 1, "passage") for a in self.articles if a.id in article_ids]
-        return [(follow, hits) for follow in self.follow_table.values()]
+        return [(follow, hits) for follow in self.state.list_follows()]
 
     def recent_articles(
         self, limit: int = 10, offset: int = 0, source: str | None = None
@@ -166,9 +244,6 @@ class FakeEngine:
         self.calls.append(("sources",))
         return ["Daily Planet", "Gotham Gazette", "The Bugle"]
 
-    def coverage(self, filters: SearchFilters | None = None) -> Coverage:
-        return Coverage(len(self.articles), date(2023, 1, 1), date(2023, 1, 28))
-
     def stats(self) -> IndexStats:
         return IndexStats(
             n_articles=len(self.articles), n_chunks=70, sources=(("Daily Planet", 23),),
@@ -177,7 +252,7 @@ class FakeEngine:
             built_at="2023-02-01T10:00:00", build_seconds=12.5,
         )
 
-    def reindex(self, progress: Any = None) -> IngestReport:
+    def reindex(self, progress: Any = None, *, rebuild: bool = False) -> IngestReport:
         if not self._write_lock.acquire(blocking=False):
             raise ReindexInProgressError("a reindex is already running")
         try:
@@ -200,19 +275,18 @@ class FakeEngine:
     def record_feedback(
         self, question: str, chunk_ids: Sequence[int], vote: int, user_hash: str
     ) -> None:
-        self.votes[(question, tuple(chunk_ids), user_hash)] = vote
+        self.state.record_feedback(question, chunk_ids, vote, user_hash)
 
     def feedback_counts(self) -> dict[str, int]:
-        values = list(self.votes.values())
-        return {"up": values.count(1), "down": values.count(-1)}
+        return self.state.feedback_counts()
 
     def close(self) -> None:
         self.closed = True
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings that read no environment or .env file."""
-    return Settings(_env_file=None, index_dir=tmp_path / "index", **overrides)
+def make_settings(tmp_path: Path, **overrides: Any) -> BotSettings:
+    """The bot's settings, reading no environment or .env file."""
+    return BotSettings(_env_file=None, index_dir=tmp_path / "index", **overrides)
 
 
 async def make_bot(
@@ -221,6 +295,7 @@ async def make_bot(
     """A bot with a fake engine and (optionally) every cog loaded; never logs in."""
     fake = engine or FakeEngine()
     bot = ArticleBot(make_settings(tmp_path, **overrides), lambda _settings: fake,  # type: ignore[arg-type,return-value]
+                     state_factory=lambda _settings: make_state(),
                      sync_on_start=False, slot_wait_seconds=0.2)
     await bot._async_setup_hook()  # binds the bot to the running loop, as `async with` would
     if load:

@@ -11,7 +11,8 @@ import pytest
 from helpers import FakeEngine, make_bot, make_interaction
 
 from bot.errors import NotAllowed, friendly_message
-from bot.exts.admin import Admin, admin_check, may_administer
+from bot.exts.admin import Admin
+from bot.guards import admin_check, may_administer
 from index.engine import EngineError
 
 

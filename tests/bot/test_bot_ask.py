@@ -12,9 +12,9 @@ import pytest
 from helpers import BOT_USER_ID, FakeEngine, make_answer, make_bot, make_interaction, make_user
 
 from bot.errors import BadInput, Busy, OnCooldown, report_error
-from bot.exts.ask import Ask, build_filters, parse_day, strip_mentions
+from bot.exts.ask import Ask, build_filters, strip_mentions
 from bot.feedback import VoteButton
-from bot.guards import UserCooldown, clean_question
+from bot.guards import UserCooldown, clean_question, parse_day
 from index.models import SearchFilters
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from unittest.mock import AsyncMock
 
 import pytest
-from helpers import FakeEngine, make_bot, make_settings
+from helpers import FakeEngine, MemoryState, make_bot, make_settings, make_state
 
-from bot.client import command_payload
+from bot.client import COMMANDS_HASH_KEY, ArticleBot, command_payload
 from bot.run import serve, sync_commands, token_problem
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "commands.json"
@@ -26,13 +26,16 @@ async def test_command_payload_matches_the_snapshot(tmp_path: Path) -> None:
 
 
 async def test_global_sync_happens_only_when_commands_change(tmp_path: Path) -> None:
-    bot = await make_bot(tmp_path)
+    engine = FakeEngine()
+    bot = await make_bot(tmp_path, engine)
     bot._connection.application_id = 1234
     bot.tree.sync = AsyncMock(return_value=[])
     await bot.sync_on_start()
     await bot.sync_on_start()
     assert bot.tree.sync.await_count == 1
-    assert bot.commands_hash_path.is_file()
+    # Kept in the engine's state store, which other bot processes share; no file beside it.
+    assert len(engine.memory.values[COMMANDS_HASH_KEY]) == 64
+    assert not (tmp_path / "index" / "commands.sha256").exists()
 
     bot.tree.remove_command("stats")
     await bot.sync_on_start()
@@ -50,14 +53,49 @@ async def test_dev_guild_gets_an_instant_copy(tmp_path: Path) -> None:
     guild = bot.tree.sync.await_args.kwargs["guild"]
     assert guild.id == 4242
     assert {cmd.name for cmd in bot.tree.get_commands(guild=guild)} >= {"ask", "reindex"}
-    assert not bot.commands_hash_path.exists()
+    assert COMMANDS_HASH_KEY not in bot.engine.memory.values  # type: ignore[attr-defined]
+
+
+async def test_sync_without_an_engine_uses_its_own_state_store(tmp_path: Path) -> None:
+    """`articlebot sync` runs without an engine: the bot opens the store, off the loop, once."""
+    memory = MemoryState()
+    opened: list[object] = []
+
+    def open_store(settings: object) -> object:
+        opened.append(settings)
+        return make_state(memory)
+
+    bot = ArticleBot(make_settings(tmp_path), None, state_factory=open_store,  # type: ignore[arg-type]
+                     extensions=(), sync_on_start=False)
+    await bot._async_setup_hook()
+    bot.tree.sync = AsyncMock(return_value=[])
+    await bot.sync_commands(None)
+    await bot.sync_commands(None)
+    assert len(opened) == 1 and bot.state.get_value(COMMANDS_HASH_KEY)
+    await bot.close()
+    assert memory.closed
+
+
+async def test_a_failing_state_store_costs_only_an_extra_sync(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = FakeEngine()
+    engine.state_store.get_value.side_effect = OSError("disk gone")
+    engine.state_store.set_value.side_effect = OSError("disk gone")
+    bot = await make_bot(tmp_path, engine)
+    bot.tree.sync = AsyncMock(return_value=[])
+    await bot.sync_on_start()
+    assert bot.tree.sync.await_count == 1
+    assert "could not read" in caplog.text and "could not remember" in caplog.text
 
 
 async def test_close_releases_the_engine(tmp_path: Path) -> None:
     engine = FakeEngine()
     bot = await make_bot(tmp_path, engine)
+    await bot.load_state()
     await bot.close()
     assert engine.closed
+    assert not engine.memory.closed  # the engine's store is the engine's to close
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import re
@@ -9,10 +10,10 @@ from pathlib import Path
 
 import discord
 import pytest
-from helpers import FakeEngine, http_error, make_bot, make_interaction
+from helpers import FakeEngine, MemoryState, http_error, make_bot, make_interaction, make_state
 
 from bot.errors import GENERIC_FAILURE, SEND_FALLBACK, OnCooldown, report_error
-from bot.feedback import VoteButton, load_salt, user_hash
+from bot.feedback import SALT_KEY, VoteButton, load_salt, record_vote, user_hash
 from bot.log import FILTERED_LOGGERS, REDACTED, RedactingFilter, setup_logging
 
 FAKE_TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0Mw.GAbCdE.abcdefghijklmnopqrstuvwxyz0123456789AB"
@@ -98,7 +99,7 @@ async def test_votes_are_pseudonymous_and_replaceable(tmp_path: Path) -> None:
     await up.callback(interaction)
     [(question, chunks, voter)] = engine.votes
     assert (question, chunks) == ("What happened?", (100, 101))
-    assert voter == user_hash(bot.feedback_salt, 555) and "555" not in voter
+    assert voter == user_hash(await bot.feedback_salt(), 555) and "555" not in voter
     assert "Thanks" in interaction.response.send_message.await_args.args[0]
 
     again = make_interaction(bot, user_id=555)
@@ -119,10 +120,55 @@ async def test_vote_on_a_forgotten_answer_is_answered(tmp_path: Path) -> None:
     assert "too old" in interaction.response.send_message.await_args.args[0]
 
 
-def test_salt_is_stored_once_and_private(tmp_path: Path) -> None:
-    salt = load_salt(tmp_path / "index")
-    assert load_salt(tmp_path / "index") == salt and len(salt) == 32
-    assert (tmp_path / "index" / "feedback.salt").stat().st_mode & 0o077 == 0
+def test_salt_is_created_once_in_the_state_store(tmp_path: Path) -> None:
+    memory = MemoryState()
+    state = make_state(memory)
+    salt = load_salt(state, tmp_path / "index")
+    assert load_salt(state, tmp_path / "index") == salt and len(salt) == 32
+    assert memory.values == {SALT_KEY: salt.hex()}
+    assert state.set_value.call_count == 1
+    assert not (tmp_path / "index").exists()  # nothing written beside the index any more
+
+
+def test_an_old_salt_file_is_adopted_so_old_votes_still_match(tmp_path: Path) -> None:
+    (tmp_path / "feedback.salt").write_text("ab" * 32, encoding="ascii")
+    memory = MemoryState()
+    assert load_salt(make_state(memory), tmp_path) == bytes.fromhex("ab" * 32)
+    assert memory.values[SALT_KEY] == "ab" * 32
+    (tmp_path / "feedback.salt").write_text("cd" * 32, encoding="ascii")
+    assert load_salt(make_state(memory), tmp_path) == bytes.fromhex("ab" * 32)  # adopted once
+
+
+def test_an_unreadable_stored_salt_is_replaced(tmp_path: Path) -> None:
+    memory = MemoryState()
+    memory.values[SALT_KEY] = "not hex"
+    salt = load_salt(make_state(memory), None)
+    assert len(salt) == 32 and memory.values[SALT_KEY] == salt.hex()
+
+
+async def test_the_bot_reads_the_salt_off_the_loop_once(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    bot = await make_bot(tmp_path, engine)
+    first, second = await asyncio.gather(bot.feedback_salt(), bot.feedback_salt())
+    assert first == second == bytes.fromhex(engine.memory.values[SALT_KEY])
+    assert engine.state_store.get_value.call_count == 2  # one read, one read-back after creating
+
+
+async def test_record_vote_needs_no_bot(tmp_path: Path) -> None:
+    """The vote logic takes what it needs as arguments (feedback.py does not know the bot)."""
+    from bot.feedback import AnswerLog
+
+    bot = await make_bot(tmp_path)
+    answers = AnswerLog()
+    key = answers.add("Why?", [7])
+    stored: list[tuple[object, ...]] = []
+
+    async def store(*args: object) -> None:
+        stored.append(args)
+
+    interaction = make_interaction(bot, user_id=9)
+    await record_vote(answers, b"salt", store, interaction, key, -1)
+    assert stored == [("Why?", (7,), -1, user_hash(b"salt", 9))]
 
 
 def test_setup_logging_redacts_records_from_every_logger() -> None:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock
@@ -31,7 +32,7 @@ from helpers import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_bot_render import NASTY, assert_inert
+from test_bot_render import CAVEATS, NASTY, assert_inert
 
 from bot import run
 from bot.client import ArticleBot
@@ -47,6 +48,7 @@ from bot.exts.ask import Ask
 from bot.guards import UserCooldown
 from bot.log import FILTERED_LOGGERS
 from bot.render import CONTENT_LIMIT, THREAD_NAME_LIMIT, safe_url
+from index.models import Caveat
 
 # ------------------------------------------------------------------ every send, whatever the text
 
@@ -95,17 +97,18 @@ def assert_safe_message(content: str, kwargs: dict[str, Any], article_url: str) 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(question=NASTY, texts=st.lists(NASTY.filter(str.strip), min_size=1, max_size=4),
-       title=NASTY, source=NASTY, url=URLS, note=NASTY, answered=st.booleans(),
+       title=NASTY, source=NASTY, url=URLS, caveat=CAVEATS, answered=st.booleans(),
        label=st.sampled_from(["", "fakenews", "@everyone", "<@1>", "x*y"]))
 def test_every_message_sent_is_inert_and_fits(
     bot_on_loop: tuple[Any, ArticleBot], question: str, texts: list[str], title: str,
-    source: str, url: str, note: str, answered: bool, label: str,
+    source: str, url: str, caveat: Caveat | None, answered: bool, label: str,
 ) -> None:
     loop, bot = bot_on_loop
     cog: Ask = bot.get_cog("Ask")  # type: ignore[assignment]
     article = make_article(1, title=title, source=source, url=url,
                            labels=(label,) if label else ())
-    bot.engine.answer = make_answer(question, texts, answered, article=article, note=note)
+    bot.engine.answer = make_answer(question, texts, answered, article=article, caveat=caveat,
+                                    newest=date(2023, 1, 1))
 
     interaction = make_interaction(bot)
     try:

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-if TYPE_CHECKING:
-    from index.engine import Engine
-
+from articlebot import wording
+from bench.perf import app as perf_app
+from bench.quality import app as quality_app
 from index.config import Settings, load_settings
 from index.models import (
     Answer,
@@ -26,6 +26,10 @@ from index.models import (
     SearchFilters,
     jsonable,
 )
+
+if TYPE_CHECKING:
+    from bot.config import BotSettings
+    from index.engine import Engine
 
 app = typer.Typer(
     name="articlebot",
@@ -49,8 +53,15 @@ class CliError(Exception):
 
 
 def _settings(index: Path | None, **overrides: Any) -> Settings:
-    """Settings from the environment and `.env`, with command-line overrides."""
+    """The engine's settings from the environment and `.env`, with command-line overrides."""
     return load_settings(index_dir=index, **overrides)
+
+
+def _bot_settings(index: Path | None) -> BotSettings:
+    """The bot's settings (the engine's and the Discord ones), for `serve` and `sync`."""
+    from bot.config import load_bot_settings
+
+    return load_bot_settings(index_dir=index)
 
 
 def _engine(settings: Settings, *, create: bool = False, repair: bool = False) -> Engine:
@@ -136,16 +147,16 @@ def format_quote(quote: Quote, cautions: Mapping[str, str]) -> list[str]:
 def format_answer(answer: Answer, cautions: Mapping[str, str] | None = None) -> str:
     """An answer as terminal text: quotes with attribution, then the articles."""
     lines: list[str] = []
-    if answer.answered:
+    if answer.answered and answer.quotes:
         for quote in answer.quotes:
             lines += format_quote(quote, cautions or {})
             lines.append(f"      (score {quote.score:.3f})")
         lines.append(f"Confidence: {answer.confidence}.")
-        if answer.note:
-            lines.append(f"Note: {answer.note}.")
+        caveat = wording.caveat_text(answer)
+        if caveat:
+            lines.append(f"Note: {caveat}.")
     else:
-        note = answer.note or "no article answers this"
-        lines.append(f"{note[:1].upper()}{note[1:]}.")
+        lines.append(wording.sentence(wording.reason_text(answer)))
         whole = answer.collection or answer.coverage
         lines.append(f"The collection holds {whole.n_articles} articles.")
     if answer.results:
@@ -206,11 +217,17 @@ def ask(
     settings = _settings(index)
     engine = _engine(settings)
     answer = engine.ask(question, filters, as_of=_parse_day(as_of, "as-of"))
-    typer.echo(
-        json.dumps(answer.to_dict(), indent=2)
-        if as_json
-        else format_answer(answer, settings.caution_labels)
-    )
+    if as_json:
+        typer.echo(json.dumps(answer_json(answer), indent=2))
+    else:
+        typer.echo(format_answer(answer, settings.caution_labels))
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """An answer as JSON-ready data: the engine's facts, plus the remark in words as "note"."""
+    data = answer.to_dict()
+    data["note"] = wording.note(answer)
+    return data
 
 
 @app.command()
@@ -338,24 +355,16 @@ def demo(index: IndexOption = None) -> None:
     typer.echo(f'\nAsk your own: articlebot ask --index {settings.index_dir} "your question"')
 
 
-PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True,
-                "help_option_names": []}
-
-
-@app.command(name="eval", context_settings=PASS_THROUGH, add_help_option=False)
-def evaluate(ctx: typer.Context) -> None:
-    """Answer quality on the shared sets: eval squad|news|calibrate|sweep [--json] (see --help)."""
-    from bench.quality import main as quality_main
-
-    raise typer.Exit(quality_main(ctx.args) or 0)
-
-
-@app.command(context_settings=PASS_THROUGH, add_help_option=False)
-def bench(ctx: typer.Context) -> None:
-    """Speed and memory: bench embed|ingest|query|scale [--json] (see --help)."""
-    from bench.perf import main as perf_main
-
-    raise typer.Exit(perf_main(ctx.args) or 0)
+app.add_typer(
+    quality_app,
+    name="eval",
+    help="Answer quality on the shared evaluation sets: squad, news, calibrate, sweep.",
+)
+app.add_typer(
+    perf_app,
+    name="bench",
+    help="Speed and memory: embed, ingest, query, scale.",
+)
 
 
 @app.command()
@@ -363,7 +372,7 @@ def serve(index: IndexOption = None) -> None:
     """Run the Discord bot (needs DISCORD_TOKEN)."""
     from bot.run import serve as run_bot
 
-    raise typer.Exit(run_bot(_settings(index)))
+    raise typer.Exit(run_bot(_bot_settings(index)))
 
 
 @app.command()
@@ -374,7 +383,7 @@ def sync(
     """Push the slash-command definitions to Discord now."""
     from bot.run import sync_commands
 
-    raise typer.Exit(sync_commands(_settings(index), guild))
+    raise typer.Exit(sync_commands(_bot_settings(index), guild))
 
 
 def _jsonable(value: object) -> Any:

@@ -1,0 +1,3 @@
+"""articlebot's application layer: the command line and the wording people read."""
+
+from __future__ import annotations

@@ -1,0 +1,114 @@
+"""What people read about an answer's facts, in plain text; the CLI and the bot both use it.
+
+The engine returns facts (`Answer.reason`, `Answer.caveat`, `Answer.newest`, the period the
+question named, the coverage); these functions word them. They return a lowercase phrase
+without a full stop, so a renderer can set it in its own sentence (`sentence`) and escape it
+for its medium (the bot escapes Discord markdown; a terminal needs nothing).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from index.models import Answer, Caveat, Coverage, NotAnswered
+
+SENTENCE_ENDS = ".!?…"
+
+
+def day_text(day: date) -> str:
+    """A day in words: '12 March 2023'."""
+    return f"{day.day} {day:%B %Y}"
+
+
+def span_text(first: date | None, last: date | None) -> str:
+    """A period in words: 'between 1 March 2023 and 7 March 2023', 'on …', 'since …', 'until …'.
+
+    Returns '' when neither end is known.
+    """
+    if first and last:
+        if first == last:
+            return f"on {day_text(first)}"
+        return f"between {day_text(first)} and {day_text(last)}"
+    if first:
+        return f"since {day_text(first)}"
+    if last:
+        return f"until {day_text(last)}"
+    return ""
+
+
+def no_words() -> str:
+    """Why a question without letters or digits gets no answer."""
+    return "the question has no words"
+
+
+def not_found(
+    period_since: date | None, period_until: date | None, collection: Coverage | None
+) -> str:
+    """'no article [between … and …] answers this[; the collection spans D1 – D2]'.
+
+    The period part appears only when the question named one; the span only when the
+    collection has dated articles.
+    """
+    period = span_text(period_since, period_until)
+    text = f"no article {period} answers this" if period else "no article answers this"
+    if collection is not None and collection.first and collection.last:
+        text += (f"; the collection spans {day_text(collection.first)} – "
+                 f"{day_text(collection.last)}")
+    return text
+
+
+def outside_period(since: date | None, until: date | None, newest: date | None) -> str:
+    """'no article between … answers this; these are the closest, the latest from D'."""
+    period = span_text(since, until)
+    where = period or "in the period asked about"
+    text = f"no article {where} answers this; these are the closest"
+    if newest is not None:
+        text += f", the latest from {day_text(newest)}"
+    return text
+
+
+def stale(newest: date | None) -> str:
+    """'the latest article on this is from D' (without a date: that the articles are old)."""
+    if newest is None:
+        return "the articles on this are old"
+    return f"the latest article on this is from {day_text(newest)}"
+
+
+def reason_text(answer: Answer) -> str:
+    """Why nothing answers, for an answer that quotes nothing ('' when it quotes something)."""
+    if answer.answered and answer.quotes:
+        return ""
+    if answer.reason is NotAnswered.NO_WORDS:
+        return no_words()
+    # NOTHING_RELEVANT, and the fallback for an answer that names no reason.
+    return not_found(
+        answer.period_since, answer.period_until, answer.collection or answer.coverage
+    )
+
+
+def caveat_text(answer: Answer) -> str:
+    """The warning that goes with an answer's quotes ('' when there is none)."""
+    if answer.caveat is Caveat.OUTSIDE_PERIOD:
+        return outside_period(answer.period_since, answer.period_until, answer.newest)
+    if answer.caveat is Caveat.STALE:
+        return stale(answer.newest)
+    return ""
+
+
+def note(answer: Answer) -> str:
+    """The one remark on an answer: why nothing answers, else its caveat ('' when none)."""
+    if answer.answered and answer.quotes:
+        return caveat_text(answer)
+    return reason_text(answer)
+
+
+def sentence(text: str) -> str:
+    """A phrase as a sentence: first letter capitalised, a full stop unless it ends in one.
+
+    Returns '' for blank text.
+    """
+    text = text.strip()
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in SENTENCE_ENDS else text + "."

@@ -1,0 +1,62 @@
+"""The bot's settings: the engine's, plus those only the Discord adapter reads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from index.config import Settings, _split_list
+
+
+class BotSettings(Settings):
+    """The engine's settings and the Discord ones; each can be given as ARTICLEBOT_<NAME>.
+
+    The token is read as DISCORD_TOKEN (or ARTICLEBOT_DISCORD_TOKEN), the development guild
+    also as DEV_GUILD_ID.
+    """
+
+    # --- Discord
+    discord_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("DISCORD_TOKEN", "ARTICLEBOT_DISCORD_TOKEN"),
+        description="Bot token from the Discord developer portal.",
+    )
+    dev_guild_id: int | None = Field(
+        None,
+        validation_alias=AliasChoices("ARTICLEBOT_DEV_GUILD_ID", "DEV_GUILD_ID"),
+        description="Guild that gets commands synced at start (instant, for development).",
+    )
+    admin_role_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Extra roles allowed to /reindex."
+    )
+    admin_user_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Extra users allowed to /reindex."
+    )
+    ask_channel_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Channels where every message is a question (needs message-content intent).",
+    )
+    ask_cooldown_seconds: float = Field(
+        20.0, ge=0, description="Window of the per-user question cooldown."
+    )
+    ask_cooldown_rate: int = Field(3, ge=1, description="Questions allowed per window per user.")
+    max_question_chars: int = Field(500, ge=10, description="Longest question accepted.")
+    max_concurrent_queries: int = Field(4, ge=1, description="Engine calls at once.")
+    # Only the bot configures logging from settings; the CLI logs warnings and up.
+    log_level: str = Field("INFO", description="Logging level.")
+
+    @field_validator("admin_role_ids", "admin_user_ids", "ask_channel_ids", mode="before")
+    @classmethod
+    def _id_lists(cls, value: Any) -> Any:
+        """Parse comma-separated id lists."""
+        return _split_list(value)
+
+
+def load_bot_settings(**overrides: Any) -> BotSettings:
+    """Read the bot's settings from the environment and `.env`, with explicit overrides on top.
+
+    Overrides that are None are ignored. Raises pydantic's ValidationError for a bad value.
+    """
+    return BotSettings(**{key: value for key, value in overrides.items() if value is not None})

@@ -1,0 +1,66 @@
+"""The words people read for an answer's facts: the engine's old sentences, reproduced."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from articlebot import wording
+from index.models import Answer, Caveat, Coverage, NotAnswered
+
+WHOLE = Coverage(120, date(2023, 1, 2), date(2023, 3, 10))
+
+
+def answer(**fields: object) -> Answer:
+    """An answer with no quotes unless `fields` give some."""
+    base: dict[str, object] = {"question": "q", "quotes": (), "results": (), "answered": False,
+                               "confidence": "none", "coverage": WHOLE}
+    base.update(fields)
+    return Answer(**base)  # type: ignore[arg-type]
+
+
+def test_days_and_spans() -> None:
+    assert wording.day_text(date(2023, 3, 12)) == "12 March 2023"
+    assert wording.day_text(date(2023, 3, 1)) == "1 March 2023"
+    assert (wording.span_text(date(2023, 3, 1), date(2023, 3, 7))
+            == "between 1 March 2023 and 7 March 2023")
+    assert wording.span_text(date(2023, 3, 5), date(2023, 3, 5)) == "on 5 March 2023"
+    assert wording.span_text(date(2023, 1, 2), None) == "since 2 January 2023"
+    assert wording.span_text(None, date(2023, 1, 2)) == "until 2 January 2023"
+    assert wording.span_text(None, None) == ""
+
+
+def test_not_found() -> None:
+    nothing = answer(reason=NotAnswered.NOTHING_RELEVANT)
+    assert wording.reason_text(nothing) == (
+        "no article answers this; the collection spans 2 January 2023 – 10 March 2023"
+    )
+    in_period = answer(reason=NotAnswered.NOTHING_RELEVANT, period_since=date(2023, 2, 27),
+                       period_until=date(2023, 3, 5), coverage=Coverage(0, None, None),
+                       collection=WHOLE)
+    assert wording.reason_text(in_period) == (
+        "no article between 27 February 2023 and 5 March 2023 answers this; "
+        "the collection spans 2 January 2023 – 10 March 2023"
+    )
+    undated = answer(reason=NotAnswered.NOTHING_RELEVANT, coverage=Coverage(4, None, None))
+    assert wording.reason_text(undated) == "no article answers this"
+    assert wording.reason_text(answer(reason=NotAnswered.NO_WORDS)) == "the question has no words"
+
+
+def test_caveats() -> None:
+    quoted = {"answered": True, "quotes": ("stand-in",), "confidence": "high"}
+    outside = answer(**quoted, caveat=Caveat.OUTSIDE_PERIOD, newest=date(2023, 1, 20),
+                     period_since=date(2023, 2, 27), period_until=date(2023, 3, 5))
+    assert wording.caveat_text(outside) == (
+        "no article between 27 February 2023 and 5 March 2023 answers this; "
+        "these are the closest, the latest from 20 January 2023"
+    )
+    stale = answer(**quoted, caveat=Caveat.STALE, newest=date(2023, 3, 12))
+    assert wording.caveat_text(stale) == "the latest article on this is from 12 March 2023"
+    assert wording.note(stale) == wording.caveat_text(stale)
+    assert wording.note(answer(**quoted)) == ""
+
+
+def test_sentences() -> None:
+    assert wording.sentence("the question has no words") == "The question has no words."
+    assert wording.sentence("ends with an ellipsis…") == "Ends with an ellipsis…"
+    assert wording.sentence("  ") == ""
