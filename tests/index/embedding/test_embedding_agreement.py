@@ -16,7 +16,7 @@ from index.embedding import make_embedder
 
 pytestmark = pytest.mark.slow
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "news2023"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "news2023"
 CORPUS = DATA / "corpus-8w.jsonl.gz"
 QUESTIONS = DATA / "questions-8w.jsonl.gz"
 needs_data = pytest.mark.skipif(
@@ -95,4 +95,4 @@ def test_openvino_serves_without_torch(backend: str, cache_dir: Path) -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
-                   cwd=Path(__file__).resolve().parents[2])
+                   cwd=Path(__file__).resolve().parents[3])
