@@ -47,6 +47,14 @@ def make_intents(settings: BotSettings) -> discord.Intents:
     return intents
 
 
+def shard_plan(settings: BotSettings) -> str:
+    """Which shards this process runs, for the log: 'shards 0,1 of 4'."""
+    if settings.shard_count is None:
+        return "shards: as many as Discord recommends, all in this process"
+    shard_ids = settings.shard_ids or range(settings.shard_count)
+    return f"shards {','.join(map(str, shard_ids))} of {settings.shard_count}"
+
+
 def command_payload(tree: app_commands.CommandTree[Any]) -> list[dict[str, Any]]:
     """The global commands exactly as `tree.sync()` would send them, in a stable order."""
     payload = [command.to_dict(tree) for command in tree.get_commands()]
@@ -60,8 +68,14 @@ def payload_digest(payload: Sequence[dict[str, Any]], application_id: int | None
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class ArticleBot(commands.Bot):
-    """articlebot on Discord: slash commands and mentions, answered from the engine."""
+class ArticleBot(commands.AutoShardedBot):
+    """articlebot on Discord: slash commands and mentions, answered from the engine.
+
+    Auto-sharded: without shard settings discord.py asks Discord how many shards to run (one
+    below 1000 guilds) and runs them all here, which for one shard is a plain `commands.Bot`.
+    With ARTICLEBOT_SHARD_COUNT (and ARTICLEBOT_SHARD_IDS) several processes split the shards;
+    they must share one state store, and only the one running shard 0 syncs commands at start.
+    """
 
     def __init__(
         self,
@@ -79,6 +93,8 @@ class ArticleBot(commands.Bot):
             intents=make_intents(settings),
             allowed_mentions=NO_MENTIONS,
             tree_cls=ArticleTree,
+            shard_count=settings.shard_count,
+            shard_ids=list(settings.shard_ids) or None,
         )
         self.settings = settings
         self._engine_factory = engine_factory
@@ -184,6 +200,11 @@ class ArticleBot(commands.Bot):
         if self._sync_on_start:
             await self.sync_on_start()
 
+    async def connect(self, *, reconnect: bool = True) -> None:
+        """Say which shards this process runs, then connect them (`serve` only, not `sync`)."""
+        log.info("connecting to Discord: %s", shard_plan(self.settings))
+        await super().connect(reconnect=reconnect)
+
     async def on_message(self, message: discord.Message, /) -> None:
         """Do nothing here: questions are read by the Ask cog, and there are no text commands."""
 
@@ -208,8 +229,21 @@ class ArticleBot(commands.Bot):
             log.warning("could not read which commands were last synced (%s); syncing", exc)
             return ""
 
+    @property
+    def syncs_on_start(self) -> bool:
+        """Whether this process may sync commands at start: unless it is given shards without
+        shard 0. Processes syncing at once would race and spend Discord's daily create limit.
+        """
+        return not self.settings.shard_ids or 0 in self.settings.shard_ids
+
     async def sync_on_start(self) -> None:
-        """Sync to the dev guild when one is set; otherwise globally, only if commands changed."""
+        """Sync to the dev guild when one is set; otherwise globally, only if commands changed.
+
+        Only the process running shard 0 does (`syncs_on_start`); `articlebot sync` always can.
+        """
+        if not self.syncs_on_start:
+            log.info("not syncing slash commands: the process running shard 0 does")
+            return
         if self.settings.dev_guild_id:
             await self.sync_commands(self.settings.dev_guild_id)
             return

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from index.config import Settings, _split_list
@@ -44,14 +44,45 @@ class BotSettings(Settings):
     ask_cooldown_rate: int = Field(3, ge=1, description="Questions allowed per window per user.")
     max_question_chars: int = Field(500, ge=10, description="Longest question accepted.")
     max_concurrent_queries: int = Field(4, ge=1, description="Engine calls at once.")
+    # --- several processes: Discord splits the guilds into shard_count shards
+    shard_count: int | None = Field(
+        None, ge=1,
+        description="Shards across all bot processes; default: as Discord recommends, all here.",
+    )
+    shard_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Shards this process runs (comma-separated, each below shard_count); "
+        "default: all.",
+    )
     # Only the bot configures logging from settings; the CLI logs warnings and up.
     log_level: str = Field("INFO", description="Logging level.")
 
-    @field_validator("admin_role_ids", "admin_user_ids", "ask_channel_ids", mode="before")
+    @field_validator(
+        "admin_role_ids", "admin_user_ids", "ask_channel_ids", "shard_ids", mode="before"
+    )
     @classmethod
     def _id_lists(cls, value: Any) -> Any:
         """Parse comma-separated id lists."""
         return _split_list(value)
+
+    @model_validator(mode="after")
+    def _shards(self) -> Self:
+        """Shard ids need the shard count, and each must be one of its shards, once."""
+        if not self.shard_ids:
+            return self
+        if self.shard_count is None:
+            raise ValueError(
+                "ARTICLEBOT_SHARD_IDS needs ARTICLEBOT_SHARD_COUNT, the number of shards "
+                "across all processes"
+            )
+        count = self.shard_count
+        for shard_id in self.shard_ids:
+            if not 0 <= shard_id < count:
+                raise ValueError(f"ARTICLEBOT_SHARD_IDS: shard {shard_id} is not one of "
+                                 f"0..{count - 1} (ARTICLEBOT_SHARD_COUNT={count})")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("ARTICLEBOT_SHARD_IDS lists a shard more than once")
+        return self
 
 
 def load_bot_settings(**overrides: Any) -> BotSettings:
