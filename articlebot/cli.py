@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -336,6 +337,44 @@ def stats(index: IndexOption = None, as_json: JsonOption = False) -> None:
         f"generation {figures.generation}, built {figures.built_at} "
         f"in {figures.build_seconds:.1f}s"
     )
+
+
+class Backend(StrEnum):
+    """A storage backend, as the `store` setting names it."""
+
+    LOCAL = "local"
+    POSTGRES = "postgres"
+
+
+@app.command()
+def migrate(
+    from_store: Annotated[Backend, typer.Option("--from", help="Backend to copy from.")],
+    to_store: Annotated[
+        Backend, typer.Option("--to", help="Backend to copy to (what it held is replaced).")
+    ],
+    index: IndexOption = None,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="postgresql://… (default: ARTICLEBOT_DATABASE_URL).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the collection between backends (local ⇄ postgres) without re-embedding."""
+    from index.migrate import copy_collection
+    from index.store import StoreError, make_store
+
+    if from_store == to_store:
+        raise CliError("--from and --to name the same backend")
+    settings = _settings(index, database_url=database_url)
+    source = make_store(settings.model_copy(update={"store": from_store.value}))
+    target = make_store(settings.model_copy(update={"store": to_store.value}))
+    try:
+        with _progress_bar(sys.stderr.isatty()) as progress:
+            report = copy_collection(source, target, progress)
+    except StoreError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        source.close()
+        target.close()
+    typer.echo(json.dumps(_jsonable(report), indent=2) if as_json else report.summary())
 
 
 @app.command()

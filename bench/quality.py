@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -335,18 +336,31 @@ def cache_key(data_digest: str, settings: Settings, variant: str = "") -> str:
     backend = settings.embed_backend
     if backend == "openvino-int8":  # its vectors also follow the quantisation recipe
         backend = f"{backend}-{quantization_fingerprint()}"
-    material = json.dumps(
-        [data_digest, variant, settings.model, backend,
-         settings.chunk_max_tokens, settings.chunk_overlap_sentences, settings.index_type]
-    )
+    parts = [data_digest, variant, settings.model, backend,
+             settings.chunk_max_tokens, settings.chunk_overlap_sentences, settings.index_type]
+    if settings.store != "local":  # keeps the local keys (and their cached indexes) as they were
+        parts.append(settings.store)
+    material = json.dumps(parts)
     return hashlib.sha256(material.encode()).hexdigest()[:12]
 
 
 def eval_settings(settings: Settings, index_dir: Path) -> Settings:
-    """The settings for an evaluation: the cached index, and ten results for MRR@10."""
-    return settings.model_copy(
-        update={"index_dir": index_dir, "results": max(settings.results, EVAL_RESULTS)}
-    )
+    """The settings for an evaluation: the cached index, and ten results for MRR@10.
+
+    With store=postgres the cached index is a database named after the cache folder, on the
+    server of ARTICLEBOT_DATABASE_URL (created when missing).
+    """
+    update: dict[str, Any] = {"index_dir": index_dir,
+                              "results": max(settings.results, EVAL_RESULTS)}
+    if settings.store == "postgres" and settings.database_url is not None:
+        from pydantic import SecretStr
+
+        from index.store.postgres import ensure_database
+
+        name = "eval_" + re.sub(r"[^a-z0-9]+", "_", index_dir.parent.name.lower())
+        update["database_url"] = SecretStr(
+            ensure_database(settings.database_url.get_secret_value(), name))
+    return settings.model_copy(update=update)
 
 
 def log(message: str) -> None:

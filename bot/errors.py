@@ -7,12 +7,13 @@ import logging
 import discord
 from discord import app_commands
 
-from index.engine import EngineError
+from index.engine import EngineError, IndexUnavailableError
 
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 GENERIC_FAILURE = "Something went wrong on my side. It has been logged; please try again later."
+INDEX_UNAVAILABLE = "The article index is unavailable right now; please try again in a minute."
 SEND_FALLBACK = "Something went wrong."
 
 
@@ -80,6 +81,8 @@ def friendly_message(error: BaseException) -> str:
         return f"I lack a permission I need here: {missing}."
     if isinstance(error, app_commands.CheckFailure):
         return "You can't use this command here."
+    if isinstance(error, IndexUnavailableError):  # its details (a server address) go to the log
+        return INDEX_UNAVAILABLE
     if isinstance(error, EngineError):
         return " ".join(str(error).split()) or GENERIC_FAILURE
     if isinstance(error, app_commands.TransformerError):

@@ -53,8 +53,11 @@ def _fail(message: str, code: int, secrets: Sequence[str] = ()) -> int:
 
 
 def _index_problem(settings: BotSettings) -> str | None:
-    """Why there is no index to serve, or None when the folder exists."""
-    if not settings.index_dir.is_dir():
+    """Why there is no index to serve, or None when the folder exists.
+
+    Only the local store lives in a folder; a database is checked when the engine opens.
+    """
+    if settings.store == "local" and not settings.index_dir.is_dir():
         return (f"no index at {settings.index_dir}: build one first with `articlebot reindex` "
                 "(or set ARTICLEBOT_INDEX_DIR).")
     return None

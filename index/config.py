@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
@@ -80,9 +80,20 @@ class Settings(BaseSettings):
     chunk_overlap_sentences: int = Field(
         0, ge=0, description="Sentences shared by neighbouring chunks (1 measured no better)."
     )
-    store: Literal["local"] = Field(
+    store: Literal["local", "postgres"] = Field(
         "local",
-        description="Storage backend: local (FAISS + SQLite generations in index_dir).",
+        description="Storage backend: local (FAISS + SQLite generations in index_dir) or "
+        "postgres (PostgreSQL + pgvector at database_url, shared by several machines).",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="postgresql://user:password@host:port/db for store=postgres (never logged).",
+    )
+    database_pool_size: int = Field(
+        8, ge=2, description="Connections each process keeps to the database (store=postgres)."
+    )
+    database_statement_timeout_ms: int = Field(
+        30_000, ge=100, description="Longest a database statement may run (store=postgres)."
     )
     index_type: Literal["auto", "flat", "ivf", "hnsw"] = Field(
         "auto", description="FAISS index: auto picks flat (exact) or ivf by size; hnsw on request."

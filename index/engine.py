@@ -58,6 +58,10 @@ class ReindexInProgressError(EngineError):
     """A reindex is already running."""
 
 
+class IndexUnavailableError(EngineError):
+    """The store cannot be reached or used now (e.g. its database server is down)."""
+
+
 class Engine:
     """Answers questions from a store and keeps the store in sync with article files.
 
@@ -110,9 +114,9 @@ class Engine:
             f"no index in {self.store.location}; build one with: articlebot reindex "
             "(or articlebot ingest PATH)"
         )
-        if not create and not self.store.exists():
-            raise missing  # before loading the model: nothing to serve anyway
         try:
+            if not create and not self.store.exists():
+                raise missing  # before loading the model: nothing to serve anyway
             serving = self.store.open(self.embedder.identity(), repair=repair)
         except IdentityMismatch as exc:
             raise IndexMismatchError(str(exc)) from exc
@@ -144,7 +148,11 @@ class Engine:
 
     @contextmanager
     def _reading(self) -> Iterator[Snapshot]:
-        """Hold the current version for one call; a reindex may replace it meanwhile."""
+        """Hold the current version for one call; a reindex may replace it meanwhile.
+
+        Raises IndexMissingError when nothing serves, IndexUnavailableError when the store
+        fails (a database that is down).
+        """
         try:
             with self.store.reading() as snapshot:
                 yield snapshot
@@ -153,6 +161,8 @@ class Engine:
                 f"the index in {self.store.location} is empty; add articles with: "
                 "articlebot ingest PATH (or articlebot reindex)"
             ) from exc
+        except StoreError as exc:
+            raise IndexUnavailableError(str(exc)) from exc
 
     # --- questions
     def ask(
@@ -208,22 +218,25 @@ class Engine:
         self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None
     ) -> Follow:
         """Follow a topic in a channel."""
-        return self.state.add_follow(topic, channel_id=channel_id, user_id=user_id,
-                                     guild_id=guild_id)
+        with _unavailable():
+            return self.state.add_follow(topic, channel_id=channel_id, user_id=user_id,
+                                         guild_id=guild_id)
 
     def remove_follow(self, follow_id: int) -> bool:
         """Stop following; False if there was no such follow."""
-        return self.state.remove_follow(follow_id)
+        with _unavailable():
+            return self.state.remove_follow(follow_id)
 
     def follows(
         self, *, guild_id: int | None = None, channel_id: int | None = None
     ) -> list[Follow]:
         """Followed topics, optionally of one guild or channel."""
-        return self.state.list_follows(guild_id=guild_id, channel_id=channel_id)
+        with _unavailable():
+            return self.state.list_follows(guild_id=guild_id, channel_id=channel_id)
 
     def follow_matches(self, article_ids: Sequence[str]) -> list[tuple[Follow, list[Hit]]]:
         """For each followed topic, the given (new) articles that match it well enough."""
-        follows = self.state.list_follows()
+        follows = self.follows()
         if not follows or not article_ids:
             return []
         with self._reading() as snapshot:
@@ -333,6 +346,8 @@ class Engine:
             return builder.run(paths, sync=sync, rebuild=rebuild, progress=progress)
         except WriterBusy as exc:
             raise ReindexInProgressError(str(exc)) from exc
+        except StoreError as exc:
+            raise IndexUnavailableError(str(exc)) from exc
         finally:
             self._write_lock.release()
 
@@ -346,15 +361,26 @@ class Engine:
         self, question: str, chunk_ids: Sequence[int], vote: int, user_hash: str
     ) -> None:
         """Store a 👍 (+1) or 👎 (-1) on an answer."""
-        self.state.record_feedback(question, chunk_ids, vote, user_hash)
+        with _unavailable():
+            self.state.record_feedback(question, chunk_ids, vote, user_hash)
 
     def feedback_counts(self) -> dict[str, int]:
         """Counts of votes: {'up': n, 'down': m}."""
-        return self.state.feedback_counts()
+        with _unavailable():
+            return self.state.feedback_counts()
 
     def close(self) -> None:
         """Release files (questions still running finish on the version they hold)."""
         self.store.close()
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """Turn the store's failures into the engine's one-line IndexUnavailableError."""
+    try:
+        yield
+    except StoreError as exc:
+        raise IndexUnavailableError(str(exc)) from exc
 
 
 def _opening(text: str, limit: int = 600) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from index.store.base import (
     ArticleSummary,
     ChunkRow,
+    ExportedArticle,
     IdentityMismatch,
     KeywordStatistics,
     NewArticle,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArticleSummary",
     "ChunkRow",
+    "ExportedArticle",
     "IdentityMismatch",
     "KeywordStatistics",
     "NewArticle",
@@ -45,7 +47,7 @@ __all__ = [
     "open_state",
 ]
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "postgres")
 
 
 def make_store(settings: Settings) -> Store:
@@ -57,6 +59,21 @@ def make_store(settings: Settings) -> Store:
         from index.store.local import LocalStore
 
         return LocalStore(settings.index_dir, index_type=settings.index_type)
+    if settings.store == "postgres":
+        if settings.database_url is None:
+            raise StoreError("store=postgres needs ARTICLEBOT_DATABASE_URL (postgresql://…)")
+        try:
+            from index.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise StoreError(
+                f"store=postgres needs the postgres extra: pip install 'articlebot[postgres]' "
+                f"({exc.name} is missing)"
+            ) from exc
+        return PostgresStore(
+            settings.database_url.get_secret_value(),
+            pool_size=settings.database_pool_size,
+            statement_timeout_ms=settings.database_statement_timeout_ms,
+        )
     raise StoreError(f"unknown store {settings.store!r} (choose {', '.join(BACKENDS)})")
 
 

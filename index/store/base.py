@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
@@ -135,6 +135,15 @@ class ArticleSummary:
     published: date | None
     source: str
     chunk_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedArticle:
+    """An article as stored, with its chunks' vectors ((n_chunks, dim) float32) and story."""
+
+    article: NewArticle
+    vectors: np.ndarray
+    story_id: str
 
 
 class Snapshot(ABC):
@@ -277,6 +286,10 @@ class Snapshot(ABC):
     @abstractmethod
     def stored_articles(self) -> dict[str, StoredArticle]:
         """Every article's identity and hashes, by public id (what a writer plans with)."""
+
+    @abstractmethod
+    def export_articles(self) -> Iterator[ExportedArticle]:
+        """Every article with everything needed to store it elsewhere without re-embedding."""
 
     def coverage(self, filters: SearchFilters | None = None) -> Coverage:
         """Article count and date span of the (filtered) collection; the whole one memoised."""

@@ -8,11 +8,12 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
 
-from index.models import ArticleInfo, Coverage, SearchFilters, Span
+from index.models import ArticleInfo, ChunkSpan, Coverage, ParsedArticle, SearchFilters, Span
 from index.store.base import (
     ArticleSummary,
     ChunkRow,
     NewArticle,
+    NewChunk,
     StoredArticle,
     StoreError,
 )
@@ -509,3 +510,33 @@ def now(conn: sqlite3.Connection) -> str:
     compare correctly as strings, and two builds within one second no longer look alike.
     """
     return str(conn.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')").fetchone()[0])
+
+
+def export_rows(conn: sqlite3.Connection) -> Iterable[tuple[NewArticle, list[int], str]]:
+    """Every article as a NewArticle, with its chunk ids (in order) and story id."""
+    articles = conn.execute(
+        "SELECT id, key, title, source, url, published, authors, labels, text, content_hash, "
+        "norm_hash, origin, origin_file, coalesce(story_id, key) FROM articles ORDER BY id"
+    )
+    for (rowid, key, title, source, url, published, authors, labels, text, chash, nhash,
+         origin, origin_file, story) in articles.fetchall():
+        sentences = tuple(Span(int(a), int(b)) for a, b in conn.execute(
+            "SELECT start, end FROM sentences WHERE article_id = ? ORDER BY ord", (rowid,)))
+        chunk_rows = conn.execute(
+            "SELECT id, start, end, n_tokens, text_hash FROM chunks WHERE article_id = ? "
+            "ORDER BY ord", (rowid,)).fetchall()
+        chunks = tuple(
+            NewChunk(ChunkSpan(int(start), int(end),
+                               tuple(s for s in sentences if s.start >= start and s.end <= end),
+                               int(n_tokens)), str(text_hash))
+            for _, start, end, n_tokens, text_hash in chunk_rows
+        )
+        parsed = ParsedArticle(
+            text=str(text), origin=str(origin), title=str(title), source=str(source),
+            url=str(url), published=date.fromisoformat(published) if published else None,
+            authors=tuple(json.loads(authors)), labels=tuple(json.loads(labels)),
+        )
+        yield (NewArticle(key=str(key), article=parsed, content_hash=str(chash),
+                          norm_hash=str(nhash), origin_file=str(origin_file), chunks=chunks,
+                          sentences=sentences),
+               [int(row[0]) for row in chunk_rows], str(story))

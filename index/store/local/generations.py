@@ -28,7 +28,14 @@ import numpy as np
 
 from index.models import ArticleInfo, Coverage, SearchFilters, Span
 from index.store import base
-from index.store.base import ChunkRow, Snapshot, StoreCapabilities, StoredArticle, StoreError
+from index.store.base import (
+    ChunkRow,
+    ExportedArticle,
+    Snapshot,
+    StoreCapabilities,
+    StoredArticle,
+    StoreError,
+)
 from index.store.local import db, vectors
 
 log = logging.getLogger(__name__)
@@ -198,6 +205,11 @@ class Generation(Snapshot):
     def stored_articles(self) -> dict[str, StoredArticle]:
         """Every article's identity and hashes."""
         return db.stored_articles(self.conn())
+
+    def export_articles(self) -> Iterator[ExportedArticle]:
+        """Every article with its vectors (read from the FAISS index) and story."""
+        for article, chunk_ids, story in db.export_rows(self.conn()):
+            yield ExportedArticle(article, vectors.reconstruct(self.index, chunk_ids), story)
 
     def _coverage(self, filters: SearchFilters | None) -> Coverage:
         return db.coverage(self.conn(), filters)

@@ -1,0 +1,175 @@
+"""The PostgreSQL schema, versioned: created and migrated by the project, never by hand.
+
+Every article, chunk and story row carries the collection version that added it (`added_in`)
+and the one that removed it (`removed_in`, NULL while current). Version v sees a row when
+added_in <= v < removed_in, so a reader pinned to v reads the same rows however many versions
+are published after it; rows no pinned version can see are deleted later.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from index.store.base import StoreError
+
+SCHEMA_VERSION = 1
+
+# Each entry takes the schema from the version before it to its own number.
+MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE collection(
+    id int PRIMARY KEY CHECK (id = 1),
+    current_version int,
+    model text,
+    dim int,
+    normalized boolean
+);
+INSERT INTO collection(id) VALUES (1);
+CREATE TABLE versions(
+    version int PRIMARY KEY,
+    state text NOT NULL CHECK (state IN ('building', 'published', 'retired')),
+    build_started text NOT NULL,
+    published_at timestamptz,
+    metadata jsonb NOT NULL DEFAULT '{}'
+);
+CREATE TABLE articles(
+    id bigserial PRIMARY KEY,
+    key text NOT NULL,
+    title text NOT NULL DEFAULT '',
+    source text NOT NULL DEFAULT '',
+    url text NOT NULL DEFAULT '',
+    published date,
+    authors text[] NOT NULL DEFAULT '{}',
+    labels text[] NOT NULL DEFAULT '{}',
+    text text NOT NULL,
+    content_hash text NOT NULL,
+    norm_hash text NOT NULL,
+    origin text NOT NULL,
+    origin_file text NOT NULL,
+    ingested_at text NOT NULL,
+    added_in int NOT NULL,
+    removed_in int
+);
+CREATE INDEX articles_key ON articles(key);
+CREATE INDEX articles_live ON articles(added_in, removed_in);
+CREATE INDEX articles_published ON articles(published DESC, id DESC);
+CREATE INDEX articles_source ON articles(source);
+CREATE INDEX articles_labels ON articles USING gin(labels);
+CREATE TABLE sentences(
+    article_id bigint NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    ord int NOT NULL,
+    start int NOT NULL,
+    "end" int NOT NULL,
+    PRIMARY KEY(article_id, ord)
+);
+CREATE TABLE stories(
+    id bigserial PRIMARY KEY,
+    article_id bigint NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    story_id text NOT NULL,
+    added_in int NOT NULL,
+    removed_in int
+);
+CREATE INDEX stories_article ON stories(article_id);
+CREATE INDEX stories_story ON stories(story_id);
+-- Filter columns are copied from the article (its rows never change), so a dense search
+-- filters in the same statement as the vector index scan.
+CREATE TABLE chunks(
+    id bigserial PRIMARY KEY,
+    article_id bigint NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    ord int NOT NULL,
+    start int NOT NULL,
+    "end" int NOT NULL,
+    n_tokens int NOT NULL,
+    n_words int NOT NULL,
+    text_hash text NOT NULL,
+    text text NOT NULL,
+    embedding vector,
+    source text NOT NULL DEFAULT '',
+    published date,
+    labels text[] NOT NULL DEFAULT '{}',
+    added_in int NOT NULL,
+    removed_in int,
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED
+);
+CREATE INDEX chunks_article ON chunks(article_id, ord);
+CREATE INDEX chunks_hash ON chunks(text_hash);
+CREATE INDEX chunks_live ON chunks(added_in, removed_in);
+CREATE INDEX chunks_tsv ON chunks USING gin(tsv);
+CREATE INDEX chunks_source ON chunks(source);
+CREATE INDEX chunks_labels ON chunks USING gin(labels);
+-- Chunks holding each lexeme, as of the version that last changed the count.
+CREATE TABLE term_counts(
+    lexeme text NOT NULL,
+    version int NOT NULL,
+    n int NOT NULL,
+    PRIMARY KEY(lexeme, version)
+);
+CREATE TABLE feedback(
+    user_hash text NOT NULL,
+    question text NOT NULL,
+    chunk_ids text NOT NULL,
+    vote int NOT NULL CHECK (vote IN (-1, 1)),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_hash, question, chunk_ids)
+);
+CREATE TABLE follows(
+    id bigserial PRIMARY KEY,
+    guild_id bigint,
+    channel_id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    topic text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (channel_id, topic)
+);
+CREATE TABLE named_values(key text PRIMARY KEY, value text NOT NULL);
+""",
+}
+
+# Serialises migrations of one database across processes (pg_advisory_xact_lock key).
+MIGRATION_LOCK = 0x61726D67
+
+
+def migrate(conn: psycopg.Connection) -> int:
+    """Bring the database's schema to SCHEMA_VERSION; returns the version found before.
+
+    A read-only server (a streaming replica) is only checked: its schema comes from the
+    primary. Raises StoreError when the database holds a newer schema than this code
+    understands, or a replica an older one.
+    """
+    found = schema_version(conn)
+    if found > SCHEMA_VERSION:
+        raise StoreError(
+            f"the database schema is version {found}, newer than this articlebot "
+            f"understands ({SCHEMA_VERSION}); upgrade articlebot"
+        )
+    if found == SCHEMA_VERSION:
+        return found
+    if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+        raise StoreError(
+            f"this read-only replica has schema version {found}, not {SCHEMA_VERSION}; "
+            "open the primary first (it migrates the schema) and let the replica catch up"
+        )
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS articlebot_schema("
+            "id int PRIMARY KEY CHECK (id = 1), version int NOT NULL)"
+        )
+        found = schema_version(conn)  # another process may have migrated meanwhile
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            conn.execute(MIGRATIONS[version])
+        conn.execute(
+            "INSERT INTO articlebot_schema(id, version) VALUES (1, %s) "
+            "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            (SCHEMA_VERSION,),
+        )
+    return found
+
+
+def schema_version(conn: psycopg.Connection) -> int:
+    """The schema version the database holds (0: none yet)."""
+    if conn.execute("SELECT to_regclass('articlebot_schema')").fetchone()[0] is None:
+        return 0
+    row = conn.execute("SELECT version FROM articlebot_schema").fetchone()
+    return int(row[0]) if row else 0

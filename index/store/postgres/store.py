@@ -1,0 +1,1067 @@
+"""The PostgreSQL + pgvector backend: one collection that several processes and machines share.
+
+Versions (see `schema.py`): a writer adds rows tagged with the next version number inside one
+transaction and publishes by setting `collection.current_version` in that same transaction,
+so the new version appears whole or not at all. A reader pins the version that is current
+when it starts with a shared advisory lock, and reads only rows that version sees; versions
+no reader pins are retired and their dead rows deleted after each commit. One writer at a
+time, across every process, holds an exclusive advisory lock.
+
+Dense search is pgvector's inner product (`<#>`) on normalised vectors: exact (a sequential
+scan) below APPROXIMATE_THRESHOLD chunks, through an HNSW index above it, with iterative
+index scans so that a filtered search never returns fewer rows than exist. Keyword candidates
+come from a generated `tsvector` column (GIN index) ranked by BM25 computed in SQL from the
+document counts kept per version in `term_counts`; the engine then scores every candidate
+with its own BM25 as it does for the local backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from index.models import (
+    ArticleInfo,
+    ChunkSpan,
+    Coverage,
+    Follow,
+    ParsedArticle,
+    SearchFilters,
+    Span,
+)
+from index.store.base import (
+    ArticleSummary,
+    ChunkRow,
+    ExportedArticle,
+    IdentityMismatch,
+    NewArticle,
+    NewChunk,
+    Snapshot,
+    StateStore,
+    Store,
+    StoreCapabilities,
+    StoredArticle,
+    StoreEmpty,
+    StoreError,
+    StoreWriter,
+    WriterBusy,
+)
+from index.store.postgres.schema import migrate
+
+log = logging.getLogger(__name__)
+
+# Same threshold as the local backend: below it an exact scan answers within the latency
+# budget (docs/performance.md), and every search is exact.
+APPROXIMATE_THRESHOLD = 200_000
+EXACT_FILTER_LIMIT = 50_000
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+# Candidates the HNSW scan keeps (pgvector's hnsw.ef_search; default 40); docs/performance.md.
+HNSW_EF_SEARCH = 200
+# FTS5's BM25 constants, so keyword candidates are ranked as the local backend ranks them.
+FTS_K1 = 1.2
+FTS_B = 0.75
+VERSION_LOCK = 0x61727631  # advisory lock class: (class, version) pins a version
+WRITER_LOCK = 0x61727732  # advisory lock key held by the one writer
+FLUSH_ROWS = 500
+# How long a call waits for a connection before the database counts as unavailable (s).
+CONNECTION_WAIT_SECONDS = 5.0
+# A version is retired (its dead rows deleted) only this long after a newer one was published
+# and when no reader pins it: readers on streaming replicas hold no lock on the primary, so
+# this is their margin (a call takes milliseconds; replay lag must stay below it).
+RETIRE_AFTER_SECONDS = 60.0
+IDENTITY_KEYS = ("model", "dim", "normalized")
+ARTICLE_COLUMNS = "a.key, a.title, a.source, a.url, a.published, a.authors, a.labels"
+
+
+def live(alias: str, version: str = "%(v)s") -> str:
+    """SQL: the row is visible at the version (a parameter placeholder by default)."""
+    return (f"{alias}.added_in <= {version} AND ({alias}.removed_in IS NULL "
+            f"OR {alias}.removed_in > {version})")
+
+
+def filter_sql(filters: SearchFilters | None, alias: str) -> tuple[str, dict[str, Any]]:
+    """An AND-fragment ('' when nothing is filtered) and its named parameters."""
+    if filters is None or filters.is_empty():
+        return "", {}
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    if filters.sources:
+        parts.append(f"{alias}.source = ANY(%(f_sources)s)")
+        params["f_sources"] = list(filters.sources)
+    if filters.since:
+        parts.append(f"{alias}.published >= %(f_since)s")
+        params["f_since"] = filters.since
+    if filters.until:
+        parts.append(f"{alias}.published <= %(f_until)s")
+        params["f_until"] = filters.until
+    if filters.labels:
+        parts.append(f"{alias}.labels && %(f_labels)s::text[]")
+        params["f_labels"] = list(filters.labels)
+    return " AND " + " AND ".join(parts), params
+
+
+def tsquery_text(lexemes: Sequence[str]) -> str:
+    """An OR tsquery of lexemes, each quoted (no further stemming)."""
+    quoted = ("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in lexemes)
+    return " | ".join(quoted)
+
+
+def _article(row: Sequence[Any], n_chunks: int = 0, n_chars: int = 0) -> ArticleInfo:
+    """ArticleInfo from the ARTICLE_COLUMNS of a row."""
+    key, title, source, url, published, authors, labels = row[:7]
+    return ArticleInfo(id=str(key), title=str(title), source=str(source), url=str(url),
+                       published=published, authors=tuple(authors), labels=tuple(labels),
+                       n_chunks=n_chunks, n_chars=n_chars)
+
+
+def _like(text: str) -> str:
+    """Escape LIKE wildcards."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _vector(value: Any) -> np.ndarray:
+    """A pgvector value as float32 (pgvector loads `Vector` objects)."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+class PostgresStore(Store):
+    """A collection in a PostgreSQL database with pgvector.
+
+    Thread-safe; the connection pool is opened on first use.
+    """
+
+    name = "postgres"
+
+    def __init__(self, url: str, *, pool_size: int = 8, statement_timeout_ms: int = 30_000,
+                 ef_search: int = HNSW_EF_SEARCH,
+                 retire_after_seconds: float = RETIRE_AFTER_SECONDS) -> None:
+        """Nothing connects until first use. `url` is a libpq URL (postgresql://…)."""
+        self._url = url
+        self.retire_after_seconds = retire_after_seconds
+        self._pool_size = pool_size
+        self._statement_timeout_ms = statement_timeout_ms
+        self.ef_search = ef_search
+        self._pool: ConnectionPool | None = None
+        self._pool_lock = threading.RLock()  # `unavailable` may run inside `pool`
+        self._identity: dict[str, Any] | None = None
+        self._serving = False
+        self._state: PostgresStateStore | None = None
+
+    @property
+    def location(self) -> str:
+        """The server and database, without credentials."""
+        info = psycopg.conninfo.conninfo_to_dict(self._url)
+        return f"postgresql://{info.get('host', 'localhost')}:{info.get('port', 5432)}/" \
+               f"{info.get('dbname', '')}"
+
+    # --- connections
+    def _configure(self, conn: psycopg.Connection) -> None:
+        """Every pooled connection: pgvector's types, a statement timeout, autocommit."""
+        from pgvector.psycopg import register_vector
+
+        conn.autocommit = True
+        register_vector(conn)
+        conn.execute(f"SET statement_timeout = {int(self._statement_timeout_ms)}")
+
+    def pool(self) -> ConnectionPool:
+        """The connection pool (opened, and the schema migrated, on first use)."""
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    try:
+                        with psycopg.connect(self._url, autocommit=True,
+                                             connect_timeout=10) as conn:
+                            migrate(conn)
+                        pool = ConnectionPool(
+                            self._url, min_size=1, max_size=self._pool_size,
+                            configure=self._configure, check=ConnectionPool.check_connection,
+                            kwargs={"connect_timeout": 10}, open=False,
+                        )
+                        pool.open(wait=True, timeout=30)
+                    except (psycopg.Error, PoolTimeout) as exc:
+                        raise self.unavailable(exc) from exc
+                    self._pool = pool
+        return self._pool
+
+    def unavailable(self, exc: BaseException) -> StoreError:
+        """The one-line error for a database that cannot be reached or used.
+
+        Also drops the pool when the server went away, so the next call connects afresh at
+        once instead of waiting out the pool's reconnection back-off.
+        """
+        if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
+            with self._pool_lock:
+                pool, self._pool = self._pool, None
+            if pool is not None:
+                threading.Thread(target=pool.close, kwargs={"timeout": 1.0},
+                                 name="pg-pool-close", daemon=True).start()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return StoreError(f"the index database at {self.location} is unavailable: {first}")
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection for one unit of work; database errors become StoreError."""
+        try:
+            with self.pool().connection(timeout=CONNECTION_WAIT_SECONDS) as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise self.unavailable(exc) from exc
+
+    # --- Store
+    def exists(self) -> bool:
+        """True when a version has been published."""
+        with self.connection() as conn:
+            row = conn.execute("SELECT current_version FROM collection").fetchone()
+        return row is not None and row[0] is not None
+
+    def open(self, identity: Mapping[str, Any] | None, *, repair: bool = False) -> bool:
+        """Check the stored model against `identity` and serve the current version."""
+        self._identity = dict(identity) if identity is not None else None
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT current_version, model, dim, normalized FROM collection"
+            ).fetchone()
+        if row is None or row[0] is None:
+            self._serving = False
+            return False
+        stored = dict(zip(IDENTITY_KEYS, row[1:], strict=True))
+        if identity is not None:
+            for key in IDENTITY_KEYS:
+                if stored[key] != identity.get(key):
+                    problem = (f"the index was built with {key}={stored[key]!r} but the settings "
+                               f"give {identity.get(key)!r}; rebuild it (articlebot reindex "
+                               "--rebuild) or change the model setting back")
+                    if repair:
+                        log.warning("setting the current index aside for a rebuild: %s", problem)
+                        self._serving = False
+                        return False
+                    raise IdentityMismatch(problem)
+        self._serving = True
+        return True
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[PostgresSnapshot]:
+        """Pin the current version for one call on a connection of its own."""
+        if not self._serving:
+            raise StoreEmpty(f"the index in {self.location} is empty")
+        with self.connection() as conn:
+            version = self._pin(conn)
+            try:
+                yield PostgresSnapshot(self, conn, version)
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("SELECT pg_advisory_unlock_shared(%s, %s)",
+                                 (VERSION_LOCK, version))
+
+    @staticmethod
+    def _pin(conn: psycopg.Connection) -> int:
+        """Hold a shared lock on the current version, once it is sure not to be retired."""
+        while True:
+            row = conn.execute("SELECT current_version FROM collection").fetchone()
+            if row is None or row[0] is None:
+                raise StoreEmpty("the index is empty")
+            version = int(row[0])
+            conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", (VERSION_LOCK, version))
+            state = conn.execute("SELECT state FROM versions WHERE version = %s",
+                                 (version,)).fetchone()
+            if state is not None and state[0] == "published":
+                return version
+            # Retired between our two reads: a newer version is current now.
+            conn.execute("SELECT pg_advisory_unlock_shared(%s, %s)", (VERSION_LOCK, version))
+
+    def writer(self, *, fresh: bool = False) -> PostgresWriter:
+        """Take the collection's writer lock and begin the next version."""
+        return PostgresWriter(self, fresh=fresh)
+
+    def state(self) -> StateStore:
+        """The bot's state in the same database."""
+        if self._state is None:
+            self._state = PostgresStateStore(self)
+        return self._state
+
+    def close(self) -> None:
+        """Close the pool (connections in use are closed when returned)."""
+        self._serving = False
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def collect_garbage(self, conn: psycopg.Connection) -> None:
+        """Retire versions no reader pins (oldest first) and delete the rows none can see."""
+        current = conn.execute("SELECT current_version FROM collection").fetchone()[0]
+        if current is None:
+            return
+        older = conn.execute(
+            "SELECT v.version FROM versions v WHERE v.state = 'published' AND v.version < "
+            "%(cur)s AND (SELECT min(w.published_at) FROM versions w WHERE w.version > "
+            "v.version) < now() - make_interval(secs => %(grace)s) ORDER BY v.version",
+            {"cur": current, "grace": self.retire_after_seconds}).fetchall()
+        for (version,) in older:
+            free = conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                (VERSION_LOCK, version)).fetchone()[0]
+            if not free:
+                break  # pinned: it and everything newer stays
+            try:
+                conn.execute("UPDATE versions SET state = 'retired' WHERE version = %s",
+                             (version,))
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (VERSION_LOCK, version))
+        oldest = conn.execute(
+            "SELECT min(version) FROM versions WHERE state = 'published'").fetchone()[0]
+        with conn.transaction():
+            for table in ("chunks", "stories", "articles"):
+                conn.execute(f"DELETE FROM {table} WHERE removed_in <= %s", (oldest,))
+            conn.execute(
+                "DELETE FROM term_counts t WHERE t.version < %(m)s AND EXISTS (SELECT 1 FROM "
+                "term_counts u WHERE u.lexeme = t.lexeme AND u.version > t.version "
+                "AND u.version <= %(m)s)", {"m": oldest})
+
+
+class PostgresSnapshot(Snapshot):
+    """One pinned version, read on one connection (a lock serialises threads on it)."""
+
+    def __init__(self, store: PostgresStore, conn: psycopg.Connection, version: int) -> None:
+        """Wrap a pinned version."""
+        super().__init__()
+        self._store = store
+        self._conn = conn
+        self._version_number = version
+        self._lock = threading.RLock()
+        self._meta: dict[str, Any] | None = None
+
+    def _rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query at this version (%(v)s) and fetch every row."""
+        with self._lock:
+            try:
+                return self._conn.execute(sql, {"v": self._version_number, **(params or {})}
+                                          ).fetchall()
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise self._store.unavailable(exc) from exc
+
+    @property
+    def version(self) -> str:
+        """'v000007'."""
+        return f"v{self._version_number:06d}"
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What the writer recorded, with the build's start."""
+        if self._meta is None:
+            metadata, started = self._rows(
+                "SELECT metadata, build_started FROM versions WHERE version = %(v)s")[0]
+            self._meta = {**metadata, "build_started": started}
+        return self._meta
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """Exact below APPROXIMATE_THRESHOLD chunks, HNSW above."""
+        approximate = self.count_chunks() >= APPROXIMATE_THRESHOLD
+        return StoreCapabilities(
+            backend="postgres", dense_search="approximate" if approximate else "exact",
+            index_type="hnsw" if approximate else "flat",
+            exact_filtered_below=EXACT_FILTER_LIMIT if approximate else 0, shared=True,
+        )
+
+    def size_bytes(self) -> int:
+        """Bytes of the collection's tables and indexes (every version they hold)."""
+        return int(self._rows(
+            "SELECT sum(pg_total_relation_size(t)) FROM unnest(ARRAY['articles', 'chunks', "
+            "'sentences', 'stories', 'term_counts']::regclass[]) t")[0][0] or 0)
+
+    # --- retrieval
+    def dense_search(
+        self, query: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-k by inner product: exact scan when small, HNSW with iterative scans when large."""
+        if k <= 0:
+            return []
+        where, params = filter_sql(filters, "c")
+        dim = len(query)
+        exact = self.count_chunks() < APPROXIMATE_THRESHOLD
+        if not exact and where:
+            allowed = self._rows(f"SELECT count(*) FROM chunks c WHERE {live('c')}{where}",
+                                 params)[0][0]
+            exact = allowed <= EXACT_FILTER_LIMIT
+        sql = (f"SELECT id, distance FROM (SELECT c.id, c.embedding::vector({dim}) <#> "
+               f"%(q)s::vector({dim}) AS distance FROM chunks c WHERE {live('c')}{where} "
+               "ORDER BY distance LIMIT %(k)s) found ORDER BY distance, id")
+        values = {"v": self._version_number, "q": np.asarray(query, dtype=np.float32), "k": k,
+                  **params}
+        with self._lock:
+            try:
+                with self._conn.transaction():
+                    if exact:
+                        self._conn.execute("SET LOCAL enable_indexscan = off")
+                    else:
+                        self._conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                        breadth = int(self._store.ef_search)
+                        self._conn.execute(f"SET LOCAL hnsw.ef_search = {breadth}")
+                    rows = self._conn.execute(sql, values).fetchall()
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise self._store.unavailable(exc) from exc
+        return [(int(cid), -float(distance)) for cid, distance in rows]
+
+    def dense_scores(self, query: np.ndarray, chunk_ids: Sequence[int]) -> np.ndarray:
+        """Inner products with the stored vectors, computed here as the local backend does."""
+        wanted = list(dict.fromkeys(int(i) for i in chunk_ids))
+        if not wanted:
+            return np.zeros(0, dtype=np.float32)
+        rows = dict(self._rows(
+            f"SELECT c.id, c.embedding FROM chunks c WHERE c.id = ANY(%(ids)s) AND {live('c')}",
+            {"ids": wanted}))
+        missing = [i for i in wanted if i not in rows]
+        if missing:
+            raise KeyError(f"chunk {missing[0]} is not in {self.version}")
+        matrix = np.stack([_vector(rows[int(i)]) for i in chunk_ids])
+        return matrix @ query
+
+    def _lexemes(self, terms: Sequence[str]) -> dict[str, list[str]]:
+        """Each term as the keyword index stems it (a stop word stems to nothing)."""
+        if not terms:
+            return {}
+        rows = self._rows(
+            "SELECT t, tsvector_to_array(to_tsvector('english', t)) FROM unnest(%(t)s::text[]) t",
+            {"t": list(terms)})
+        return {str(term): list(lexemes) for term, lexemes in rows}
+
+    def _lexeme_counts(self, lexemes: Sequence[str]) -> dict[str, int]:
+        """Chunks holding each lexeme at this version."""
+        if not lexemes:
+            return {}
+        rows = self._rows(
+            "SELECT DISTINCT ON (lexeme) lexeme, n FROM term_counts WHERE lexeme = ANY(%(l)s) "
+            "AND version <= %(v)s ORDER BY lexeme, version DESC", {"l": list(lexemes)})
+        counts = dict.fromkeys(lexemes, 0)
+        counts.update({str(lexeme): int(n) for lexeme, n in rows})
+        return counts
+
+    def keyword_search(
+        self, terms: Sequence[str], k: int, filters: SearchFilters | None = None
+    ) -> list[tuple[int, float]]:
+        """Chunks holding any term, ranked by BM25 (FTS5's k1 and b) computed in SQL."""
+        lexemes = sorted({lex for found in self._lexemes(terms).values() for lex in found})
+        if not lexemes or k <= 0:
+            return []
+        counts = self._lexeme_counts(lexemes)
+        n_docs = self.count_chunks()
+        idf = [max(1e-6, math.log((n_docs - counts[lex] + 0.5) / (counts[lex] + 0.5)))
+               for lex in lexemes]
+        where, params = filter_sql(filters, "c")
+        sql = (
+            "WITH q AS (SELECT unnest(%(lex)s::text[]) AS lexeme, unnest(%(idf)s::float8[]) "
+            "AS idf), m AS (SELECT c.id, c.n_words, c.tsv FROM chunks c WHERE c.tsv @@ "
+            f"%(query)s::tsquery AND {live('c')}{where}) "
+            "SELECT m.id, sum(q.idf * cardinality(u.positions) * %(k1p1)s / "
+            "(cardinality(u.positions) + %(k1)s * (1 - %(b)s + %(b)s * m.n_words / %(avg)s))) "
+            "AS score FROM m CROSS JOIN LATERAL unnest(m.tsv) u "
+            "JOIN q ON q.lexeme = u.lexeme GROUP BY m.id ORDER BY score DESC, m.id LIMIT %(k)s"
+        )
+        rows = self._rows(sql, {
+            "lex": lexemes, "idf": idf, "query": tsquery_text(lexemes), "k": k,
+            "k1": FTS_K1, "k1p1": FTS_K1 + 1, "b": FTS_B,
+            "avg": max(self._mean_chunk_words(), 1.0), **params,
+        })
+        return [(int(cid), float(score)) for cid, score in rows]
+
+    def _term_document_counts(self, terms: Sequence[str]) -> dict[str, int]:
+        stemmed = self._lexemes(terms)
+        counts = self._lexeme_counts(sorted({lex for found in stemmed.values() for lex in found}))
+        return {term: min((counts[lex] for lex in stemmed.get(term, [])), default=0)
+                for term in terms}
+
+    def _mean_chunk_words(self) -> float:
+        return float(self.metadata.get("counts", {}).get("mean_chunk_words", 1.0))
+
+    # --- rows
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Chunks by id, with their article and story at this version."""
+        if not chunk_ids:
+            return {}
+        rows = self._rows(
+            "SELECT c.id, a.key, c.start, c.\"end\", c.text, a.published, s.story_id "
+            "FROM chunks c JOIN articles a ON a.id = c.article_id LEFT JOIN stories s ON "
+            f"s.article_id = a.id AND {live('s')} WHERE c.id = ANY(%(ids)s) AND {live('c')}",
+            {"ids": [int(i) for i in chunk_ids]})
+        return {int(cid): ChunkRow(int(cid), str(key), int(start), int(end), str(text),
+                                   published, str(story or key))
+                for cid, key, start, end, text, published, story in rows}
+
+    def sentence_spans(self, chunk_ids: Sequence[int]) -> dict[int, list[Span]]:
+        """Sentence spans within each chunk, in order."""
+        spans: dict[int, list[Span]] = {int(cid): [] for cid in chunk_ids}
+        if not spans:
+            return spans
+        rows = self._rows(
+            "SELECT c.id, s.start, s.\"end\" FROM chunks c JOIN sentences s ON s.article_id = "
+            "c.article_id AND s.start >= c.start AND s.\"end\" <= c.\"end\" "
+            "WHERE c.id = ANY(%(ids)s) ORDER BY c.id, s.ord", {"ids": list(spans)})
+        for cid, start, end in rows:
+            spans[int(cid)].append(Span(int(start), int(end)))
+        return spans
+
+    def chunk_ids_of_articles(self, keys: Sequence[str]) -> list[int]:
+        """Chunk ids of these articles, ascending."""
+        if not keys:
+            return []
+        return [int(r[0]) for r in self._rows(
+            "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE "
+            f"a.key = ANY(%(keys)s) AND {live('a')} AND {live('c')} ORDER BY c.id",
+            {"keys": list(keys)})]
+
+    def articles(self, keys: Sequence[str]) -> dict[str, ArticleInfo]:
+        """Articles by id."""
+        if not keys:
+            return {}
+        rows = self._rows(f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.key = ANY(%(k)s) "
+                          f"AND {live('a')}", {"k": list(keys)})
+        return {str(row[0]): _article(row) for row in rows}
+
+    def story_members(self, story_ids: Sequence[str]) -> dict[str, list[ArticleInfo]]:
+        """The articles of each story, oldest first (undated first, as the local backend)."""
+        if not story_ids:
+            return {}
+        rows = self._rows(
+            f"SELECT {ARTICLE_COLUMNS}, s.story_id FROM stories s JOIN articles a ON "
+            f"a.id = s.article_id WHERE s.story_id = ANY(%(s)s) AND {live('s')} AND "
+            f"{live('a')} ORDER BY a.published NULLS FIRST, a.id", {"s": list(story_ids)})
+        members: dict[str, list[ArticleInfo]] = {}
+        for row in rows:
+            members.setdefault(str(row[7]), []).append(_article(row))
+        return members
+
+    def find_article(self, id_or_title: str) -> tuple[ArticleInfo, str] | None:
+        """By id, unique id prefix, exact title (any case), then title substring."""
+        needle = id_or_title.strip()
+        if not needle:
+            return None
+        base = (f"SELECT {ARTICLE_COLUMNS}, a.text, (SELECT count(*) FROM chunks c WHERE "
+                f"c.article_id = a.id) FROM articles a WHERE {live('a')} AND ")
+        attempts = [
+            ("a.key = %(n)s", needle.lower(), False),
+            ("a.key LIKE %(n)s", _like(needle.lower()) + "%", False),
+            ("lower(a.title) = lower(%(n)s)", needle, True),
+            ("a.title ILIKE %(n)s ORDER BY a.published DESC NULLS LAST", f"%{_like(needle)}%",
+             True),
+        ]
+        for where, value, by_title in attempts:
+            rows = self._rows(base + where + " LIMIT 2", {"n": value})
+            if len(rows) == 1 or (rows and by_title):
+                row = rows[0]
+                return _article(row, n_chunks=int(row[8]), n_chars=len(row[7])), str(row[7])
+        return None
+
+    def search_titles(self, text: str, limit: int) -> list[ArticleInfo]:
+        """Titles containing the text (any case), newest first."""
+        rows = self._rows(
+            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {live('a')} AND a.title ILIKE "
+            "%(n)s ORDER BY a.published DESC NULLS LAST, a.id DESC LIMIT %(l)s",
+            {"n": f"%{_like(text.strip())}%", "l": limit})
+        return [_article(row) for row in rows]
+
+    def recent_articles(
+        self, limit: int, offset: int = 0, source: str | None = None
+    ) -> list[ArticleInfo]:
+        """Newest first, undated last."""
+        where = " AND a.source = %(src)s" if source else ""
+        rows = self._rows(
+            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {live('a')}{where} ORDER BY "
+            "a.published DESC NULLS LAST, a.id DESC LIMIT %(l)s OFFSET %(o)s",
+            {"src": source, "l": limit, "o": offset})
+        return [_article(row) for row in rows]
+
+    def articles_since(
+        self, *, published_since: date | None, ingested_since: str | None, limit: int
+    ) -> list[tuple[ArticleInfo, str]]:
+        """Newest first, with story ids."""
+        where = ""
+        if published_since is not None:
+            where += " AND a.published >= %(ps)s"
+        if ingested_since is not None:
+            where += " AND a.ingested_at >= %(is)s"
+        rows = self._rows(
+            f"SELECT {ARTICLE_COLUMNS}, coalesce(s.story_id, a.key) FROM articles a LEFT JOIN "
+            f"stories s ON s.article_id = a.id AND {live('s')} WHERE {live('a')}{where} "
+            "ORDER BY a.published DESC NULLS LAST, a.id DESC LIMIT %(l)s",
+            {"ps": published_since, "is": ingested_since, "l": limit})
+        return [(_article(row), str(row[7])) for row in rows]
+
+    def sources(self) -> list[tuple[str, int]]:
+        """Outlets with their article counts, most first."""
+        rows = self._rows(
+            f"SELECT a.source, count(*) FROM articles a WHERE {live('a')} AND a.source <> '' "
+            "GROUP BY a.source ORDER BY count(*) DESC, a.source")
+        return [(str(source), int(n)) for source, n in rows]
+
+    def count_articles(self, source: str | None = None) -> int:
+        """Articles (of one outlet) at this version."""
+        if source is None:
+            return int(self.metadata.get("counts", {}).get("articles", 0))
+        return int(self._rows(f"SELECT count(*) FROM articles a WHERE {live('a')} AND "
+                              "a.source = %(src)s", {"src": source})[0][0])
+
+    def count_chunks(self) -> int:
+        """Chunks at this version (recorded at commit)."""
+        return int(self.metadata.get("counts", {}).get("chunks", 0))
+
+    def stored_articles(self) -> dict[str, StoredArticle]:
+        """Every article's identity and hashes."""
+        rows = self._rows("SELECT a.key, a.content_hash, a.norm_hash, a.origin_file FROM "
+                          f"articles a WHERE {live('a')}")
+        return {str(r[0]): StoredArticle(str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+                for r in rows}
+
+    def export_articles(self) -> Iterator[ExportedArticle]:
+        """Every article at this version with its chunks' vectors and story."""
+        rows = self._rows(
+            "SELECT a.id, a.key, a.title, a.source, a.url, a.published, a.authors, a.labels, "
+            "a.text, a.content_hash, a.norm_hash, a.origin, a.origin_file, "
+            f"coalesce(s.story_id, a.key) FROM articles a LEFT JOIN stories s ON s.article_id "
+            f"= a.id AND {live('s')} WHERE {live('a')} ORDER BY a.id")
+        for (rowid, key, title, source, url, published, authors, labels, text, chash, nhash,
+             origin, origin_file, story) in rows:
+            sentences = tuple(Span(int(a), int(b)) for a, b in self._rows(
+                "SELECT start, \"end\" FROM sentences WHERE article_id = %(a)s ORDER BY ord",
+                {"a": rowid}))
+            chunk_rows = self._rows(
+                "SELECT c.start, c.\"end\", c.n_tokens, c.text_hash, c.embedding FROM chunks c "
+                f"WHERE c.article_id = %(a)s AND {live('c')} ORDER BY c.ord", {"a": rowid})
+            chunks = tuple(
+                NewChunk(ChunkSpan(int(start), int(end), tuple(
+                    sp for sp in sentences if sp.start >= start and sp.end <= end),
+                    int(n_tokens)), str(text_hash))
+                for start, end, n_tokens, text_hash, _ in chunk_rows)
+            parsed = ParsedArticle(text=str(text), origin=str(origin), title=str(title),
+                                   source=str(source), url=str(url), published=published,
+                                   authors=tuple(authors), labels=tuple(labels))
+            matrix = (np.stack([_vector(row[4]) for row in chunk_rows]) if chunk_rows
+                      else np.zeros((0, 0), dtype=np.float32))
+            yield ExportedArticle(
+                NewArticle(key=str(key), article=parsed, content_hash=str(chash),
+                           norm_hash=str(nhash), origin_file=str(origin_file), chunks=chunks,
+                           sentences=sentences),
+                matrix, str(story))
+
+    def _coverage(self, filters: SearchFilters | None) -> Coverage:
+        where, params = filter_sql(filters, "a")
+        n, first, last = self._rows(
+            f"SELECT count(*), min(a.published), max(a.published) FROM articles a WHERE "
+            f"{live('a')}{where}", params)[0]
+        return Coverage(n_articles=int(n), first=first, last=last)
+
+
+class PostgresWriter(StoreWriter):
+    """The next version, written in one transaction on one connection and published in it."""
+
+    def __init__(self, store: PostgresStore, *, fresh: bool) -> None:
+        """Take the writer lock, open the transaction and register the building version."""
+        self._store = store
+        self._conn: psycopg.Connection | None = None
+        self._transaction: psycopg.Transaction | None = None
+        self._pending: dict[int, dict[str, Any]] = {}  # chunk rows not yet inserted
+        self._finished = False
+        self._base_cm: contextlib.AbstractContextManager[PostgresSnapshot] | None = None
+        self._base: PostgresSnapshot | None = None
+        pool = store.pool()
+        try:
+            self._conn = pool.getconn(timeout=CONNECTION_WAIT_SECONDS)
+        except PoolTimeout as exc:
+            raise store.unavailable(exc) from exc
+        try:
+            locked = self._conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                        (WRITER_LOCK,)).fetchone()[0]
+            if not locked:
+                pool.putconn(self._conn)
+                self._conn = None
+                raise WriterBusy("another process is updating this index")
+            self._begin(fresh)
+        except WriterBusy:
+            raise
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, psycopg.OperationalError):
+                raise store.unavailable(exc) from exc
+            raise
+
+    def _begin(self, fresh: bool) -> None:
+        """Start the transaction: a new version on top of the current one (or empty)."""
+        conn = self._conn
+        assert conn is not None
+        current = conn.execute("SELECT current_version FROM collection").fetchone()[0]
+        if current is not None and not fresh and self._store._serving:
+            self._base_cm = self._store.reading()
+            self._base = self._base_cm.__enter__()
+        self._transaction = conn.transaction()
+        self._transaction.__enter__()
+        self.number = int(conn.execute(
+            "SELECT coalesce(max(version), 0) + 1 FROM versions").fetchone()[0])
+        self._build_started = conn.execute(
+            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS')").fetchone()[0]
+        conn.execute("INSERT INTO versions(version, state, build_started) VALUES "
+                     "(%s, 'building', %s)", (self.number, self._build_started))
+        if fresh:
+            for table in ("chunks", "stories", "articles"):
+                conn.execute(f"UPDATE {table} t SET removed_in = %(v)s WHERE "
+                             f"{live('t')}", {"v": self.number})
+
+    def _rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """A query in the writer's transaction, at the building version (%(v)s)."""
+        assert self._conn is not None
+        cursor = self._conn.execute(sql, {"v": self.number, **(params or {})})
+        return cursor.fetchall() if cursor.description else []
+
+    @property
+    def base(self) -> PostgresSnapshot | None:
+        """The published version this one starts from."""
+        return self._base
+
+    def stored_articles(self) -> dict[str, StoredArticle]:
+        """Articles of the building version."""
+        rows = self._rows("SELECT a.key, a.content_hash, a.norm_hash, a.origin_file FROM "
+                          f"articles a WHERE {live('a')}")
+        return {str(r[0]): StoredArticle(str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+                for r in rows}
+
+    def count_chunks(self) -> int:
+        """Chunks of the building version, inserted or pending."""
+        return int(self._rows(f"SELECT count(*) FROM chunks c WHERE {live('c')}")[0][0]) + len(
+            self._pending)
+
+    def delete_articles(self, keys: Sequence[str]) -> None:
+        """Rows added by this version go; older ones are marked removed by it."""
+        if not keys:
+            return
+        keys = list(keys)
+        doomed = {int(r[0]) for r in self._rows(
+            f"SELECT a.id FROM articles a WHERE a.key = ANY(%(k)s) AND {live('a')}",
+            {"k": keys})}
+        self._pending = {cid: row for cid, row in self._pending.items()
+                         if row["article_id"] not in doomed}
+        self._rows("DELETE FROM articles a WHERE a.key = ANY(%(k)s) AND a.added_in = %(v)s",
+                   {"k": keys})
+        for table in ("chunks", "stories"):
+            self._rows(f"UPDATE {table} t SET removed_in = %(v)s FROM articles a WHERE "
+                       f"t.article_id = a.id AND a.key = ANY(%(k)s) AND {live('a')} AND "
+                       f"{live('t')}", {"k": keys})
+        self._rows(f"UPDATE articles a SET removed_in = %(v)s WHERE a.key = ANY(%(k)s) AND "
+                   f"{live('a')}", {"k": keys})
+
+    def add_article(self, article: NewArticle) -> list[int]:
+        """Insert the article and its sentences; its chunks wait for their vectors."""
+        parsed = article.article
+        exists = self._rows(f"SELECT 1 FROM articles a WHERE a.key = %(k)s AND {live('a')}",
+                            {"k": article.key})
+        if exists:
+            raise StoreError(f"article {article.key} is already stored")
+        article_id = int(self._rows(
+            "INSERT INTO articles(key, title, source, url, published, authors, labels, text, "
+            "content_hash, norm_hash, origin, origin_file, ingested_at, added_in) VALUES "
+            "(%(key)s, %(title)s, %(source)s, %(url)s, %(published)s, %(authors)s, %(labels)s, "
+            "%(text)s, %(ch)s, %(nh)s, %(origin)s, %(of)s, %(at)s, %(v)s) RETURNING id",
+            {"key": article.key, "title": parsed.title, "source": parsed.source,
+             "url": parsed.url, "published": parsed.published, "authors": list(parsed.authors),
+             "labels": list(parsed.labels), "text": parsed.text, "ch": article.content_hash,
+             "nh": article.norm_hash, "origin": parsed.origin, "of": article.origin_file,
+             "at": self._build_started})[0][0])
+        assert self._conn is not None
+        with self._conn.cursor() as cursor, cursor.copy(
+            'COPY sentences(article_id, ord, start, "end") FROM STDIN'
+        ) as copy:
+            for ord_, span in enumerate(article.sentences):
+                copy.write_row((article_id, ord_, span.start, span.end))
+        ids = [int(r[0]) for r in self._rows(
+            "SELECT nextval('chunks_id_seq') FROM generate_series(1, %(n)s)",
+            {"n": len(article.chunks)})] if article.chunks else []
+        for ord_, (chunk_id, chunk) in enumerate(zip(ids, article.chunks, strict=True)):
+            text = parsed.text[chunk.span.start : chunk.span.end]
+            self._pending[chunk_id] = {
+                "id": chunk_id, "article_id": article_id, "ord": ord_,
+                "start": chunk.span.start, "end": chunk.span.end,
+                "n_tokens": chunk.span.n_tokens, "n_words": text.count(" ") + 1,
+                "text_hash": chunk.text_hash, "text": text, "embedding": None,
+                "source": parsed.source, "published": parsed.published,
+                "labels": list(parsed.labels),
+            }
+        return ids
+
+    def _flush(self, *, everything: bool = False) -> None:
+        """Insert pending chunks that have vectors (all of them with `everything`)."""
+        ready = [row for row in self._pending.values()
+                 if everything or row["embedding"] is not None]
+        if not ready:
+            return
+        assert self._conn is not None
+        columns = ("id", "article_id", "ord", "start", "end", "n_tokens", "n_words",
+                   "text_hash", "text", "embedding", "source", "published", "labels")
+        names = ", ".join(f'"{c}"' for c in columns)
+        with self._conn.cursor() as cursor, cursor.copy(
+            f"COPY chunks({names}, added_in) FROM STDIN"
+        ) as copy:
+            for row in ready:
+                copy.write_row((*(row[c] for c in columns), self.number))
+        for row in ready:
+            del self._pending[row["id"]]
+
+    def reusable_vectors(self, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors stored for chunks with these text hashes (any version still kept)."""
+        if not text_hashes:
+            return {}
+        rows = self._rows(
+            "SELECT DISTINCT ON (text_hash) text_hash, embedding FROM chunks WHERE "
+            "text_hash = ANY(%(h)s) AND embedding IS NOT NULL AND added_in < %(v)s "
+            "ORDER BY text_hash, id", {"h": list(text_hashes)})
+        return {str(h): _vector(e) for h, e in rows}
+
+    def set_vectors(self, chunk_ids: Sequence[int], vectors: np.ndarray) -> None:
+        """Attach vectors to pending chunks (or update inserted ones), inserting in batches."""
+        stored: list[tuple[np.ndarray, int]] = []
+        for chunk_id, vector in zip(chunk_ids, vectors, strict=True):
+            row = self._pending.get(int(chunk_id))
+            if row is None:
+                stored.append((np.asarray(vector, dtype=np.float32), int(chunk_id)))
+            else:
+                row["embedding"] = np.asarray(vector, dtype=np.float32)
+        if stored:
+            assert self._conn is not None
+            with self._conn.cursor() as cursor:
+                cursor.executemany("UPDATE chunks SET embedding = %s WHERE id = %s", stored)
+        if sum(1 for row in self._pending.values() if row["embedding"] is not None) >= FLUSH_ROWS:
+            self._flush()
+
+    def vectors(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        """Vectors of the building version's chunks: (n, dim) float32."""
+        found: dict[int, np.ndarray] = {}
+        for chunk_id in chunk_ids:
+            row = self._pending.get(int(chunk_id))
+            if row is not None and row["embedding"] is not None:
+                found[int(chunk_id)] = row["embedding"]
+        rest = [int(i) for i in chunk_ids if int(i) not in found]
+        if rest:
+            for cid, embedding in self._rows(
+                "SELECT id, embedding FROM chunks WHERE id = ANY(%(ids)s) AND "
+                "embedding IS NOT NULL", {"ids": rest}):
+                found[int(cid)] = _vector(embedding)
+        missing = [i for i in chunk_ids if int(i) not in found]
+        if missing:
+            raise KeyError(f"chunk {missing[0]} has no vector")
+        if not chunk_ids:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([found[int(i)] for i in chunk_ids])
+
+    def article_summaries(self, head_chars: int) -> list[ArticleSummary]:
+        """Every article of the building version, with its chunk ids."""
+        self._flush(everything=True)
+        members: dict[int, list[int]] = {}
+        for cid, article_id in self._rows(
+            f"SELECT c.id, c.article_id FROM chunks c WHERE {live('c')} ORDER BY c.id"):
+            members.setdefault(int(article_id), []).append(int(cid))
+        rows = self._rows(
+            "SELECT a.id, a.key, a.title, left(a.text, %(h)s), a.published, a.source FROM "
+            f"articles a WHERE {live('a')} ORDER BY a.id", {"h": head_chars})
+        return [ArticleSummary(key=str(key), title=str(title), head=str(head),
+                               published=published, source=str(source),
+                               chunk_ids=tuple(members.get(int(rowid), ())))
+                for rowid, key, title, head, published, source in rows]
+
+    def set_story_ids(self, story_of: Mapping[str, str]) -> None:
+        """Version each article's story: unchanged rows stay, changed ones are replaced."""
+        assert self._conn is not None
+        self._rows("CREATE TEMP TABLE new_stories(key text PRIMARY KEY, story_id text) "
+                   "ON COMMIT DROP")
+        with self._conn.cursor() as cursor, cursor.copy(
+            "COPY new_stories(key, story_id) FROM STDIN"
+        ) as copy:
+            for key, story in story_of.items():
+                copy.write_row((key, story))
+        changed = (f"FROM articles a, new_stories n WHERE s.article_id = a.id AND a.key = n.key "
+                   f"AND {live('a')} AND {live('s')} AND s.story_id <> n.story_id")
+        self._rows(f"DELETE FROM stories s USING articles a, new_stories n WHERE s.article_id "
+                   f"= a.id AND a.key = n.key AND {live('a')} AND s.added_in = %(v)s AND "
+                   "s.story_id <> n.story_id")
+        self._rows(f"UPDATE stories s SET removed_in = %(v)s {changed}")
+        self._rows(
+            "INSERT INTO stories(article_id, story_id, added_in) SELECT a.id, n.story_id, "
+            f"%(v)s FROM new_stories n JOIN articles a ON a.key = n.key AND {live('a')} "
+            f"WHERE NOT EXISTS (SELECT 1 FROM stories s WHERE s.article_id = a.id AND "
+            f"{live('s')})")
+        self._rows("DROP TABLE new_stories")
+
+    def commit(self, metadata: Mapping[str, Any]) -> str:
+        """Publish: record counts and term counts, flip the current version, then clean up."""
+        if self._finished or self._conn is None or self._transaction is None:
+            raise StoreError("this version was already committed or aborted")
+        try:
+            dim = int(metadata["embedding"]["dim"])
+            self._flush(everything=True)
+            unset = self._rows("SELECT count(*) FROM chunks WHERE added_in = %(v)s AND "
+                               "embedding IS NULL")[0][0]
+            if unset:
+                raise StoreError(f"{unset} chunks have no vector")
+            self._rows(f"CREATE INDEX IF NOT EXISTS chunks_embedding_{dim} ON chunks USING "
+                       f"hnsw ((embedding::vector({dim})) vector_ip_ops) WITH "
+                       f"(m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
+            self._count_terms()
+            articles, chunks, tokens, mean_words = self._rows(
+                f"SELECT (SELECT count(*) FROM articles a WHERE {live('a')}), count(*), "
+                "coalesce(sum(c.n_tokens), 0), coalesce(avg(c.n_words), 1) FROM chunks c "
+                f"WHERE {live('c')}")[0]
+            built_at = datetime.now(UTC).isoformat(timespec="seconds")
+            counts = {"articles": int(articles), "chunks": int(chunks), "tokens": int(tokens),
+                      "mean_chunk_words": float(mean_words)}
+            recorded = {**metadata, "counts": counts, "built_at": built_at,
+                        "index_type": "hnsw" if chunks >= APPROXIMATE_THRESHOLD else "flat"}
+            self._rows("UPDATE versions SET state = 'published', published_at = now(), "
+                       "metadata = %(m)s WHERE version = %(v)s", {"m": json.dumps(recorded)})
+            embedding = metadata["embedding"]
+            self._rows("UPDATE collection SET current_version = %(v)s, model = %(model)s, "
+                       "dim = %(dim)s, normalized = %(norm)s",
+                       {"model": embedding.get("model"), "dim": dim,
+                        "norm": embedding.get("normalized")})
+            self._transaction.__exit__(None, None, None)
+            self._transaction = None
+            self._finished = True
+            self._store._serving = True
+            if self._store._identity is None:
+                self._store._identity = {key: embedding.get(key) for key in IDENTITY_KEYS}
+            self._release_base()
+            try:
+                self._store.collect_garbage(self._conn)
+            except psycopg.Error as exc:  # the version is published; cleaning up can wait
+                log.warning("could not delete rows of old versions: %s", exc)
+            return f"v{self.number:06d}"
+        except psycopg.OperationalError as exc:
+            self.abort()
+            raise self._store.unavailable(exc) from exc
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._release()
+
+    def _count_terms(self) -> None:
+        """Record the document count of every lexeme this version changed."""
+        self._rows(
+            "WITH delta AS (SELECT u.lexeme, sum(CASE WHEN c.added_in = %(v)s THEN 1 ELSE -1 "
+            "END) AS d FROM chunks c CROSS JOIN LATERAL unnest(c.tsv) u WHERE (c.added_in = "
+            "%(v)s AND c.removed_in IS NULL) OR (c.removed_in = %(v)s AND c.added_in < %(v)s) "
+            "GROUP BY u.lexeme) INSERT INTO term_counts(lexeme, version, n) SELECT d.lexeme, "
+            "%(v)s, coalesce((SELECT t.n FROM term_counts t WHERE t.lexeme = d.lexeme AND "
+            "t.version < %(v)s ORDER BY t.version DESC LIMIT 1), 0) + d.d FROM delta d "
+            "WHERE d.d <> 0")
+
+    def _release_base(self) -> None:
+        """Unpin the base version."""
+        if self._base_cm is not None:
+            cm, self._base_cm, self._base = self._base_cm, None, None
+            cm.__exit__(None, None, None)
+
+    def _release(self) -> None:
+        """Unlock the writer lock and return the connection."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(psycopg.Error):
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+            conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+        self._store.pool().putconn(conn)
+
+    def abort(self) -> None:
+        """Roll the transaction back; the current version stays."""
+        if not self._finished:
+            self._finished = True
+            if self._transaction is not None:
+                transaction, self._transaction = self._transaction, None
+                with contextlib.suppress(psycopg.Error):
+                    transaction.__exit__(StoreError, StoreError("aborted"), None)
+        self._release_base()
+        self._release()
+
+
+class PostgresStateStore(StateStore):
+    """Votes, follows and named values in the collection's database, shared by every process."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        """Use the store's pool."""
+        self._store = store
+
+    def record_feedback(
+        self, question: str, chunk_ids: Sequence[int], vote: int, user_hash: str
+    ) -> None:
+        """Store a vote; a later vote on the same answer replaces the earlier one."""
+        if vote not in (-1, 1):
+            raise ValueError("vote must be +1 or -1")
+        with self._store.connection() as conn:
+            conn.execute(
+                "INSERT INTO feedback(user_hash, question, chunk_ids, vote) VALUES "
+                "(%s, %s, %s, %s) ON CONFLICT (user_hash, question, chunk_ids) DO UPDATE SET "
+                "vote = excluded.vote, created_at = now()",
+                (user_hash, question, json.dumps(sorted(int(i) for i in chunk_ids)), vote))
+
+    def feedback_counts(self) -> dict[str, int]:
+        """Counts of up and down votes."""
+        with self._store.connection() as conn:
+            rows = dict(conn.execute("SELECT vote, count(*) FROM feedback GROUP BY vote"
+                                     ).fetchall())
+        return {"up": int(rows.get(1, 0)), "down": int(rows.get(-1, 0))}
+
+    def add_follow(
+        self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None
+    ) -> Follow:
+        """Follow a topic in a channel (following it again there changes nothing)."""
+        topic = " ".join(topic.split())
+        if not topic:
+            raise ValueError("a followed topic needs words")
+        with self._store.connection() as conn:
+            conn.execute("INSERT INTO follows(guild_id, channel_id, user_id, topic) VALUES "
+                         "(%s, %s, %s, %s) ON CONFLICT (channel_id, topic) DO NOTHING",
+                         (guild_id, channel_id, user_id, topic))
+            row = conn.execute(
+                "SELECT id, guild_id, channel_id, user_id, topic, created_at::text FROM follows "
+                "WHERE channel_id = %s AND topic = %s", (channel_id, topic)).fetchone()
+        return Follow(*row)
+
+    def remove_follow(self, follow_id: int) -> bool:
+        """Delete a follow; False if there was none."""
+        with self._store.connection() as conn:
+            return conn.execute("DELETE FROM follows WHERE id = %s", (follow_id,)).rowcount > 0
+
+    def list_follows(
+        self, *, guild_id: int | None = None, channel_id: int | None = None
+    ) -> list[Follow]:
+        """Follows, optionally of one guild or channel, oldest first."""
+        with self._store.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, guild_id, channel_id, user_id, topic, created_at::text FROM follows "
+                "WHERE (%(g)s::bigint IS NULL OR guild_id = %(g)s) AND (%(c)s::bigint IS NULL "
+                "OR channel_id = %(c)s) ORDER BY id", {"g": guild_id, "c": channel_id}
+            ).fetchall()
+        return [Follow(*row) for row in rows]
+
+    def get_value(self, key: str) -> str | None:
+        """A named value."""
+        with self._store.connection() as conn:
+            row = conn.execute("SELECT value FROM named_values WHERE key = %s",
+                               (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_value(self, key: str, value: str) -> None:
+        """Set a named value."""
+        with self._store.connection() as conn:
+            conn.execute("INSERT INTO named_values(key, value) VALUES (%s, %s) ON CONFLICT "
+                         "(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def close(self) -> None:
+        """Nothing of its own to close (the store's pool is shared)."""
