@@ -966,5 +966,11 @@ def query_worker_command(
     print(json.dumps(query_worker(options)))
 
 
+# The store comparison's commands live in bench/stores.py (it imports this module's helpers
+# where it uses them, so this import at the end is no cycle).
+from bench.stores import app as stores_app  # noqa: E402
+
+app.add_typer(stores_app, name="stores")
+
 if __name__ == "__main__":
     app()

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -147,8 +148,16 @@ class PostgresStore(Store):
 
     def __init__(self, url: str, *, pool_size: int = 8, statement_timeout_ms: int = 30_000,
                  ef_search: int = HNSW_EF_SEARCH,
-                 retire_after_seconds: float = RETIRE_AFTER_SECONDS) -> None:
-        """Nothing connects until first use. `url` is a libpq URL (postgresql://…)."""
+                 retire_after_seconds: float = RETIRE_AFTER_SECONDS,
+                 index_build_memory: str = "1GB") -> None:
+        """Nothing connects until first use. `url` is a libpq URL (postgresql://…).
+
+        `index_build_memory` is the server memory the HNSW build may use (maintenance_work_mem;
+        an index of n 384-d vectors builds in memory with about n × 2 kB).
+        """
+        if not re.fullmatch(r"\d+(kB|MB|GB)", index_build_memory):
+            raise ValueError(f"index_build_memory {index_build_memory!r} is not like '1GB'")
+        self.index_build_memory = index_build_memory
         self._url = url
         self.retire_after_seconds = retire_after_seconds
         self._pool_size = pool_size
@@ -383,15 +392,20 @@ class PostgresSnapshot(Snapshot):
 
     # --- retrieval
     def dense_search(
-        self, query: np.ndarray, k: int, filters: SearchFilters | None = None
+        self, query: np.ndarray, k: int, filters: SearchFilters | None = None,
+        *, exact: bool | None = None,
     ) -> list[tuple[int, float]]:
-        """Top-k by inner product: exact scan when small, HNSW with iterative scans when large."""
+        """Top-k by inner product: exact scan when small, HNSW with iterative scans when large.
+
+        `exact` forces either way (benchmarks measure the HNSW's recall against it).
+        """
         if k <= 0:
             return []
         where, params = filter_sql(filters, "c")
         dim = len(query)
-        exact = self.count_chunks() < APPROXIMATE_THRESHOLD
-        if not exact and where:
+        forced = exact is not None
+        exact = exact if forced else self.count_chunks() < APPROXIMATE_THRESHOLD
+        if not forced and not exact and where:
             allowed = self._rows(f"SELECT count(*) FROM chunks c WHERE {live('c')}{where}",
                                  params)[0][0]
             exact = allowed <= EXACT_FILTER_LIMIT
@@ -909,6 +923,7 @@ class PostgresWriter(StoreWriter):
                                "embedding IS NULL")[0][0]
             if unset:
                 raise StoreError(f"{unset} chunks have no vector")
+            self._rows(f"SET LOCAL maintenance_work_mem = '{self._store.index_build_memory}'")
             self._rows(f"CREATE INDEX IF NOT EXISTS chunks_embedding_{dim} ON chunks USING "
                        f"hnsw ((embedding::vector({dim})) vector_ip_ops) WITH "
                        f"(m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")

@@ -1,0 +1,307 @@
+"""The storage backends side by side: local (FAISS + SQLite) against PostgreSQL + pgvector.
+
+    python -m bench.perf stores compare --database-url URL [--index DIR] [--corpus PATH]
+    python -m bench.perf stores scale --database-url URL --size 1000000 [--index DIR]
+
+(also `articlebot bench stores …`).
+
+`compare` ingests one corpus into a new local index and a new database (the same embedder,
+one after the other: ingest throughput and its ratio), then copies a built local index (the
+year, by default) into PostgreSQL and asks the same questions of both, one at a time and
+from several askers at once (latency ratio). `scale` fills a database with a local index's
+articles repeated, their vectors with Gaussian noise per copy, up to a size, and measures
+the HNSW search's recall@10 against exact search, with and without a source filter, and
+hybrid question latency end to end. Every figure names the machine and the load.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import typer
+
+from bench.quality import NEWS_CORPUS, OneLineErrorsCommand, OneLineErrorsGroup
+
+# bench.perf mounts this app, so its helpers are imported where they are used.
+
+if TYPE_CHECKING:
+    from index.config import Settings
+    from index.engine import Engine
+
+WARM_UP = 20
+
+
+def on_postgres(settings: Settings, url: str) -> Settings:
+    """The same settings on the postgres backend at url."""
+    from pydantic import SecretStr
+
+    return settings.model_copy(update={"store": "postgres", "database_url": SecretStr(url)})
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """An empty database `name` on the server (dropped first when it exists)."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from index.store.postgres import ensure_database
+
+    admin = make_conninfo(**{**conninfo_to_dict(server_url), "dbname": "postgres"})
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+    return ensure_database(server_url, name)
+
+
+def ask_figures(engine: Engine, questions: list[str], concurrency: int) -> dict[str, Any]:
+    """Latency one question at a time (after a warm-up), then from `concurrency` askers."""
+    from bench.perf import _timed_ms, percentiles
+    for question in questions[:WARM_UP]:
+        engine.ask(question)
+    single = [_timed_ms(engine.ask, q) for q in questions]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        together = list(pool.map(lambda q: _timed_ms(engine.ask, q), questions))
+    wall = time.perf_counter() - started
+    return {"single": percentiles(single),
+            f"{concurrency}_askers": percentiles(together)
+            | {"questions_per_s": round(len(questions) / wall, 1)}}
+
+
+def ingest_once(settings: Settings, corpus: Path) -> dict[str, Any]:
+    """Ingest a corpus into an empty store; seconds and chunks per second."""
+    from index.engine import Engine
+
+    engine = Engine.open(settings, create=True)
+    started = time.perf_counter()
+    report = engine.ingest([corpus])
+    seconds = time.perf_counter() - started
+    chunks = engine.stats().n_chunks
+    engine.close()
+    return {"seconds": round(seconds, 1), "articles": report.added, "chunks": chunks,
+            "chunks_per_s": round(chunks / seconds, 1)}
+
+
+def compare(database_url: str, index: Path, corpus: Path, squad: int,
+            concurrency: int) -> dict[str, Any]:
+    """Ingest throughput and question latency, local against postgres, in one run."""
+    from bench.perf import (
+        BENCH_DIR,
+        DEFAULT_BACKEND,
+        bench_settings,
+        clear_index,
+        load_average,
+        news_question_texts,
+        note,
+        ratio,
+        squad_question_texts,
+    )
+    from index.engine import Engine
+    from index.migrate import copy_collection
+    from index.store import make_store
+
+    result: dict[str, Any] = {"what": "stores compare", "corpus": str(corpus),
+                              "index": str(index), "load_before": load_average()}
+    local_dir = BENCH_DIR / f"stores-{corpus.name.split('.')[0]}"
+    clear_index(local_dir)
+    local_settings = bench_settings(local_dir, DEFAULT_BACKEND)
+    pg_settings = on_postgres(local_settings, fresh_database(database_url, "bench_ingest"))
+    note(f"ingesting {corpus.name} into a local index")
+    local = ingest_once(local_settings, corpus)
+    note(f"ingesting {corpus.name} into PostgreSQL")
+    remote = ingest_once(pg_settings, corpus)
+    result["ingest"] = {"local": local, "postgres": remote,
+                        "postgres_x_local_seconds": ratio(remote["seconds"], local["seconds"])}
+    served = bench_settings(index, DEFAULT_BACKEND)
+    copied = on_postgres(served, fresh_database(database_url, "bench_query"))
+    note(f"copying {index} into PostgreSQL")
+    started = time.perf_counter()
+    report = copy_collection(make_store(served), make_store(copied))
+    result["copy"] = {"articles": report.articles, "chunks": report.chunks,
+                      "seconds": round(time.perf_counter() - started, 1)}
+    questions = news_question_texts() + squad_question_texts(squad)
+    result["questions"] = len(questions)
+    for name, settings in (("local", served), ("postgres", copied)):
+        note(f"asking {len(questions)} questions of the {name} store")
+        engine = Engine.open(settings)
+        result[name] = ask_figures(engine, questions, concurrency) | {
+            "dense_search": engine.stats().dense_search}
+        engine.close()
+    result["postgres_x_local_p50"] = ratio(result["postgres"]["single"]["p50_ms"],
+                                           result["local"]["single"]["p50_ms"])
+    result["load_after"] = load_average()
+    return result
+
+
+def fill(database_url: str, index: Path, size: int, noise: float) -> dict[str, Any]:
+    """A database holding the index's articles repeated (noisy vectors) up to `size` chunks."""
+    from bench.perf import DEFAULT_BACKEND, bench_settings, note
+    from index.store import make_store
+    from index.store.postgres import PostgresStore
+
+    url = fresh_database(database_url, f"bench_scale_{size}")
+    source = make_store(bench_settings(index, DEFAULT_BACKEND))
+    if not source.open(None):
+        raise typer.BadParameter(f"no index in {index}", param_hint="--index")
+    target = PostgresStore(url, index_build_memory="4GB")
+    rng = np.random.default_rng(0)
+    started = time.perf_counter()
+    written = 0
+    with source.reading() as snapshot:
+        metadata = dict(snapshot.metadata)
+        copies = math.ceil(size / max(snapshot.count_chunks(), 1))
+        target.open(None)
+        with target.writer(fresh=True) as writer:
+            for copy in range(copies):
+                for item in snapshot.export_articles():
+                    if written >= size:
+                        break
+                    article = replace(item.article, key=f"{item.article.key}-{copy}")
+                    chunk_ids = writer.add_article(article)
+                    if not chunk_ids:
+                        continue
+                    vectors = item.vectors
+                    if copy:
+                        vectors = vectors + rng.normal(0, noise, vectors.shape).astype(np.float32)
+                        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                    writer.set_vectors(chunk_ids, vectors)
+                    written += len(chunk_ids)
+                note(f"copy {copy + 1}/{copies}: {written:,} chunks")
+            note("committing (builds the HNSW and keyword indexes)")
+            writer.commit({key: metadata[key] for key in ("embedding", "chunking")
+                           if key in metadata})
+    source.close()
+    target.close()
+    return {"url": url, "chunks": written, "copies": copies,
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def scale(database_url: str, index: Path, size: int, noise: float, queries: int,
+          ef_search: str) -> dict[str, Any]:
+    """HNSW recall@10 (with and without a source filter) and hybrid latency at `size`."""
+    from bench.perf import (
+        DEFAULT_BACKEND,
+        _timed_ms,
+        bench_settings,
+        load_average,
+        news_question_texts,
+        note,
+        percentiles,
+    )
+    from index.engine import Engine
+    from index.models import SearchFilters
+    from index.store.postgres import PostgresStore
+
+    result: dict[str, Any] = {"what": "stores scale", "size": size, "noise_per_dim": noise,
+                              "base": str(index), "load_before": load_average()}
+    note(f"filling a database with {size:,} chunks")
+    filled = fill(database_url, index, size, noise)
+    result["fill"] = filled
+    settings = on_postgres(bench_settings(index, DEFAULT_BACKEND), filled["url"])
+    engine = Engine.open(settings)
+    questions = news_question_texts()[:queries]
+    vectors = [engine.embedder.encode_query(q) for q in questions]
+    store = engine.store
+    assert isinstance(store, PostgresStore)
+    sources = engine.stats().sources
+    source = sources[len(sources) // 2][0] if sources else ""
+    share = (dict(sources).get(source, 0) / max(engine.stats().n_articles, 1))
+    result["filter"] = {"source": source, "share_of_articles": round(share, 3)}
+    for label, filters in (("unfiltered", None), ("source_filter",
+                                                   SearchFilters(sources=(source,)))):
+        with store.reading() as snapshot:
+            exact = [{cid for cid, _ in snapshot.dense_search(v, 10, filters, exact=True)}
+                     for v in vectors]
+            by_breadth = {}
+            for breadth in (int(b) for b in ef_search.split(",")):
+                store.ef_search = breadth
+                times: list[float] = []
+                recalls: list[float] = []
+                for vector, truth in zip(vectors, exact, strict=True):
+                    started = time.perf_counter()
+                    found = snapshot.dense_search(vector, 10, filters, exact=False)
+                    times.append((time.perf_counter() - started) * 1000)
+                    recalls.append(len({cid for cid, _ in found} & truth) / max(len(truth), 1))
+                by_breadth[str(breadth)] = percentiles(times) | {
+                    "recall_at_10": round(float(np.mean(recalls)), 4)}
+        result[label] = {"dense_search_by_ef_search": by_breadth}
+    store.ef_search = int(ef_search.split(",")[0])
+    note("asking the questions end to end (hybrid)")
+    for label, filters in (("unfiltered", None), ("source_filter",
+                                                   SearchFilters(sources=(source,)))):
+        for question in questions[:WARM_UP]:
+            engine.ask(question, filters)
+        result[label]["ask_ms"] = percentiles(
+            [_timed_ms(lambda q, f=filters: engine.ask(q, f), q) for q in questions])
+    result["ef_search_default"] = store.ef_search
+    engine.close()
+    result["load_after"] = load_average()
+    return result
+
+
+app = typer.Typer(
+    help="Local (FAISS + SQLite) against PostgreSQL + pgvector: ingest, question latency, "
+    "HNSW recall and latency at scale. Figures: docs/performance.md, docs/scaling.md.",
+    cls=OneLineErrorsGroup, no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False,
+)
+UrlOption = Annotated[str, typer.Option(
+    "--database-url", envvar="ARTICLEBOT_DATABASE_URL",
+    help="A PostgreSQL server with pgvector whose user may create databases (postgresql://…).")]
+IndexOption = Annotated[Path | None, typer.Option(
+    "--index", help="A built local index to copy (default: the year index `bench.perf ingest "
+    "--corpus …corpus-2023…` builds).")]
+
+
+def _year_index(index: Path | None) -> Path:
+    """The index given, or the one the year ingest benchmark builds."""
+    from bench.perf import DEFAULT_BACKEND, YEAR_CORPUS, ingest_dir
+
+    return index or ingest_dir(YEAR_CORPUS, DEFAULT_BACKEND)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@app.command("compare", cls=OneLineErrorsCommand)
+def compare_command(
+    database_url: UrlOption,
+    index: IndexOption = None,
+    corpus: Annotated[Path, typer.Option(
+        "--corpus", help="Corpus ingested into both stores for the ingest figure.")] = NEWS_CORPUS,
+    squad: Annotated[int, typer.Option(
+        "--squad", min=0, help="SQuAD questions asked after the news quiz.")] = 300,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, help="Askers at once in the concurrent run.")] = 4,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest chunks/s and question latency (ms), local against postgres, in one run."""
+    from bench.perf import _report
+
+    _report(compare(database_url, _year_index(index), corpus, squad, concurrency), as_json)
+
+
+@app.command("scale", cls=OneLineErrorsCommand)
+def scale_command(
+    database_url: UrlOption,
+    index: IndexOption = None,
+    size: Annotated[int, typer.Option("--size", min=1, help="Chunks in the database.")]
+    = 1_000_000,
+    noise: Annotated[float, typer.Option(
+        "--noise", min=0.0, help="Gaussian noise per dimension added to each copy's vectors "
+        "(unit vectors, renormalised).")] = 0.01,
+    queries: Annotated[int, typer.Option("--queries", min=1, help="News questions asked.")]
+    = 200,
+    ef_search: Annotated[str, typer.Option(
+        "--ef-search", help="HNSW ef_search values to measure, comma-separated; the first is "
+        "used for the end-to-end questions.")] = "200,100,400",
+    as_json: JsonOption = False,
+) -> None:
+    """HNSW recall@10 against exact search and hybrid latency (ms) at a size."""
+    from bench.perf import _report
+
+    _report(scale(database_url, _year_index(index), size, noise, queries, ef_search), as_json)

@@ -1,0 +1,51 @@
+"""The store comparison harness on a tiny index: the scale fill and the commands' help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from bench import stores
+from bench.perf import app
+from index.config import Settings
+from index.engine import Engine
+from index.store.postgres import PostgresStore
+from tests.index.fakes import HashingEmbedder
+
+
+def test_store_commands_have_help() -> None:
+    runner = CliRunner()
+    for command in ("compare", "scale"):
+        result = runner.invoke(app, ["stores", command, "--help"])
+        assert result.exit_code == 0 and "--database-url" in result.output
+
+
+def test_fill_repeats_the_articles_with_noisy_vectors(tmp_path: Path, postgres_url: str) -> None:
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"a{n}.txt").write_text(
+            f"Story {n}\n\nThe harbour bridge story number {n}. The ferry stopped.\n",
+            encoding="utf-8")
+    settings = Settings(_env_file=None, index_dir=tmp_path / "index", article_dirs=[folder],
+                        model="test-hashing")
+    engine = Engine.open(settings, create=True, embedder=HashingEmbedder())
+    engine.reindex()
+    chunks = engine.stats().n_chunks
+    engine.close()
+    filled = stores.fill(postgres_url, settings.index_dir, size=chunks * 2 + 1, noise=0.05)
+    assert filled["chunks"] == chunks * 2 + 1 and filled["copies"] == 3
+    store = PostgresStore(filled["url"])
+    assert store.open(None)
+    with store.reading() as snapshot:
+        assert snapshot.count_chunks() == filled["chunks"]
+        exported = {item.article.key: item.vectors for item in snapshot.export_articles()}
+    assert len(exported) == 7 and all(key.rsplit("-", 1)[1] in "012" for key in exported)
+    for key, vectors in exported.items():
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        original = exported[key.rsplit("-", 1)[0] + "-0"]
+        cosine = float((vectors * original).sum())
+        assert (abs(cosine - 1.0) < 1e-5) if key.endswith("-0") else (0.8 < cosine < 0.9999)
+    store.close()
