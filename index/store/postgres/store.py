@@ -149,15 +149,22 @@ class PostgresStore(Store):
     def __init__(self, url: str, *, pool_size: int = 8, statement_timeout_ms: int = 30_000,
                  ef_search: int = HNSW_EF_SEARCH,
                  retire_after_seconds: float = RETIRE_AFTER_SECONDS,
-                 index_build_memory: str = "1GB") -> None:
+                 index_build_memory: str = "1GB",
+                 approximate_threshold: int = APPROXIMATE_THRESHOLD) -> None:
         """Nothing connects until first use. `url` is a libpq URL (postgresql://…).
 
         `index_build_memory` is the server memory the HNSW build may use (maintenance_work_mem;
         an index of n 384-d vectors builds in memory with about n × 2 kB).
+        `approximate_threshold`: from this many chunks on, searches go through an HNSW index
+        (built at the first commit that reaches it); below, they scan exactly.
         """
         if not re.fullmatch(r"\d+(kB|MB|GB)", index_build_memory):
             raise ValueError(f"index_build_memory {index_build_memory!r} is not like '1GB'")
         self.index_build_memory = index_build_memory
+        self.approximate_threshold = approximate_threshold
+        # Figures derived from a version (metadata, coverage, document counts), shared by
+        # every snapshot of it: versions never change once published.
+        self._memos: dict[int, dict[Any, Any]] = {}
         self._url = url
         self.retire_after_seconds = retire_after_seconds
         self._pool_size = pool_size
@@ -275,15 +282,26 @@ class PostgresStore(Store):
                     conn.execute("SELECT pg_advisory_unlock_shared(%s, %s)",
                                  (VERSION_LOCK, version))
 
+    def memo_for(self, version: int) -> dict[Any, Any]:
+        """The memo of a version (the two newest versions' are kept)."""
+        memo = self._memos.get(version)
+        if memo is None:
+            with self._pool_lock:
+                memo = self._memos.setdefault(version, {})
+                for old in sorted(self._memos)[:-2]:
+                    del self._memos[old]
+        return memo
+
     @staticmethod
     def _pin(conn: psycopg.Connection) -> int:
         """Hold a shared lock on the current version, once it is sure not to be retired."""
         while True:
-            row = conn.execute("SELECT current_version FROM collection").fetchone()
-            if row is None or row[0] is None:
+            row = conn.execute(
+                "SELECT current_version, pg_advisory_lock_shared(%s, current_version) "
+                "FROM collection WHERE current_version IS NOT NULL", (VERSION_LOCK,)).fetchone()
+            if row is None:
                 raise StoreEmpty("the index is empty")
             version = int(row[0])
-            conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", (VERSION_LOCK, version))
             state = conn.execute("SELECT state FROM versions WHERE version = %s",
                                  (version,)).fetchone()
             if state is not None and state[0] == "published":
@@ -349,14 +367,18 @@ class PostgresSnapshot(Snapshot):
         self._conn = conn
         self._version_number = version
         self._lock = threading.RLock()
-        self._meta: dict[str, Any] | None = None
+        self._memo = store.memo_for(version)
 
-    def _rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """Run a query at this version (%(v)s) and fetch every row."""
+    def _rows(self, sql: str, params: Mapping[str, Any] | None = None, *,
+              binary: bool = False) -> list[tuple[Any, ...]]:
+        """Run a query at this version (%(v)s) and fetch every row.
+
+        `binary` results: vectors arrive as float32 bytes instead of text to parse.
+        """
         with self._lock:
             try:
-                return self._conn.execute(sql, {"v": self._version_number, **(params or {})}
-                                          ).fetchall()
+                return self._conn.execute(sql, {"v": self._version_number, **(params or {})},
+                                          binary=binary).fetchall()
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 raise self._store.unavailable(exc) from exc
 
@@ -368,16 +390,17 @@ class PostgresSnapshot(Snapshot):
     @property
     def metadata(self) -> dict[str, Any]:
         """What the writer recorded, with the build's start."""
-        if self._meta is None:
+        recorded = self._memo.get("metadata")
+        if recorded is None:
             metadata, started = self._rows(
                 "SELECT metadata, build_started FROM versions WHERE version = %(v)s")[0]
-            self._meta = {**metadata, "build_started": started}
-        return self._meta
+            recorded = self._memo["metadata"] = {**metadata, "build_started": started}
+        return recorded
 
     @property
     def capabilities(self) -> StoreCapabilities:
-        """Exact below APPROXIMATE_THRESHOLD chunks, HNSW above."""
-        approximate = self.count_chunks() >= APPROXIMATE_THRESHOLD
+        """Exact below the store's approximate_threshold chunks, HNSW above."""
+        approximate = self.count_chunks() >= self._store.approximate_threshold
         return StoreCapabilities(
             backend="postgres", dense_search="approximate" if approximate else "exact",
             index_type="hnsw" if approximate else "flat",
@@ -404,7 +427,7 @@ class PostgresSnapshot(Snapshot):
         where, params = filter_sql(filters, "c")
         dim = len(query)
         forced = exact is not None
-        exact = exact if forced else self.count_chunks() < APPROXIMATE_THRESHOLD
+        exact = exact if forced else self.count_chunks() < self._store.approximate_threshold
         if not forced and not exact and where:
             allowed = self._rows(f"SELECT count(*) FROM chunks c WHERE {live('c')}{where}",
                                  params)[0][0]
@@ -414,16 +437,19 @@ class PostgresSnapshot(Snapshot):
                "ORDER BY distance LIMIT %(k)s) found ORDER BY distance, id")
         values = {"v": self._version_number, "q": np.asarray(query, dtype=np.float32), "k": k,
                   **params}
+        if exact:
+            settings = ["SET LOCAL enable_indexscan = off"]
+        else:
+            settings = ["SET LOCAL hnsw.iterative_scan = relaxed_order",
+                        f"SET LOCAL hnsw.ef_search = {int(self._store.ef_search)}"]
         with self._lock:
             try:
-                with self._conn.transaction():
-                    if exact:
-                        self._conn.execute("SET LOCAL enable_indexscan = off")
-                    else:
-                        self._conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                        breadth = int(self._store.ef_search)
-                        self._conn.execute(f"SET LOCAL hnsw.ef_search = {breadth}")
-                    rows = self._conn.execute(sql, values).fetchall()
+                # One round trip: the settings hold for this statement's transaction only.
+                with self._conn.pipeline(), self._conn.transaction():
+                    for setting in settings:
+                        self._conn.execute(setting)
+                    cursor = self._conn.execute(sql, values)
+                rows = cursor.fetchall()
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 raise self._store.unavailable(exc) from exc
         return [(int(cid), -float(distance)) for cid, distance in rows]
@@ -435,41 +461,40 @@ class PostgresSnapshot(Snapshot):
             return np.zeros(0, dtype=np.float32)
         rows = dict(self._rows(
             f"SELECT c.id, c.embedding FROM chunks c WHERE c.id = ANY(%(ids)s) AND {live('c')}",
-            {"ids": wanted}))
+            {"ids": wanted}, binary=True))
         missing = [i for i in wanted if i not in rows]
         if missing:
             raise KeyError(f"chunk {missing[0]} is not in {self.version}")
         matrix = np.stack([_vector(rows[int(i)]) for i in chunk_ids])
         return matrix @ query
 
-    def _lexemes(self, terms: Sequence[str]) -> dict[str, list[str]]:
-        """Each term as the keyword index stems it (a stop word stems to nothing)."""
-        if not terms:
-            return {}
-        rows = self._rows(
-            "SELECT t, tsvector_to_array(to_tsvector('english', t)) FROM unnest(%(t)s::text[]) t",
-            {"t": list(terms)})
-        return {str(term): list(lexemes) for term, lexemes in rows}
-
-    def _lexeme_counts(self, lexemes: Sequence[str]) -> dict[str, int]:
-        """Chunks holding each lexeme at this version."""
-        if not lexemes:
-            return {}
-        rows = self._rows(
-            "SELECT DISTINCT ON (lexeme) lexeme, n FROM term_counts WHERE lexeme = ANY(%(l)s) "
-            "AND version <= %(v)s ORDER BY lexeme, version DESC", {"l": list(lexemes)})
-        counts = dict.fromkeys(lexemes, 0)
-        counts.update({str(lexeme): int(n) for lexeme, n in rows})
-        return counts
+    def _stems(self, terms: Sequence[str]) -> dict[str, list[tuple[str, int]]]:
+        """Each term's lexemes as the keyword index stems it, with the chunks holding each at
+        this version (a stop word has none). Memoised per version; one query for the rest.
+        """
+        missing = [t for t in dict.fromkeys(terms) if ("stem", t) not in self._memo]
+        if missing:
+            rows = self._rows(
+                "SELECT t, l, coalesce((SELECT n FROM term_counts WHERE lexeme = l AND "
+                "version <= %(v)s ORDER BY version DESC LIMIT 1), 0) FROM unnest(%(t)s::text[]) t "
+                "LEFT JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', t))) l "
+                "ON true", {"t": missing})
+            found: dict[str, list[tuple[str, int]]] = {t: [] for t in missing}
+            for term, lexeme, count in rows:
+                if lexeme is not None:
+                    found[str(term)].append((str(lexeme), int(count)))
+            for term, stems in found.items():
+                self._memo["stem", term] = stems
+        return {t: self._memo["stem", t] for t in terms}
 
     def keyword_search(
         self, terms: Sequence[str], k: int, filters: SearchFilters | None = None
     ) -> list[tuple[int, float]]:
         """Chunks holding any term, ranked by BM25 (FTS5's k1 and b) computed in SQL."""
-        lexemes = sorted({lex for found in self._lexemes(terms).values() for lex in found})
+        counts = dict(pair for stems in self._stems(terms).values() for pair in stems)
+        lexemes = sorted(counts)
         if not lexemes or k <= 0:
             return []
-        counts = self._lexeme_counts(lexemes)
         n_docs = self.count_chunks()
         idf = [max(1e-6, math.log((n_docs - counts[lex] + 0.5) / (counts[lex] + 0.5)))
                for lex in lexemes]
@@ -491,10 +516,8 @@ class PostgresSnapshot(Snapshot):
         return [(int(cid), float(score)) for cid, score in rows]
 
     def _term_document_counts(self, terms: Sequence[str]) -> dict[str, int]:
-        stemmed = self._lexemes(terms)
-        counts = self._lexeme_counts(sorted({lex for found in stemmed.values() for lex in found}))
-        return {term: min((counts[lex] for lex in stemmed.get(term, [])), default=0)
-                for term in terms}
+        return {term: min((n for _, n in stems), default=0)
+                for term, stems in self._stems(terms).items()}
 
     def _mean_chunk_words(self) -> float:
         return float(self.metadata.get("counts", {}).get("mean_chunk_words", 1.0))
@@ -651,7 +674,8 @@ class PostgresSnapshot(Snapshot):
                 {"a": rowid}))
             chunk_rows = self._rows(
                 "SELECT c.start, c.\"end\", c.n_tokens, c.text_hash, c.embedding FROM chunks c "
-                f"WHERE c.article_id = %(a)s AND {live('c')} ORDER BY c.ord", {"a": rowid})
+                f"WHERE c.article_id = %(a)s AND {live('c')} ORDER BY c.ord", {"a": rowid},
+                binary=True)
             chunks = tuple(
                 NewChunk(ChunkSpan(int(start), int(end), tuple(
                     sp for sp in sentences if sp.start >= start and sp.end <= end),
@@ -730,10 +754,11 @@ class PostgresWriter(StoreWriter):
                 conn.execute(f"UPDATE {table} t SET removed_in = %(v)s WHERE "
                              f"{live('t')}", {"v": self.number})
 
-    def _rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def _rows(self, sql: str, params: Mapping[str, Any] | None = None, *,
+              binary: bool = False) -> list[tuple[Any, ...]]:
         """A query in the writer's transaction, at the building version (%(v)s)."""
         assert self._conn is not None
-        cursor = self._conn.execute(sql, {"v": self.number, **(params or {})})
+        cursor = self._conn.execute(sql, {"v": self.number, **(params or {})}, binary=binary)
         return cursor.fetchall() if cursor.description else []
 
     @property
@@ -835,7 +860,7 @@ class PostgresWriter(StoreWriter):
         rows = self._rows(
             "SELECT DISTINCT ON (text_hash) text_hash, embedding FROM chunks WHERE "
             "text_hash = ANY(%(h)s) AND embedding IS NOT NULL AND added_in < %(v)s "
-            "ORDER BY text_hash, id", {"h": list(text_hashes)})
+            "ORDER BY text_hash, id", {"h": list(text_hashes)}, binary=True)
         return {str(h): _vector(e) for h, e in rows}
 
     def set_vectors(self, chunk_ids: Sequence[int], vectors: np.ndarray) -> None:
@@ -865,7 +890,7 @@ class PostgresWriter(StoreWriter):
         if rest:
             for cid, embedding in self._rows(
                 "SELECT id, embedding FROM chunks WHERE id = ANY(%(ids)s) AND "
-                "embedding IS NOT NULL", {"ids": rest}):
+                "embedding IS NOT NULL", {"ids": rest}, binary=True):
                 found[int(cid)] = _vector(embedding)
         missing = [i for i in chunk_ids if int(i) not in found]
         if missing:
@@ -923,20 +948,25 @@ class PostgresWriter(StoreWriter):
                                "embedding IS NULL")[0][0]
             if unset:
                 raise StoreError(f"{unset} chunks have no vector")
-            self._rows(f"SET LOCAL maintenance_work_mem = '{self._store.index_build_memory}'")
-            self._rows(f"CREATE INDEX IF NOT EXISTS chunks_embedding_{dim} ON chunks USING "
-                       f"hnsw ((embedding::vector({dim})) vector_ip_ops) WITH "
-                       f"(m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
             self._count_terms()
             articles, chunks, tokens, mean_words = self._rows(
                 f"SELECT (SELECT count(*) FROM articles a WHERE {live('a')}), count(*), "
                 "coalesce(sum(c.n_tokens), 0), coalesce(avg(c.n_words), 1) FROM chunks c "
                 f"WHERE {live('c')}")[0]
+            if chunks >= self._store.approximate_threshold:
+                # Built once the collection is large enough to need it (below, every search
+                # scans exactly), after the rows are in: faster than growing it row by row.
+                self._rows(f"SET LOCAL maintenance_work_mem = "
+                           f"'{self._store.index_build_memory}'")
+                self._rows(f"CREATE INDEX IF NOT EXISTS chunks_embedding_{dim} ON chunks USING "
+                           f"hnsw ((embedding::vector({dim})) vector_ip_ops) WITH "
+                           f"(m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
             built_at = datetime.now(UTC).isoformat(timespec="seconds")
             counts = {"articles": int(articles), "chunks": int(chunks), "tokens": int(tokens),
                       "mean_chunk_words": float(mean_words)}
             recorded = {**metadata, "counts": counts, "built_at": built_at,
-                        "index_type": "hnsw" if chunks >= APPROXIMATE_THRESHOLD else "flat"}
+                        "index_type": "hnsw" if chunks >= self._store.approximate_threshold
+                        else "flat"}
             self._rows("UPDATE versions SET state = 'published', published_at = now(), "
                        "metadata = %(m)s WHERE version = %(v)s", {"m": json.dumps(recorded)})
             embedding = metadata["embedding"]

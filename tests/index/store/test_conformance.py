@@ -50,20 +50,25 @@ def local_stores(tmp_path: Path) -> Callable[[], Store]:
     return lambda: LocalStore(tmp_path / "index")
 
 
-def postgres_stores(url: str) -> Callable[[], Store]:
-    """Makes stores of one collection: a database of its own on the test server."""
+def postgres_stores(url: str, *, hnsw: bool = False) -> Callable[[], Store]:
+    """Makes stores of one collection: a database of its own on the test server.
+
+    With `hnsw`, every search goes through the HNSW index, however small the collection.
+    """
     from index.store.postgres import PostgresStore
 
     # Old versions are retired at once, so the tests meet every race of the clean-up.
-    return lambda: PostgresStore(url, pool_size=4, retire_after_seconds=0)
+    return lambda: PostgresStore(url, pool_size=4, retire_after_seconds=0,
+                                 approximate_threshold=0 if hnsw else 200_000)
 
 
-@pytest.fixture(params=["local", "postgres"])
+@pytest.fixture(params=["local", "postgres", "postgres-hnsw"])
 def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
     """Makes another store object on the same (initially empty) collection, per backend."""
     made: list[Store] = []
-    if request.param == "postgres":
-        stores = postgres_stores(request.getfixturevalue("fresh_database"))
+    if request.param.startswith("postgres"):
+        stores = postgres_stores(request.getfixturevalue("fresh_database"),
+                                 hnsw=request.param == "postgres-hnsw")
     else:
         stores = local_stores(tmp_path)
 
