@@ -104,7 +104,7 @@ class ArticleBot(commands.AutoShardedBot):
         self.slot_wait_seconds = slot_wait_seconds
         self.query_slots = asyncio.Semaphore(settings.max_concurrent_queries)
         self.ask_cooldown = UserCooldown(
-            settings.ask_cooldown_rate, settings.ask_cooldown_seconds
+            settings.ask_cooldown_rate, settings.ask_cooldown_seconds, self.take_token
         )
         self.answers = AnswerLog()
         self._state_factory = state_factory
@@ -166,6 +166,11 @@ class ArticleBot(commands.AutoShardedBot):
                         load_salt, state, self.settings.index_dir
                     )
         return self._feedback_salt
+
+    async def take_token(self, bucket: str, rate: int, per: float, now: float) -> float | None:
+        """StateStore.take_token in a worker thread (rate limits shared by every process)."""
+        state = await self.load_state()
+        return await asyncio.to_thread(state.take_token, bucket, rate, per, now)
 
     async def store_vote(
         self, question: str, chunk_ids: tuple[int, ...], vote: int, user_hash: str

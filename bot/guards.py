@@ -5,8 +5,10 @@ Shared by the cogs, which do not import one another.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import date
 
 import discord
@@ -14,48 +16,55 @@ from discord import app_commands
 
 from bot.config import BotSettings
 from bot.errors import BadInput, NotAllowed, OnCooldown
+from index.store import StoreError
 from index.timeparse import read_day
 
 Clock = Callable[[], float]
-# Forget idle users once this many are tracked, so the table cannot grow without bound.
-PRUNE_AT = 10_000
+# (bucket, rate, per seconds, now) -> seconds to wait, or None: StateStore.take_token, awaited.
+Take = Callable[[str, int, float, float], Awaitable[float | None]]
+# Longest the cooldown waits for the state store before letting a question through (s).
+COOLDOWN_WAIT_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class UserCooldown:
-    """At most `rate` questions per `per` seconds for each user; the clock is injectable."""
+    """At most `rate` questions per `per` seconds for each user.
 
-    def __init__(self, rate: int, per: float, clock: Clock = time.monotonic) -> None:
+    Counted in the bot's state store (`take`, e.g. `ArticleBot.take_token`), so bot processes
+    that share a store share each user's allowance. The clock is injectable; it must be wall
+    time when processes share a store.
+    """
+
+    def __init__(self, rate: int, per: float, take: Take, clock: Clock = time.time) -> None:
         self.rate = rate
         self.per = per
+        self._take = take
         self._clock = clock
-        self._buckets: dict[int, app_commands.Cooldown] = {}
 
-    def _now(self) -> float:
-        """The clock, kept above zero (discord.py's Cooldown treats 0 as 'use time.time()')."""
-        return max(self._clock(), 1e-9)
+    async def retry_after(self, user_id: int) -> float | None:
+        """Take one question from the user's allowance; seconds to wait if there is none.
 
-    def retry_after(self, user_id: int) -> float | None:
-        """Take one question from the user's allowance; seconds to wait if there is none."""
+        A store that fails or answers slower than COOLDOWN_WAIT_SECONDS lets the question
+        through: an interaction must be answered within 3 s, and refusing everyone because
+        the store is down would be worse than no cooldown.
+        """
         if self.per <= 0:
             return None
-        now = self._now()
-        if len(self._buckets) >= PRUNE_AT:
-            self._prune(now)
-        bucket = self._buckets.setdefault(user_id, app_commands.Cooldown(self.rate, self.per))
-        return bucket.update_rate_limit(now)
+        try:
+            return await asyncio.wait_for(
+                self._take(f"ask:{user_id}", self.rate, self.per, self._clock()),
+                COOLDOWN_WAIT_SECONDS,
+            )
+        except (TimeoutError, StoreError) as exc:
+            log.warning("question cooldown not checked: %s", exc or "the state store is slow")
+            return None
 
-    def check(self, user_id: int) -> None:
+    async def check(self, user_id: int) -> None:
         """Raise OnCooldown when the user has no question left in this window."""
-        wait = self.retry_after(user_id)
+        wait = await self.retry_after(user_id)
         if wait is not None:
             raise OnCooldown(wait)
-
-    def _prune(self, now: float) -> None:
-        """Drop users whose window has passed."""
-        idle = [user for user, bucket in self._buckets.items()
-                if bucket.get_tokens(now) == bucket.rate]
-        for user in idle:
-            del self._buckets[user]
 
 
 def clean_question(text: str, max_chars: int) -> str:

@@ -5,7 +5,7 @@ directly rather than through its Python API, which creates an OS user of its own
 root). PostgreSQL refuses to run as root, so as root the cluster belongs to the unprivileged
 user `postgres` (created when missing) and the commands run through `runuser`.
 
-    python -m tests.pgserver start DIR [--port N] [--replica-of URL]   # prints the URL
+    python -m tests.pgserver start DIR [--port N] [--replica-of URL] [--durable]  # prints the URL
     python -m tests.pgserver stop DIR
 """
 
@@ -81,11 +81,13 @@ def _own(folder: Path) -> None:
         folder.chmod(0o700)
 
 
-def start(data_dir: Path, port: int | None = None, *, primary_url: str | None = None) -> str:
+def start(data_dir: Path, port: int | None = None, *, primary_url: str | None = None,
+          durable: bool = False) -> str:
     """Create (or reuse) a cluster in data_dir, start it on 127.0.0.1 and return its URL.
 
     With `primary_url`, the cluster is a streaming replica of that server
-    (`pg_basebackup -R`). Raises ServerUnavailable.
+    (`pg_basebackup -R`). Test servers skip fsync (their data is thrown away); `durable`
+    keeps PostgreSQL's defaults, for benchmarks. Raises ServerUnavailable.
     """
     binaries = bin_dir()
     port = port or free_port()
@@ -99,8 +101,10 @@ def start(data_dir: Path, port: int | None = None, *, primary_url: str | None = 
             _run([str(binaries / "pg_basebackup"), "-d", primary_url, "-D", str(data_dir),
                   "-R", "-X", "stream", "-c", "fast"], "pg_basebackup")
     options = (f"-p {port} -c listen_addresses=127.0.0.1 -k {data_dir} "
-               "-c fsync=off -c full_page_writes=off -c max_connections=200 "
-               "-c wal_level=replica -c max_wal_senders=5 -c hot_standby=on")
+               "-c max_connections=200 -c wal_level=replica -c max_wal_senders=5 "
+               "-c hot_standby=on")
+    if not durable:
+        options += " -c fsync=off -c full_page_writes=off"
     _run([str(binaries / "pg_ctl"), "-D", str(data_dir), "-o", options, "-l",
           str(data_dir / "server.log"), "-w", "-t", "60", "start"], "pg_ctl start")
     url = f"postgresql://{SERVER_USER}@127.0.0.1:{port}/{DATABASE}"
@@ -152,7 +156,7 @@ def main(argv: list[str]) -> int:
     port = int(argv[argv.index("--port") + 1]) if "--port" in argv else None
     primary = argv[argv.index("--replica-of") + 1] if "--replica-of" in argv else None
     try:
-        print(start(data_dir, port, primary_url=primary))
+        print(start(data_dir, port, primary_url=primary, durable="--durable" in argv))
     except ServerUnavailable as exc:
         print(f"pgserver: {exc}", file=sys.stderr)
         return 1

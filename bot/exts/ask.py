@@ -44,10 +44,10 @@ class Ask(commands.Cog):
         self._sources: list[str] | None = None
 
     # --- shared by /ask and messages
-    def check_question(self, user_id: int, question: str) -> str:
+    async def check_question(self, user_id: int, question: str) -> str:
         """Apply the length limit and the per-user cooldown; raise what the user must hear."""
         question = clean_question(question, self.bot.settings.max_question_chars)
-        self.bot.ask_cooldown.check(user_id)
+        await self.bot.ask_cooldown.check(user_id)
         return question
 
     async def answer(self, question: str, filters: SearchFilters) -> Answer:
@@ -84,7 +84,7 @@ class Ask(commands.Cog):
         # Refusals come before defer so they can still be ephemeral.
         question = clean_question(question, self.bot.settings.max_question_chars)
         filters = build_filters(source, since, until, label)
-        self.bot.ask_cooldown.check(interaction.user.id)
+        await self.bot.ask_cooldown.check(interaction.user.id)
         await interaction.response.defer(thinking=True)
         answer = await self.answer(question, filters)
         contents, view = self.render(answer)
@@ -146,7 +146,7 @@ class Ask(commands.Cog):
         if question is None:
             return
         try:
-            question = self.check_question(message.author.id, question)
+            question = await self.check_question(message.author.id, question)
         except UserFacingError as refusal:
             await self._reply(message, refusal.message)
             return

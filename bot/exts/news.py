@@ -42,7 +42,7 @@ class News(commands.Cog):
         # Refusals come before defer so they can still be ephemeral.
         topic = clean_question(topic, self.bot.settings.max_question_chars)
         since_day, until_day = parse_period(since, until)
-        self.bot.ask_cooldown.check(interaction.user.id)
+        await self.bot.ask_cooldown.check(interaction.user.id)
         await interaction.response.defer(thinking=True)
         quotes = await self.bot.run_engine(self.bot.engine.timeline, topic, since_day, until_day)
         await self.send_all(

@@ -378,7 +378,7 @@ class StoreWriter(ABC):
 
 
 class StateStore(ABC):
-    """State that outlives versions: feedback votes, follows and small named values.
+    """State that outlives versions: feedback votes, follows, rate limits and named values.
 
     Safe to use from several threads.
     """
@@ -414,6 +414,16 @@ class StateStore(ABC):
         self, *, guild_id: int | None = None, channel_id: int | None = None
     ) -> list[Follow]:
         """Follows, optionally of one guild or one channel, oldest first."""
+
+    @abstractmethod
+    def take_token(self, bucket: str, rate: int, per_seconds: float, now: float) -> float | None:
+        """Take one use of the bucket's allowance: `rate` uses per window of `per_seconds`,
+        the window starting at the first use after the last one ended (as discord.py's
+        Cooldown). Returns None when a use was left, else the seconds until the window ends.
+
+        `now` is the caller's clock in seconds (wall time when several processes share the
+        store, so their windows agree).
+        """
 
     @abstractmethod
     def get_value(self, key: str) -> str | None:

@@ -88,6 +88,7 @@ class MemoryState:
         self.votes: dict[tuple[str, tuple[int, ...], str], int] = {}
         self.follow_table: dict[int, Follow] = {}
         self.values: dict[str, str] = {}
+        self.windows: dict[str, tuple[float, int]] = {}  # rate-limit bucket -> (start, used)
         self.closed = False
         self._next_follow = 1
 
@@ -101,6 +102,13 @@ class MemoryState:
     def feedback_counts(self) -> dict[str, int]:
         values = list(self.votes.values())
         return {"up": values.count(1), "down": values.count(-1)}
+
+    def take_token(self, bucket: str, rate: int, per_seconds: float, now: float) -> float | None:
+        window, used = self.windows.get(bucket, (now, 0))
+        if now >= window + per_seconds:
+            window, used = now, 0
+        self.windows[bucket] = (window, used + 1)
+        return None if used + 1 <= rate else window + per_seconds - now
 
     def add_follow(
         self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None

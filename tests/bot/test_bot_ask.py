@@ -9,13 +9,23 @@ from unittest.mock import AsyncMock, MagicMock
 
 import discord
 import pytest
-from helpers import BOT_USER_ID, FakeEngine, make_answer, make_bot, make_interaction, make_user
+from helpers import (
+    BOT_USER_ID,
+    FakeEngine,
+    MemoryState,
+    make_answer,
+    make_bot,
+    make_interaction,
+    make_user,
+)
 
+from bot import guards
 from bot.errors import BadInput, Busy, OnCooldown, report_error
 from bot.exts.ask import Ask, build_filters, strip_mentions
 from bot.feedback import VoteButton
 from bot.guards import UserCooldown, clean_question, parse_day
 from index.models import SearchFilters
+from index.store import StoreError
 
 
 async def test_ask_defers_before_the_engine_and_mentions_nobody(tmp_path: Path) -> None:
@@ -82,26 +92,52 @@ async def test_cooldown_applies_per_user(tmp_path: Path) -> None:
     await cog.ask.callback(cog, make_interaction(bot, user_id=2), "q")
 
 
-def test_cooldown_with_a_fake_clock() -> None:
+async def test_cooldown_with_a_fake_clock() -> None:
     now = [1000.0]
-    cooldown = UserCooldown(rate=2, per=10, clock=lambda: now[0])
-    assert cooldown.retry_after(1) is None
-    assert cooldown.retry_after(1) is None
-    wait = cooldown.retry_after(1)
+    state = MemoryState()
+
+    async def take(bucket: str, rate: int, per: float, at: float) -> float | None:
+        return state.take_token(bucket, rate, per, at)
+
+    cooldown = UserCooldown(rate=2, per=10, take=take, clock=lambda: now[0])
+    assert await cooldown.retry_after(1) is None
+    assert await cooldown.retry_after(1) is None
+    wait = await cooldown.retry_after(1)
     assert wait == pytest.approx(10)
     now[0] += 4
-    assert cooldown.retry_after(1) == pytest.approx(6)
-    assert cooldown.retry_after(2) is None
+    assert await cooldown.retry_after(1) == pytest.approx(6)
+    assert await cooldown.retry_after(2) is None
     now[0] += 6.5
-    assert cooldown.retry_after(1) is None
+    assert await cooldown.retry_after(1) is None
     with pytest.raises(OnCooldown, match="Try again in"):
-        cooldown.check(1)
-        cooldown.check(1)
+        await cooldown.check(1)
+        await cooldown.check(1)
 
 
-def test_zero_window_means_no_cooldown() -> None:
-    cooldown = UserCooldown(rate=1, per=0, clock=lambda: 5.0)
-    assert all(cooldown.retry_after(1) is None for _ in range(10))
+async def test_zero_window_means_no_cooldown() -> None:
+    async def take(bucket: str, rate: int, per: float, at: float) -> float | None:
+        raise AssertionError("no window, no store")
+
+    cooldown = UserCooldown(rate=1, per=0, take=take, clock=lambda: 5.0)
+    assert all([await cooldown.retry_after(1) is None for _ in range(10)])
+
+
+async def test_a_failing_or_slow_state_store_lets_questions_through() -> None:
+    async def broken(bucket: str, rate: int, per: float, at: float) -> float | None:
+        raise StoreError("the index database at postgresql://db:5432/x is unavailable")
+
+    async def slow(bucket: str, rate: int, per: float, at: float) -> float | None:
+        await asyncio.sleep(30)
+        return 5.0
+
+    for take in (broken, slow):
+        cooldown = UserCooldown(rate=1, per=60, take=take)
+        cooldown_wait = guards.COOLDOWN_WAIT_SECONDS
+        guards.COOLDOWN_WAIT_SECONDS = 0.05
+        try:
+            assert await cooldown.retry_after(1) is None
+        finally:
+            guards.COOLDOWN_WAIT_SECONDS = cooldown_wait
 
 
 def test_question_length_limit() -> None:

@@ -217,7 +217,7 @@ async def test_cooldown_and_cap_hold_under_a_burst(tmp_path: Path, users: int,
     bot = await make_bot(tmp_path, engine, max_concurrent_queries=4)
     bot.slot_wait_seconds = 30  # nobody is turned away for lack of a slot here
     now = [5000.0]
-    bot.ask_cooldown = UserCooldown(3, 20, clock=lambda: now[0])
+    bot.ask_cooldown = UserCooldown(3, 20, bot.take_token, clock=lambda: now[0])
     counts = await burst(bot, users, per_user)
     assert counts == {"answered": 3 * users, "OnCooldown": (per_user - 3) * users}
     assert engine.peak <= 4

@@ -33,7 +33,15 @@ CREATE TABLE IF NOT EXISTS follows(
     UNIQUE (channel_id, topic)
 );
 CREATE TABLE IF NOT EXISTS named_values(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rate_limits(
+    bucket TEXT PRIMARY KEY,
+    window_start REAL NOT NULL,
+    per_seconds REAL NOT NULL,
+    used INTEGER NOT NULL
+);
 """
+# Every this many uses, rate-limit windows that have ended are deleted.
+PRUNE_EVERY = 1000
 
 
 class LocalStateStore(StateStore):
@@ -46,6 +54,7 @@ class LocalStateStore(StateStore):
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._uses = 0
 
     def record_feedback(
         self, question: str, chunk_ids: Sequence[int], vote: int, user_hash: str
@@ -107,6 +116,25 @@ class LocalStateStore(StateStore):
                 f"SELECT {_FOLLOW_COLUMNS} FROM follows {clause} ORDER BY id", params
             ).fetchall()
         return [Follow(*row) for row in rows]
+
+    def take_token(self, bucket: str, rate: int, per_seconds: float, now: float) -> float | None:
+        """Take one use of the bucket's allowance (see StateStore.take_token)."""
+        with self._lock, self._conn:
+            row = self._conn.execute(
+                "SELECT window_start, used FROM rate_limits WHERE bucket = ?", (bucket,)
+            ).fetchone()
+            if row is None or now >= row[0] + per_seconds:
+                window, used = now, 1
+            else:
+                window, used = float(row[0]), int(row[1]) + 1
+            self._conn.execute(
+                "INSERT OR REPLACE INTO rate_limits(bucket, window_start, per_seconds, used) "
+                "VALUES (?, ?, ?, ?)", (bucket, window, per_seconds, used))
+            self._uses += 1
+            if self._uses % PRUNE_EVERY == 0:
+                self._conn.execute(
+                    "DELETE FROM rate_limits WHERE window_start + per_seconds <= ?", (now,))
+        return None if used <= rate else window + per_seconds - now
 
     def get_value(self, key: str) -> str | None:
         """A named value (None when unset)."""

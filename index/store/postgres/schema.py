@@ -18,6 +18,13 @@ SCHEMA_VERSION = 1
 MIGRATIONS: dict[int, str] = {
     1: """
 CREATE EXTENSION IF NOT EXISTS vector;
+-- Words as SQLite FTS5's 'porter unicode61' (the local store) counts them: the Porter
+-- stemmer, no stop words, hyphenated words as their parts; so both stores feed BM25 alike.
+CREATE TEXT SEARCH DICTIONARY articlebot_porter (TEMPLATE = snowball, LANGUAGE = porter);
+CREATE TEXT SEARCH CONFIGURATION articlebot (COPY = simple);
+ALTER TEXT SEARCH CONFIGURATION articlebot ALTER MAPPING FOR asciiword, word, numword,
+    hword_part, hword_asciipart, hword_numpart WITH articlebot_porter;
+ALTER TEXT SEARCH CONFIGURATION articlebot DROP MAPPING FOR hword, asciihword, numhword;
 CREATE TABLE collection(
     id int PRIMARY KEY CHECK (id = 1),
     current_version int,
@@ -90,7 +97,7 @@ CREATE TABLE chunks(
     labels text[] NOT NULL DEFAULT '{}',
     added_in int NOT NULL,
     removed_in int,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector('articlebot', text)) STORED
 );
 CREATE INDEX chunks_article ON chunks(article_id, ord);
 CREATE INDEX chunks_hash ON chunks(text_hash);
@@ -123,6 +130,12 @@ CREATE TABLE follows(
     UNIQUE (channel_id, topic)
 );
 CREATE TABLE named_values(key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE rate_limits(
+    bucket text PRIMARY KEY,
+    window_start double precision NOT NULL,
+    per_seconds double precision NOT NULL,
+    used int NOT NULL
+);
 """,
 }
 

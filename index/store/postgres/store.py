@@ -10,9 +10,10 @@ time, across every process, holds an exclusive advisory lock.
 Dense search is pgvector's inner product (`<#>`) on normalised vectors: exact (a sequential
 scan) below APPROXIMATE_THRESHOLD chunks, through an HNSW index above it, with iterative
 index scans so that a filtered search never returns fewer rows than exist. Keyword candidates
-come from a generated `tsvector` column (GIN index) ranked by BM25 computed in SQL from the
-document counts kept per version in `term_counts`; the engine then scores every candidate
-with its own BM25 as it does for the local backend.
+come from a generated `tsvector` column (GIN index; the Porter stemmer without stop words, as
+the local store's FTS5) ranked by BM25 computed in SQL from the document counts kept per
+version in `term_counts`; the engine then scores every candidate with its own BM25 as it
+does for the local backend.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ FTS_B = 0.75
 VERSION_LOCK = 0x61727631  # advisory lock class: (class, version) pins a version
 WRITER_LOCK = 0x61727732  # advisory lock key held by the one writer
 FLUSH_ROWS = 500
+# Every this many uses, rate-limit windows that have ended are deleted.
+PRUNE_EVERY = 1000
 # How long a call waits for a connection before the database counts as unavailable (s).
 CONNECTION_WAIT_SECONDS = 5.0
 # A version is retired (its dead rows deleted) only this long after a newer one was published
@@ -477,7 +480,7 @@ class PostgresSnapshot(Snapshot):
             rows = self._rows(
                 "SELECT t, l, coalesce((SELECT n FROM term_counts WHERE lexeme = l AND "
                 "version <= %(v)s ORDER BY version DESC LIMIT 1), 0) FROM unnest(%(t)s::text[]) t "
-                "LEFT JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', t))) l "
+                "LEFT JOIN LATERAL unnest(tsvector_to_array(to_tsvector('articlebot', t))) l "
                 "ON true", {"t": missing})
             found: dict[str, list[tuple[str, int]]] = {t: [] for t in missing}
             for term, lexeme, count in rows:
@@ -1041,6 +1044,7 @@ class PostgresStateStore(StateStore):
     def __init__(self, store: PostgresStore) -> None:
         """Use the store's pool."""
         self._store = store
+        self._uses = 0
 
     def record_feedback(
         self, question: str, chunk_ids: Sequence[int], vote: int, user_hash: str
@@ -1094,6 +1098,24 @@ class PostgresStateStore(StateStore):
                 "OR channel_id = %(c)s) ORDER BY id", {"g": guild_id, "c": channel_id}
             ).fetchall()
         return [Follow(*row) for row in rows]
+
+    def take_token(self, bucket: str, rate: int, per_seconds: float, now: float) -> float | None:
+        """Take one use of the bucket's allowance, atomically for every process."""
+        with self._store.connection() as conn:
+            window, used = conn.execute(
+                "INSERT INTO rate_limits(bucket, window_start, per_seconds, used) VALUES "
+                "(%(b)s, %(now)s, %(per)s, 1) ON CONFLICT (bucket) DO UPDATE SET "
+                "window_start = CASE WHEN rate_limits.window_start + rate_limits.per_seconds "
+                "<= %(now)s THEN %(now)s ELSE rate_limits.window_start END, "
+                "used = CASE WHEN rate_limits.window_start + rate_limits.per_seconds "
+                "<= %(now)s THEN 1 ELSE rate_limits.used + 1 END, per_seconds = %(per)s "
+                "RETURNING window_start, used",
+                {"b": bucket, "now": now, "per": per_seconds}).fetchone()
+            self._uses += 1
+            if self._uses % PRUNE_EVERY == 0:
+                conn.execute("DELETE FROM rate_limits WHERE window_start + per_seconds <= %s",
+                             (now,))
+        return None if used <= rate else float(window) + per_seconds - now
 
     def get_value(self, key: str) -> str | None:
         """A named value."""

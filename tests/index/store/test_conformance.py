@@ -470,6 +470,18 @@ def test_state_keeps_votes_follows_and_values(store: Store) -> None:
     assert store.state() is state
 
 
+def test_rate_limits_are_windows_shared_through_the_store(
+    store: Store, new_store: Callable[[], Store]
+) -> None:
+    first, second = store.state(), new_store().state()  # as two bot processes would
+    assert first.take_token("ask:1", 2, 10.0, now=1000.0) is None
+    assert second.take_token("ask:1", 2, 10.0, now=1001.0) is None
+    assert first.take_token("ask:1", 2, 10.0, now=1004.0) == pytest.approx(6.0)
+    assert second.take_token("ask:2", 2, 10.0, now=1004.0) is None  # its own allowance
+    assert second.take_token("ask:1", 2, 10.0, now=1010.5) is None  # a new window
+    assert first.take_token("ask:1", 1, 10.0, now=1011.0) == pytest.approx(9.5)
+
+
 def test_a_snapshot_is_a_snapshot(store: Store) -> None:
     write(opened(store), NEWS())
     with store.reading() as snapshot:
