@@ -540,7 +540,8 @@ def render_stats(stats: IndexStats, feedback: Mapping[str, int]) -> discord.Embe
     )
     embed.add_field(name="Model", value=_field(f"{stats.model} ({stats.dim} dims)"))
     embed.add_field(
-        name="Index", value=_field(f"{stats.index_type}, {human_bytes(stats.index_bytes)}")
+        name="Index",
+        value=_field(f"{stats.index_type} ({stats.store}), {human_bytes(stats.index_bytes)}"),
     )
     built = stats.built_at or "never"
     embed.add_field(
