@@ -161,6 +161,8 @@ class Engine:
                 f"the index in {self.store.location} is empty; add articles with: "
                 "articlebot ingest PATH (or articlebot reindex)"
             ) from exc
+        except IdentityMismatch as exc:
+            raise IndexMismatchError(str(exc)) from exc
         except StoreError as exc:
             raise IndexUnavailableError(str(exc)) from exc
 
@@ -346,6 +348,8 @@ class Engine:
             return builder.run(paths, sync=sync, rebuild=rebuild, progress=progress)
         except WriterBusy as exc:
             raise ReindexInProgressError(str(exc)) from exc
+        except IdentityMismatch as exc:
+            raise IndexMismatchError(str(exc)) from exc
         except StoreError as exc:
             raise IndexUnavailableError(str(exc)) from exc
         finally:

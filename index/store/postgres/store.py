@@ -62,9 +62,10 @@ from index.store.postgres.schema import migrate
 
 log = logging.getLogger(__name__)
 
-# Same threshold as the local backend: below it an exact scan answers within the latency
-# budget (docs/performance.md), and every search is exact.
-APPROXIMATE_THRESHOLD = 200_000
+# Below this many chunks every dense search scans exactly. pgvector's scan costs ~2.8 µs a
+# chunk here (the bundled build, no SIMD: 37 ms for 13k chunks, measured), far more than
+# FAISS's, so HNSW takes over much earlier than in the local store (docs/scaling.md).
+APPROXIMATE_THRESHOLD = 10_000
 EXACT_FILTER_LIMIT = 50_000
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
@@ -73,6 +74,9 @@ HNSW_EF_SEARCH = 200
 # FTS5's BM25 constants, so keyword candidates are ranked as the local backend ranks them.
 FTS_K1 = 1.2
 FTS_B = 0.75
+# Keyword matches ranked by the cheap proxy before exact BM25: this many times k, at least 100
+# (on the news quiz's searches, 100 for k = 30 kept 99.4 % of the exact top 30; 300, 99.97 %).
+KEYWORD_PRESELECT = 4
 VERSION_LOCK = 0x61727631  # advisory lock class: (class, version) pins a version
 WRITER_LOCK = 0x61727732  # advisory lock key held by the one writer
 FLUSH_ROWS = 500
@@ -134,6 +138,19 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _connection_lost(exc: BaseException) -> bool:
+    """True when the server went away (not a timeout, a conflict or a busy pool)."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
+def _unlock_all(conn: psycopg.Connection) -> None:
+    """Release every advisory lock a connection still holds as it returns to the pool."""
+    conn.execute("SELECT pg_advisory_unlock_all()")
+
+
 def _vector(value: Any) -> np.ndarray:
     """A pgvector value as float32 (pgvector loads `Vector` objects)."""
     if hasattr(value, "to_numpy"):
@@ -176,7 +193,9 @@ class PostgresStore(Store):
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.RLock()  # `unavailable` may run inside `pool`
         self._identity: dict[str, Any] | None = None
-        self._serving = False
+        # Set by open(repair=True) on a collection built with another model: nothing serves
+        # until the rebuild commits.
+        self._set_aside = False
         self._state: PostgresStateStore | None = None
 
     @property
@@ -197,23 +216,25 @@ class PostgresStore(Store):
 
     def pool(self) -> ConnectionPool:
         """The connection pool (opened, and the schema migrated, on first use)."""
-        if self._pool is None:
-            with self._pool_lock:
-                if self._pool is None:
-                    try:
-                        with psycopg.connect(self._url, autocommit=True,
-                                             connect_timeout=10) as conn:
-                            migrate(conn)
-                        pool = ConnectionPool(
-                            self._url, min_size=1, max_size=self._pool_size,
-                            configure=self._configure, check=ConnectionPool.check_connection,
-                            kwargs={"connect_timeout": 10}, open=False,
-                        )
-                        pool.open(wait=True, timeout=30)
-                    except (psycopg.Error, PoolTimeout) as exc:
-                        raise self.unavailable(exc) from exc
-                    self._pool = pool
-        return self._pool
+        pool = self._pool
+        if pool is not None:
+            return pool
+        with self._pool_lock:
+            if self._pool is None:
+                try:
+                    with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as conn:
+                        migrate(conn)
+                    pool = ConnectionPool(
+                        self._url, min_size=1, max_size=self._pool_size,
+                        configure=self._configure, check=ConnectionPool.check_connection,
+                        # Session-level advisory locks must never outlive their user.
+                        reset=_unlock_all, kwargs={"connect_timeout": 10}, open=False,
+                    )
+                    pool.open(wait=True, timeout=30)
+                except (psycopg.Error, PoolTimeout) as exc:
+                    raise self.unavailable(exc) from exc
+                self._pool = pool
+            return self._pool
 
     def unavailable(self, exc: BaseException) -> StoreError:
         """The one-line error for a database that cannot be reached or used.
@@ -221,7 +242,7 @@ class PostgresStore(Store):
         Also drops the pool when the server went away, so the next call connects afresh at
         once instead of waiting out the pool's reconnection back-off.
         """
-        if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
+        if _connection_lost(exc):
             with self._pool_lock:
                 pool, self._pool = self._pool, None
             if pool is not None:
@@ -253,8 +274,8 @@ class PostgresStore(Store):
             row = conn.execute(
                 "SELECT current_version, model, dim, normalized FROM collection"
             ).fetchone()
+        self._set_aside = False
         if row is None or row[0] is None:
-            self._serving = False
             return False
         stored = dict(zip(IDENTITY_KEYS, row[1:], strict=True))
         if identity is not None:
@@ -265,19 +286,18 @@ class PostgresStore(Store):
                                "--rebuild) or change the model setting back")
                     if repair:
                         log.warning("setting the current index aside for a rebuild: %s", problem)
-                        self._serving = False
+                        self._set_aside = True
                         return False
                     raise IdentityMismatch(problem)
-        self._serving = True
         return True
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[PostgresSnapshot]:
         """Pin the current version for one call on a connection of its own."""
-        if not self._serving:
-            raise StoreEmpty(f"the index in {self.location} is empty")
+        if self._set_aside:
+            raise StoreEmpty(f"the index in {self.location} is set aside for a rebuild")
         with self.connection() as conn:
-            version = self._pin(conn)
+            version = self._pin(conn, self._identity)
             try:
                 yield PostgresSnapshot(self, conn, version)
             finally:
@@ -296,15 +316,27 @@ class PostgresStore(Store):
         return memo
 
     @staticmethod
-    def _pin(conn: psycopg.Connection) -> int:
-        """Hold a shared lock on the current version, once it is sure not to be retired."""
+    def _pin(conn: psycopg.Connection, identity: Mapping[str, Any] | None) -> int:
+        """Hold a shared lock on the current version, once it is sure not to be retired.
+
+        Raises IdentityMismatch when the current version was built with another model than
+        `identity` (another process rebuilt the collection with a new model).
+        """
         while True:
             row = conn.execute(
-                "SELECT current_version, pg_advisory_lock_shared(%s, current_version) "
-                "FROM collection WHERE current_version IS NOT NULL", (VERSION_LOCK,)).fetchone()
+                "SELECT current_version, pg_advisory_lock_shared(%s, current_version), model, "
+                "dim, normalized FROM collection WHERE current_version IS NOT NULL",
+                (VERSION_LOCK,)).fetchone()
             if row is None:
                 raise StoreEmpty("the index is empty")
             version = int(row[0])
+            stored = dict(zip(IDENTITY_KEYS, row[2:], strict=True))
+            if identity is not None and any(stored[k] != identity.get(k) for k in IDENTITY_KEYS):
+                conn.execute("SELECT pg_advisory_unlock_shared(%s, %s)", (VERSION_LOCK, version))
+                raise IdentityMismatch(
+                    f"the index was rebuilt with model {stored['model']!r} ({stored['dim']} "
+                    f"dims); restart with that model setting"
+                )
             state = conn.execute("SELECT state FROM versions WHERE version = %s",
                                  (version,)).fetchone()
             if state is not None and state[0] == "published":
@@ -324,7 +356,6 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         """Close the pool (connections in use are closed when returned)."""
-        self._serving = False
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
@@ -352,6 +383,7 @@ class PostgresStore(Store):
         oldest = conn.execute(
             "SELECT min(version) FROM versions WHERE state = 'published'").fetchone()[0]
         with conn.transaction():
+            conn.execute("SET LOCAL statement_timeout = 0")  # a rebuild leaves many rows
             for table in ("chunks", "stories", "articles"):
                 conn.execute(f"DELETE FROM {table} WHERE removed_in <= %s", (oldest,))
             conn.execute(
@@ -437,6 +469,7 @@ class PostgresSnapshot(Snapshot):
             exact = allowed <= EXACT_FILTER_LIMIT
         sql = (f"SELECT id, distance FROM (SELECT c.id, c.embedding::vector({dim}) <#> "
                f"%(q)s::vector({dim}) AS distance FROM chunks c WHERE {live('c')}{where} "
+               f"AND vector_dims(c.embedding) = {dim} "  # the HNSW index's predicate
                "ORDER BY distance LIMIT %(k)s) found ORDER BY distance, id")
         values = {"v": self._version_number, "q": np.asarray(query, dtype=np.float32), "k": k,
                   **params}
@@ -493,7 +526,13 @@ class PostgresSnapshot(Snapshot):
     def keyword_search(
         self, terms: Sequence[str], k: int, filters: SearchFilters | None = None
     ) -> list[tuple[int, float]]:
-        """Chunks holding any term, ranked by BM25 (FTS5's k1 and b) computed in SQL."""
+        """Chunks holding any term, ranked by BM25 (FTS5's k1 and b) computed in SQL.
+
+        BM25 needs each term's count in each chunk, which only the chunk's tsvector holds, and
+        unpacking every match's tsvector costs ~20 µs a chunk; so the matches are first ranked
+        by Σ idf·ts_rank (C, a fraction of that) and only the best KEYWORD_PRESELECT·k (at
+        least 100) get exact BM25.
+        """
         counts = dict(pair for stems in self._stems(terms).values() for pair in stems)
         lexemes = sorted(counts)
         if not lexemes or k <= 0:
@@ -502,19 +541,24 @@ class PostgresSnapshot(Snapshot):
         idf = [max(1e-6, math.log((n_docs - counts[lex] + 0.5) / (counts[lex] + 0.5)))
                for lex in lexemes]
         where, params = filter_sql(filters, "c")
+        proxy = " + ".join(f"%(w{i})s * ts_rank(c.tsv, %(t{i})s::tsquery)"
+                           for i in range(len(lexemes)))
         sql = (
-            "WITH q AS (SELECT unnest(%(lex)s::text[]) AS lexeme, unnest(%(idf)s::float8[]) "
-            "AS idf), m AS (SELECT c.id, c.n_words, c.tsv FROM chunks c WHERE c.tsv @@ "
-            f"%(query)s::tsquery AND {live('c')}{where}) "
-            "SELECT m.id, sum(q.idf * cardinality(u.positions) * %(k1p1)s / "
-            "(cardinality(u.positions) + %(k1)s * (1 - %(b)s + %(b)s * m.n_words / %(avg)s))) "
-            "AS score FROM m CROSS JOIN LATERAL unnest(m.tsv) u "
-            "JOIN q ON q.lexeme = u.lexeme GROUP BY m.id ORDER BY score DESC, m.id LIMIT %(k)s"
+            "WITH p AS (SELECT c.id, c.n_words, c.tsv FROM chunks c WHERE c.tsv @@ "
+            f"%(query)s::tsquery AND {live('c')}{where} ORDER BY {proxy} DESC, c.id "
+            "LIMIT %(pre)s), q AS (SELECT unnest(%(lex)s::text[]) AS lexeme, "
+            "unnest(%(idf)s::float8[]) AS idf) "
+            "SELECT p.id, sum(q.idf * cardinality(u.positions) * %(k1p1)s / "
+            "(cardinality(u.positions) + %(k1)s * (1 - %(b)s + %(b)s * p.n_words / %(avg)s))) "
+            "AS score FROM p CROSS JOIN LATERAL unnest(p.tsv) u "
+            "JOIN q ON q.lexeme = u.lexeme GROUP BY p.id ORDER BY score DESC, p.id LIMIT %(k)s"
         )
         rows = self._rows(sql, {
             "lex": lexemes, "idf": idf, "query": tsquery_text(lexemes), "k": k,
-            "k1": FTS_K1, "k1p1": FTS_K1 + 1, "b": FTS_B,
-            "avg": max(self._mean_chunk_words(), 1.0), **params,
+            "pre": max(KEYWORD_PRESELECT * k, 100), "k1": FTS_K1, "k1p1": FTS_K1 + 1,
+            "b": FTS_B, "avg": max(self._mean_chunk_words(), 1.0), **params,
+            **{f"w{i}": weight for i, weight in enumerate(idf)},
+            **{f"t{i}": tsquery_text([lexeme]) for i, lexeme in enumerate(lexemes)},
         })
         return [(int(cid), float(score)) for cid, score in rows]
 
@@ -707,32 +751,37 @@ class PostgresWriter(StoreWriter):
     """The next version, written in one transaction on one connection and published in it."""
 
     def __init__(self, store: PostgresStore, *, fresh: bool) -> None:
-        """Take the writer lock, open the transaction and register the building version."""
+        """Take the writer lock, open the transaction and register the building version.
+
+        Raises WriterBusy, IdentityMismatch (the collection holds another model's vectors and
+        this is no fresh start) or StoreError.
+        """
         self._store = store
-        self._conn: psycopg.Connection | None = None
-        self._transaction: psycopg.Transaction | None = None
         self._pending: dict[int, dict[str, Any]] = {}  # chunk rows not yet inserted
         self._finished = False
-        self._base_cm: contextlib.AbstractContextManager[PostgresSnapshot] | None = None
         self._base: PostgresSnapshot | None = None
-        pool = store.pool()
+        self._pool = store.pool()  # the connection goes back to the pool it came from
         try:
-            self._conn = pool.getconn(timeout=CONNECTION_WAIT_SECONDS)
+            self._conn: psycopg.Connection | None = self._pool.getconn(
+                timeout=CONNECTION_WAIT_SECONDS)
         except PoolTimeout as exc:
             raise store.unavailable(exc) from exc
         try:
             locked = self._conn.execute("SELECT pg_try_advisory_lock(%s)",
                                         (WRITER_LOCK,)).fetchone()[0]
-            if not locked:
-                pool.putconn(self._conn)
-                self._conn = None
-                raise WriterBusy("another process is updating this index")
+        except psycopg.Error as exc:
+            self._finished = True
+            self._release(locked=False)
+            raise store.unavailable(exc) from exc
+        if not locked:
+            self._finished = True
+            self._release(locked=False)
+            raise WriterBusy("another process is updating this index")
+        try:
             self._begin(fresh)
-        except WriterBusy:
-            raise
         except BaseException as exc:
             self.abort()
-            if isinstance(exc, psycopg.OperationalError):
+            if isinstance(exc, psycopg.Error):
                 raise store.unavailable(exc) from exc
             raise
 
@@ -740,12 +789,21 @@ class PostgresWriter(StoreWriter):
         """Start the transaction: a new version on top of the current one (or empty)."""
         conn = self._conn
         assert conn is not None
-        current = conn.execute("SELECT current_version FROM collection").fetchone()[0]
-        if current is not None and not fresh and self._store._serving:
-            self._base_cm = self._store.reading()
-            self._base = self._base_cm.__enter__()
-        self._transaction = conn.transaction()
-        self._transaction.__enter__()
+        current, *stored = conn.execute(
+            "SELECT current_version, model, dim, normalized FROM collection").fetchone()
+        identity = self._store._identity
+        if current is not None and not fresh:
+            built = dict(zip(IDENTITY_KEYS, stored, strict=True))
+            if identity is not None and any(built[k] != identity.get(k) for k in IDENTITY_KEYS):
+                raise IdentityMismatch(
+                    f"the index was built with model {built['model']!r} ({built['dim']} dims); "
+                    "rebuild it (articlebot reindex --rebuild) or change the model setting back"
+                )
+            # Read on this connection, unpinned: only a writer retires versions, and this
+            # one holds the writer lock.
+            self._base = PostgresSnapshot(self._store, conn, int(current))
+        conn.autocommit = False  # one transaction from here to commit or abort
+        conn.execute("SET LOCAL statement_timeout = 0")  # index builds take minutes
         self.number = int(conn.execute(
             "SELECT coalesce(max(version), 0) + 1 FROM versions").fetchone()[0])
         self._build_started = conn.execute(
@@ -857,12 +915,13 @@ class PostgresWriter(StoreWriter):
             del self._pending[row["id"]]
 
     def reusable_vectors(self, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        """Vectors stored for chunks with these text hashes (any version still kept)."""
-        if not text_hashes:
+        """Vectors of the base version's chunks with these text hashes (none when fresh)."""
+        if self._base is None or not text_hashes:
             return {}
+        base = str(self._base._version_number)
         rows = self._rows(
-            "SELECT DISTINCT ON (text_hash) text_hash, embedding FROM chunks WHERE "
-            "text_hash = ANY(%(h)s) AND embedding IS NOT NULL AND added_in < %(v)s "
+            "SELECT DISTINCT ON (text_hash) text_hash, embedding FROM chunks c WHERE "
+            f"text_hash = ANY(%(h)s) AND embedding IS NOT NULL AND {live('c', base)} "
             "ORDER BY text_hash, id", {"h": list(text_hashes)}, binary=True)
         return {str(h): _vector(e) for h, e in rows}
 
@@ -942,8 +1001,9 @@ class PostgresWriter(StoreWriter):
 
     def commit(self, metadata: Mapping[str, Any]) -> str:
         """Publish: record counts and term counts, flip the current version, then clean up."""
-        if self._finished or self._conn is None or self._transaction is None:
+        if self._finished or self._conn is None:
             raise StoreError("this version was already committed or aborted")
+        conn = self._conn
         try:
             dim = int(metadata["embedding"]["dim"])
             self._flush(everything=True)
@@ -956,40 +1016,45 @@ class PostgresWriter(StoreWriter):
                 f"SELECT (SELECT count(*) FROM articles a WHERE {live('a')}), count(*), "
                 "coalesce(sum(c.n_tokens), 0), coalesce(avg(c.n_words), 1) FROM chunks c "
                 f"WHERE {live('c')}")[0]
-            if chunks >= self._store.approximate_threshold:
+            approximate = chunks >= self._store.approximate_threshold
+            if approximate:
                 # Built once the collection is large enough to need it (below, every search
                 # scans exactly), after the rows are in: faster than growing it row by row.
+                # Partial on the dimension, so another model's rows can still be written.
                 self._rows(f"SET LOCAL maintenance_work_mem = "
                            f"'{self._store.index_build_memory}'")
                 self._rows(f"CREATE INDEX IF NOT EXISTS chunks_embedding_{dim} ON chunks USING "
                            f"hnsw ((embedding::vector({dim})) vector_ip_ops) WITH "
-                           f"(m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
+                           f"(m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
+                           f"WHERE vector_dims(embedding) = {dim}")
             built_at = datetime.now(UTC).isoformat(timespec="seconds")
             counts = {"articles": int(articles), "chunks": int(chunks), "tokens": int(tokens),
                       "mean_chunk_words": float(mean_words)}
             recorded = {**metadata, "counts": counts, "built_at": built_at,
-                        "index_type": "hnsw" if chunks >= self._store.approximate_threshold
-                        else "flat"}
-            self._rows("UPDATE versions SET state = 'published', published_at = now(), "
-                       "metadata = %(m)s WHERE version = %(v)s", {"m": json.dumps(recorded)})
+                        "index_type": "hnsw" if approximate else "flat"}
+            # clock_timestamp, not now(): the moment of publishing, not the transaction's
+            # start, is what the retirement delay counts from.
+            self._rows("UPDATE versions SET state = 'published', published_at = "
+                       "clock_timestamp(), metadata = %(m)s WHERE version = %(v)s",
+                       {"m": json.dumps(recorded)})
             embedding = metadata["embedding"]
             self._rows("UPDATE collection SET current_version = %(v)s, model = %(model)s, "
                        "dim = %(dim)s, normalized = %(norm)s",
                        {"model": embedding.get("model"), "dim": dim,
                         "norm": embedding.get("normalized")})
-            self._transaction.__exit__(None, None, None)
-            self._transaction = None
+            conn.commit()
             self._finished = True
-            self._store._serving = True
+            conn.autocommit = True
+            self._store._set_aside = False
             if self._store._identity is None:
                 self._store._identity = {key: embedding.get(key) for key in IDENTITY_KEYS}
-            self._release_base()
+            self._base = None
             try:
-                self._store.collect_garbage(self._conn)
+                self._store.collect_garbage(conn)
             except psycopg.Error as exc:  # the version is published; cleaning up can wait
                 log.warning("could not delete rows of old versions: %s", exc)
             return f"v{self.number:06d}"
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:
             self.abort()
             raise self._store.unavailable(exc) from exc
         except BaseException:
@@ -1009,32 +1074,38 @@ class PostgresWriter(StoreWriter):
             "t.version < %(v)s ORDER BY t.version DESC LIMIT 1), 0) + d.d FROM delta d "
             "WHERE d.d <> 0")
 
-    def _release_base(self) -> None:
-        """Unpin the base version."""
-        if self._base_cm is not None:
-            cm, self._base_cm, self._base = self._base_cm, None, None
-            cm.__exit__(None, None, None)
-
-    def _release(self) -> None:
-        """Unlock the writer lock and return the connection."""
+    def _release(self, *, locked: bool = True) -> None:
+        """Unlock the writer lock and return the connection (closed if it cannot be reused)."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        with contextlib.suppress(psycopg.Error):
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                conn.rollback()
-            conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
-        self._store.pool().putconn(conn)
+        self._base = None
+        reusable = True
+        if locked:
+            try:
+                reusable = bool(conn.execute("SELECT pg_advisory_unlock(%s)",
+                                             (WRITER_LOCK,)).fetchone()[0])
+            except psycopg.Error:
+                reusable = False
+        try:
+            if reusable:
+                self._pool.putconn(conn)
+                return
+        except Exception as exc:  # a pool closed meanwhile: the connection is ours to close
+            log.debug("could not return the writer's connection: %s", exc)
+        conn.close()
 
     def abort(self) -> None:
         """Roll the transaction back; the current version stays."""
-        if not self._finished:
+        conn = self._conn
+        if not self._finished and conn is not None:
             self._finished = True
-            if self._transaction is not None:
-                transaction, self._transaction = self._transaction, None
-                with contextlib.suppress(psycopg.Error):
-                    transaction.__exit__(StoreError, StoreError("aborted"), None)
-        self._release_base()
+            try:
+                conn.rollback()
+                conn.autocommit = True
+            except psycopg.Error:
+                conn.close()  # _release then only drops it
+        self._finished = True
         self._release()
 
 

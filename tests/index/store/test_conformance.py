@@ -386,6 +386,8 @@ def test_vectors_are_reused_by_text_hash(store: Store) -> None:
         chunk_ids = [cid for summary in writer.article_summaries(100)
                      for cid in summary.chunk_ids]
         assert writer.vectors(chunk_ids).shape == (5, DIM)
+    with store.writer(fresh=True) as writer:  # a rebuild (another model, say) reuses nothing
+        assert writer.reusable_vectors([digest]) == {}
 
 
 def test_a_fresh_writer_starts_empty(store: Store) -> None:
@@ -420,6 +422,13 @@ def test_readers_see_the_old_or_the_new_version_never_a_mix(store: Store) -> Non
 
     def reader() -> None:
         """Every read within one snapshot agrees with that snapshot's own chunk set."""
+        try:
+            read()
+        except Exception as exc:  # a failing reader must fail the test, not just stop
+            problems.append(f"{type(exc).__name__}: {exc}")
+
+    def read() -> None:
+        """Read until told to stop."""
         while not stop.is_set():
             with store.reading() as snapshot:
                 keys = [a.id for a in snapshot.recent_articles(100)]

@@ -14,7 +14,13 @@ import pytest
 from pydantic import SecretStr
 
 from index.config import Settings
-from index.engine import Engine, EngineError, IndexUnavailableError, ReindexInProgressError
+from index.engine import (
+    Engine,
+    EngineError,
+    IndexMismatchError,
+    IndexUnavailableError,
+    ReindexInProgressError,
+)
 from index.migrate import copy_collection
 from index.models import SearchFilters
 from index.store import StoreError, WriterBusy, make_store
@@ -177,3 +183,20 @@ def test_the_engine_survives_a_server_restart(settings: Settings,
     pgserver.start(data_dir, port)
     assert engine.ask(QUESTIONS[0]).answered  # the pool reconnects
     engine.close()
+
+
+def test_a_rebuild_with_another_model_stops_the_old_readers(settings: Settings,
+                                                            fresh_database: str) -> None:
+    serving = Engine.open(on_postgres(settings, fresh_database), create=True,
+                          embedder=HashingEmbedder())
+    serving.reindex()
+    other = settings.model_copy(update={"model": "test-hashing-2"})
+    rebuilding = Engine.open(on_postgres(other, fresh_database), create=True, repair=True,
+                             embedder=HashingEmbedder("test-hashing-2"))
+    with pytest.raises(IndexMismatchError):  # an incremental run would mix two models
+        rebuilding.reindex()
+    report = rebuilding.reindex(rebuild=True)
+    assert report.chunks_reused == 0 and report.added == 3  # no vector of the old model
+    with pytest.raises(IndexMismatchError, match="rebuilt with model 'test-hashing-2'"):
+        serving.ask(QUESTIONS[0])
+    assert rebuilding.ask(QUESTIONS[0]).answered

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from index.engine import Engine
+from index.store import StoreError
 from index.store.postgres import PostgresStore
 from tests import pgserver
 from tests.index.fakes import HashingEmbedder
@@ -76,6 +77,17 @@ def test_readers_writers_and_a_publisher_in_separate_processes(
     final.close()
 
 
+def replayed(url: str) -> bool:
+    """True once the replica holds a published version (its schema may still be missing)."""
+    store = PostgresStore(url)
+    try:
+        return store.exists()
+    except StoreError:
+        return False
+    finally:
+        store.close()
+
+
 @pytest.fixture
 def primary_and_replica(postgres_url: str) -> Iterator[tuple[str, str]]:
     """A primary of this test's own and a streaming replica of it (pg_basebackup -R)."""
@@ -107,7 +119,7 @@ def test_readers_on_a_replica_see_each_version_once_replayed(
     writer.reindex()
     reader = Engine(settings_for(replica_url, tmp_path / "r"), embedder=HashingEmbedder())
     deadline = time.monotonic() + 30
-    while not PostgresStore(replica_url).exists():  # the first version reaches the replica
+    while not replayed(replica_url):  # the first version reaches the replica
         assert time.monotonic() < deadline, "the replica never replayed the first version"
         time.sleep(0.2)
     reader.load()
