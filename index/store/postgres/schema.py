@@ -18,8 +18,9 @@ SCHEMA_VERSION = 1
 MIGRATIONS: dict[int, str] = {
     1: """
 CREATE EXTENSION IF NOT EXISTS vector;
--- Words as SQLite FTS5's 'porter unicode61' (the local store) counts them: the Porter
--- stemmer, no stop words, hyphenated words as their parts; so both stores feed BM25 alike.
+-- Words as SQLite FTS5's 'porter unicode61' (the local store) counts them: split at every
+-- character that is no letter or digit (the chunks' text is split so before parsing, as the
+-- query terms are), the Porter stemmer, no stop words; so both stores feed BM25 alike.
 CREATE TEXT SEARCH DICTIONARY articlebot_porter (TEMPLATE = snowball, LANGUAGE = porter);
 CREATE TEXT SEARCH CONFIGURATION articlebot (COPY = simple);
 ALTER TEXT SEARCH CONFIGURATION articlebot ALTER MAPPING FOR asciiword, word, numword,
@@ -97,7 +98,8 @@ CREATE TABLE chunks(
     labels text[] NOT NULL DEFAULT '{}',
     added_in int NOT NULL,
     removed_in int,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('articlebot', text)) STORED
+    tsv tsvector GENERATED ALWAYS AS
+        (to_tsvector('articlebot', regexp_replace(text, '[^[:alnum:]]+', ' ', 'g'))) STORED
 );
 CREATE INDEX chunks_article ON chunks(article_id, ord);
 CREATE INDEX chunks_hash ON chunks(text_hash);

@@ -513,7 +513,8 @@ class PostgresSnapshot(Snapshot):
             rows = self._rows(
                 "SELECT t, l, coalesce((SELECT n FROM term_counts WHERE lexeme = l AND "
                 "version <= %(v)s ORDER BY version DESC LIMIT 1), 0) FROM unnest(%(t)s::text[]) t "
-                "LEFT JOIN LATERAL unnest(tsvector_to_array(to_tsvector('articlebot', t))) l "
+                "LEFT JOIN LATERAL unnest(tsvector_to_array(to_tsvector('articlebot', "
+                "regexp_replace(t, '[^[:alnum:]]+', ' ', 'g')))) l "
                 "ON true", {"t": missing})
             found: dict[str, list[tuple[str, int]]] = {t: [] for t in missing}
             for term, lexeme, count in rows:
