@@ -108,8 +108,8 @@ class OpenVinoEmbedder(ExportedEmbedder):
             xml = ensure_int8_model(xml, spec)
             # The layers left unquantised (softmax, layer norm, the residual sums) run in f32:
             # in bf16 on AMX CPUs they turned some inputs' vectors to cos 0.76-0.92 with fp32
-            # (3 of 100 news questions); f32 there costs ~12% of int8's speed
-            # (docs/performance.md, "int8 on AMX").
+            # (3 of 100 news questions), at a small cost in speed (docs/performance.md,
+            # "int8 on AMX").
             config["INFERENCE_PRECISION_HINT"] = "f32"
         core = ov.Core()
         # Caching the compiled blob halves start-up on the next run.
