@@ -383,7 +383,6 @@ class StateStore(ABC):
     Safe to use from several threads.
     """
 
-    @abstractmethod
     def record_feedback(
         self, question: str, chunk_ids: Sequence[int], vote: int, user_hash: str
     ) -> None:
@@ -391,19 +390,38 @@ class StateStore(ABC):
 
         Raises ValueError for any other vote.
         """
+        if vote not in (-1, 1):
+            raise ValueError("vote must be +1 or -1")
+        self._record_feedback(question, sorted(int(i) for i in chunk_ids), vote, user_hash)
+
+    @abstractmethod
+    def _record_feedback(
+        self, question: str, chunk_ids: list[int], vote: int, user_hash: str
+    ) -> None:
+        """Store a checked vote on the answer that quoted these (sorted) chunks."""
 
     @abstractmethod
     def feedback_counts(self) -> dict[str, int]:
         """Counts of up and down votes: {'up': n, 'down': m}."""
 
-    @abstractmethod
     def add_follow(
         self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None
     ) -> Follow:
         """Follow a topic in a channel (following it again there changes nothing).
 
-        Raises ValueError for a topic without words.
+        The topic's white space is folded. Raises ValueError for a topic without words.
         """
+        topic = " ".join(topic.split())
+        if not topic:
+            raise ValueError("a followed topic needs words")
+        return self._add_follow(topic, channel_id=channel_id, user_id=user_id,
+                                guild_id=guild_id)
+
+    @abstractmethod
+    def _add_follow(
+        self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None
+    ) -> Follow:
+        """Store a follow of a checked topic, or return the one already there."""
 
     @abstractmethod
     def remove_follow(self, follow_id: int) -> bool:

@@ -48,4 +48,10 @@ def test_fill_repeats_the_articles_with_noisy_vectors(tmp_path: Path, postgres_u
         original = exported[key.rsplit("-", 1)[0] + "-0"]
         cosine = float((vectors * original).sum())
         assert (abs(cosine - 1.0) < 1e-5) if key.endswith("-0") else (0.8 < cosine < 0.9999)
+    queries = np.stack([vectors[0] for vectors in exported.values()])
+    truths = stores.exact_neighbours(filled["url"], queries, 3, source="")
+    with store.reading() as snapshot:
+        for query, truth in zip(queries, truths["unfiltered"], strict=True):
+            assert truth == {cid for cid, _ in snapshot.dense_search(query, 3, exact=True)}
+    assert truths["source_filter"] == truths["unfiltered"]  # every article has source ''
     store.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 from index.models import Follow
@@ -56,17 +55,15 @@ class LocalStateStore(StateStore):
         self._lock = threading.Lock()
         self._uses = 0
 
-    def record_feedback(
-        self, question: str, chunk_ids: Sequence[int], vote: int, user_hash: str
+    def _record_feedback(
+        self, question: str, chunk_ids: list[int], vote: int, user_hash: str
     ) -> None:
-        """Store a vote; a user's later vote on the same answer replaces the earlier one."""
-        if vote not in (-1, 1):
-            raise ValueError("vote must be +1 or -1")
+        """Store a checked vote; a user's later vote on the same answer replaces the earlier."""
         with self._lock, self._conn:
             self._conn.execute(
                 "INSERT OR REPLACE INTO feedback(user_hash, question, chunk_ids, vote) "
                 "VALUES (?, ?, ?, ?)",
-                (user_hash, question, json.dumps(sorted(int(i) for i in chunk_ids)), vote),
+                (user_hash, question, json.dumps(chunk_ids), vote),
             )
 
     def feedback_counts(self) -> dict[str, int]:
@@ -75,13 +72,10 @@ class LocalStateStore(StateStore):
             rows = dict(self._conn.execute("SELECT vote, count(*) FROM feedback GROUP BY vote"))
         return {"up": int(rows.get(1, 0)), "down": int(rows.get(-1, 0))}
 
-    def add_follow(
-        self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None
+    def _add_follow(
+        self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None
     ) -> Follow:
-        """Follow a topic in a channel (following it again there changes nothing)."""
-        topic = " ".join(topic.split())
-        if not topic:
-            raise ValueError("a followed topic needs words")
+        """Insert a follow unless the channel follows the topic already; return it."""
         with self._lock, self._conn:
             self._conn.execute(
                 "INSERT OR IGNORE INTO follows(guild_id, channel_id, user_id, topic) "

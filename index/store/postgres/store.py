@@ -66,7 +66,8 @@ log = logging.getLogger(__name__)
 # chunk here (the bundled build, no SIMD: 37 ms for 13k chunks, measured), far more than
 # FAISS's, so HNSW takes over much earlier than in the local store (docs/scaling.md).
 APPROXIMATE_THRESHOLD = 10_000
-EXACT_FILTER_LIMIT = 50_000
+# A filter that leaves at most this many chunks is scanned exactly (same cost reasoning).
+EXACT_FILTER_LIMIT = 10_000
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 # Candidates the HNSW scan keeps (pgvector's hnsw.ef_search; default 40); docs/performance.md.
@@ -464,8 +465,10 @@ class PostgresSnapshot(Snapshot):
         forced = exact is not None
         exact = exact if forced else self.count_chunks() < self._store.approximate_threshold
         if not forced and not exact and where:
-            allowed = self._rows(f"SELECT count(*) FROM chunks c WHERE {live('c')}{where}",
-                                 params)[0][0]
+            allowed = self._memo.get(("allowed", filters))
+            if allowed is None:
+                allowed = self._memo["allowed", filters] = self._rows(
+                    f"SELECT count(*) FROM chunks c WHERE {live('c')}{where}", params)[0][0]
             exact = allowed <= EXACT_FILTER_LIMIT
         sql = (f"SELECT id, distance FROM (SELECT c.id, c.embedding::vector({dim}) <#> "
                f"%(q)s::vector({dim}) AS distance FROM chunks c WHERE {live('c')}{where} "
@@ -1118,18 +1121,16 @@ class PostgresStateStore(StateStore):
         self._store = store
         self._uses = 0
 
-    def record_feedback(
-        self, question: str, chunk_ids: Sequence[int], vote: int, user_hash: str
+    def _record_feedback(
+        self, question: str, chunk_ids: list[int], vote: int, user_hash: str
     ) -> None:
-        """Store a vote; a later vote on the same answer replaces the earlier one."""
-        if vote not in (-1, 1):
-            raise ValueError("vote must be +1 or -1")
+        """Store a checked vote; a later vote on the same answer replaces the earlier one."""
         with self._store.connection() as conn:
             conn.execute(
                 "INSERT INTO feedback(user_hash, question, chunk_ids, vote) VALUES "
                 "(%s, %s, %s, %s) ON CONFLICT (user_hash, question, chunk_ids) DO UPDATE SET "
                 "vote = excluded.vote, created_at = now()",
-                (user_hash, question, json.dumps(sorted(int(i) for i in chunk_ids)), vote))
+                (user_hash, question, json.dumps(chunk_ids), vote))
 
     def feedback_counts(self) -> dict[str, int]:
         """Counts of up and down votes."""
@@ -1138,13 +1139,10 @@ class PostgresStateStore(StateStore):
                                      ).fetchall())
         return {"up": int(rows.get(1, 0)), "down": int(rows.get(-1, 0))}
 
-    def add_follow(
-        self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None = None
+    def _add_follow(
+        self, topic: str, *, channel_id: int, user_id: int, guild_id: int | None
     ) -> Follow:
-        """Follow a topic in a channel (following it again there changes nothing)."""
-        topic = " ".join(topic.split())
-        if not topic:
-            raise ValueError("a followed topic needs words")
+        """Insert a follow unless the channel follows the topic already; return it."""
         with self._store.connection() as conn:
             conn.execute("INSERT INTO follows(guild_id, channel_id, user_id, topic) VALUES "
                          "(%s, %s, %s, %s) ON CONFLICT (channel_id, topic) DO NOTHING",
