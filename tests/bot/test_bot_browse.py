@@ -79,6 +79,6 @@ async def test_stats(tmp_path: Path) -> None:
     fields = {field.name: field.value for field in embed.fields}
     assert fields["Articles"] == "23"
     assert fields["Dates"] == "2023-01-01 to 2023-01-23"
-    assert fields["Index"] == "flat, 120.6 KiB"
+    assert fields["Index"] == "flat (local), 120.6 KiB"
     assert fields["Feedback"] == "👍 1 · 👎 1"
     assert "12.5s" in fields["Last reindex"]
