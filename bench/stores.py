@@ -2,6 +2,7 @@
 
     python -m bench.perf stores compare --database-url URL [--index DIR] [--corpus PATH]
     python -m bench.perf stores scale --database-url URL --size 1000000 [--index DIR]
+    python -m bench.perf stores ask --database-url URL [--concurrency 4]
 
 (also `articlebot bench stores …`).
 
@@ -338,3 +339,39 @@ def scale_command(
     from bench.perf import _report
 
     _report(scale(database_url, _year_index(index), size, noise, queries, ef_search), as_json)
+
+
+@app.command("ask", cls=OneLineErrorsCommand)
+def ask_command(
+    database_url: UrlOption,
+    squad: Annotated[int, typer.Option(
+        "--squad", min=0, help="SQuAD questions asked after the news quiz.")] = 300,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, help="Askers at once in the concurrent run.")] = 4,
+    as_json: JsonOption = False,
+) -> None:
+    """Question latency (ms) on a collection already in PostgreSQL (e.g. what `scale` filled),
+    one at a time and from several askers."""
+    from bench.perf import (
+        DEFAULT_BACKEND,
+        _report,
+        bench_settings,
+        load_average,
+        news_question_texts,
+        squad_question_texts,
+    )
+    from index.engine import Engine
+
+    # Only the exported models come from the year index's folder: the collection is the
+    # database.
+    settings = on_postgres(bench_settings(_year_index(None), DEFAULT_BACKEND), database_url)
+    engine = Engine.open(settings)
+    questions = news_question_texts() + squad_question_texts(squad)
+    result = {"what": "stores ask", "chunks": engine.stats().n_chunks,
+              "dense_search": engine.stats().dense_search, "questions": len(questions),
+              "load_before": load_average()}
+    result |= ask_figures(engine, questions, concurrency)
+    result["load_after"] = load_average()
+    engine.close()
+    _report(result, as_json)
+

@@ -17,7 +17,7 @@ from tests.index.fakes import HashingEmbedder
 
 def test_store_commands_have_help() -> None:
     runner = CliRunner()
-    for command in ("compare", "scale"):
+    for command in ("compare", "scale", "ask"):
         result = runner.invoke(app, ["stores", command, "--help"])
         assert result.exit_code == 0 and "--database-url" in result.output
 
