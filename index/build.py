@@ -249,6 +249,9 @@ class Builder:
                     writer.delete_articles(list(stored))  # cut every article again
                     stored = {}
                 plan = self._plan(paths, roots, stored, notify)
+                if not plan.changes:  # the other writer brought these changes already
+                    plan.report.seconds = time.perf_counter() - started
+                    return plan.report  # leaving the block aborts: nothing is written
             writer.delete_articles([key for key, _ in plan.update] + plan.remove)
             new_chunks, ahead = self._insert(writer, plan.add + plan.update, notify)
             self._vectors(writer, new_chunks, plan, notify, ahead)

@@ -226,3 +226,19 @@ def test_ingest_outside_configured_folders_is_kept_by_reindex(settings, embedder
     assert engine.ingest([extra]).added == 1
     assert engine.reindex().removed == 0
     assert engine.count_articles() == 4
+
+
+def test_a_writer_builds_on_what_another_process_published(settings, embedder, tmp_path):
+    first = build(settings, embedder)  # serves the first generation and keeps serving it
+    other = Engine.open(settings, embedder=embedder)  # as another process would
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "storm.txt").write_text("Storm closes the ferry\n\nA storm closed the ferry.\n",
+                                     encoding="utf-8")
+    assert other.ingest([extra]).added == 1
+    (extra / "tram.txt").write_text("Tram line opens\n\nThe new tram line opened today.\n",
+                                    encoding="utf-8")
+    report = first.ingest([extra / "tram.txt"])  # planned against the generation it serves
+    assert report.added == 1
+    assert first.count_articles() == 5  # the other process's storm article is still there
+    assert first.ingest([extra / "storm.txt"]).changed is False  # and not added twice
