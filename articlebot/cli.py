@@ -365,8 +365,11 @@ def migrate(
     if from_store == to_store:
         raise CliError("--from and --to name the same backend")
     settings = _settings(index, database_url=database_url)
-    source = make_store(settings.model_copy(update={"store": from_store.value}))
-    target = make_store(settings.model_copy(update={"store": to_store.value}))
+    try:
+        source = make_store(settings.model_copy(update={"store": from_store.value}))
+        target = make_store(settings.model_copy(update={"store": to_store.value}))
+    except StoreError as exc:
+        raise CliError(str(exc)) from exc
     try:
         with _progress_bar(sys.stderr.isatty()) as progress:
             report = copy_collection(source, target, progress)

@@ -159,3 +159,14 @@ def test_samples_for_the_demo_exist():
     questions = (ROOT / "samples" / "questions.txt").read_text(encoding="utf-8").splitlines()
     assert len([q for q in questions if q.strip()]) >= 4
     assert len(list((ROOT / "samples" / "articles").iterdir())) >= 6
+
+
+def test_migrate_errors_are_one_line(tmp_path: Path):
+    result = run_cli("migrate", "--from", "local", "--to", "postgres",
+                     "--index", str(tmp_path / "none"), "--database-url",
+                     "postgresql://nobody@127.0.0.1:1/none", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: nothing to copy: {tmp_path / 'none'} holds no collection"]
+    same = run_cli("migrate", "--from", "local", "--to", "local", cwd=tmp_path)
+    assert same.returncode == 1 and "same backend" in same.stderr
