@@ -1203,4 +1203,5 @@ class PostgresStateStore(StateStore):
                          "(key) DO UPDATE SET value = excluded.value", (key, value))
 
     def close(self) -> None:
-        """Nothing of its own to close (the store's pool is shared)."""
+        """Close the store's pool, as the local state store closes its database."""
+        self._store.close()
