@@ -6,9 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from index.models import Progress
-from index.store import Store, StoreError
+from index.store import IDENTITY_KEYS, Store, StoreError
 
-IDENTITY_KEYS = ("model", "dim", "normalized")
 # What the target keeps of the source's metadata; counts and times are its own.
 CARRIED_METADATA = ("embedding", "chunking", "build_seconds")
 

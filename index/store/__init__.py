@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from index.store.base import (
+    IDENTITY_KEYS,
     ArticleSummary,
     ChunkRow,
     ExportedArticle,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from index.config import Settings
 
 __all__ = [
+    "IDENTITY_KEYS",
     "ArticleSummary",
     "ChunkRow",
     "ExportedArticle",

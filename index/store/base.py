@@ -39,6 +39,9 @@ from index.models import (
     Span,
 )
 
+# What identifies an embedding space: vectors compare only within one (the embedder's identity).
+IDENTITY_KEYS = ("model", "dim", "normalized")
+
 
 class StoreError(Exception):
     """The store cannot be opened or used; the message is fit to show as one line."""

@@ -332,7 +332,7 @@ def _listed_files(path: Path, manifest: dict[str, Any]) -> dict[str, tuple[int, 
 def check_identity(manifest: dict[str, Any], expected: dict[str, Any]) -> None:
     """Refuse an index built with another model, dimension or normalisation."""
     built = manifest.get("embedding", {})
-    for key in ("model", "dim", "normalized"):
+    for key in base.IDENTITY_KEYS:
         if built.get(key) != expected.get(key):
             raise IdentityMismatch(
                 f"the index was built with {key}={built.get(key)!r} but the settings give "

@@ -15,6 +15,7 @@ import faiss
 import numpy as np
 
 from index.store.base import (
+    IDENTITY_KEYS,
     ArticleSummary,
     NewArticle,
     StateStore,
@@ -29,7 +30,6 @@ from index.store.local.state import LocalStateStore
 
 log = logging.getLogger(__name__)
 
-IDENTITY_KEYS = ("model", "dim", "normalized")
 
 
 class LocalStore(Store):

@@ -42,6 +42,7 @@ from index.models import (
     Span,
 )
 from index.store.base import (
+    IDENTITY_KEYS,
     ArticleSummary,
     ChunkRow,
     ExportedArticle,
@@ -91,7 +92,6 @@ CONNECTION_WAIT_SECONDS = 5.0
 # and when no reader pins it: readers on streaming replicas hold no lock on the primary, so
 # this is their margin (a call takes milliseconds; replay lag must stay below it).
 RETIRE_AFTER_SECONDS = 60.0
-IDENTITY_KEYS = ("model", "dim", "normalized")
 ARTICLE_COLUMNS = "a.key, a.title, a.source, a.url, a.published, a.authors, a.labels"
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pydantic import SecretStr
 
+from bench.stores import on_postgres
 from index.config import Settings
 from index.engine import (
     Engine,
@@ -35,11 +35,6 @@ QUESTIONS = [
     "Who discovered the comet?",
     "What will the festival celebrate?",
 ]
-
-
-def on_postgres(settings: Settings, url: str) -> Settings:
-    """The same settings on the postgres backend."""
-    return settings.model_copy(update={"store": "postgres", "database_url": SecretStr(url)})
 
 
 def answers(engine: Engine) -> list[tuple[list[str], list[tuple[str, int, int]]]]:
