@@ -99,7 +99,10 @@ def plan_changes(
     """
     plan = Plan()
     seen: set[str] = set()
-    norm_owner = {article.norm_hash: key for key, article in stored.items()}
+    # A text is a duplicate only from the same outlet: wire copy run by a second outlet is a
+    # second article of one story (its chunks reuse the first one's vectors).
+    norm_owner = {(article.norm_hash, article.source.casefold()): key
+                  for key, article in stored.items()}
     troubled_files: set[str] = set()
     for item in parsed:
         if isinstance(item, SkippedItem):
@@ -116,12 +119,12 @@ def plan_changes(
         if old is not None and old.content_hash == chash:
             plan.report.unchanged += 1
             continue
-        nhash = normalized_text_hash(item.text)
-        owner = norm_owner.get(nhash)
+        same_text = (normalized_text_hash(item.text), item.source.casefold())
+        owner = norm_owner.get(same_text)
         if owner is not None and owner != key:
             plan.report.duplicates += 1
             continue
-        norm_owner[nhash] = key
+        norm_owner[same_text] = key
         (plan.update if old is not None else plan.add).append((key, item))
     if sync_roots is not None:
         for key, article in stored.items():
@@ -369,31 +372,32 @@ class Builder:
         reusable = writer.reusable_vectors(sorted({h for _, h, _ in new_chunks}))
         ready_ids: list[int] = []
         ready: list[np.ndarray] = []
-        to_embed: list[tuple[int, str]] = []
-        reused = 0
+        # Each distinct text is embedded once, however many chunks of this run repeat it.
+        to_embed: dict[str, tuple[str, list[int]]] = {}
         for chunk_id, digest, text in new_chunks:
             vector = reusable.get(digest)
-            if vector is not None:
-                reused += 1
-            else:
+            if vector is None:
                 vector = ahead.get(digest)
             if vector is None:
-                to_embed.append((chunk_id, text))
+                to_embed.setdefault(digest, (text, []))[1].append(chunk_id)
             else:
                 ready_ids.append(chunk_id)
                 ready.append(vector)
         if ready_ids:
             writer.set_vectors(ready_ids, np.stack(ready))
-        plan.report.chunks_reused = reused
-        plan.report.chunks_embedded = len(to_embed) + sum(
-            1 for _, digest, _ in new_chunks if digest in ahead and digest not in reusable
+        plan.report.chunks_embedded = len(to_embed) + len(
+            {digest for _, digest, _ in new_chunks if digest in ahead and digest not in reusable}
         )
-        total = len(to_embed)
+        # Reused: from the collection, or a text repeated earlier in this run.
+        plan.report.chunks_reused = len(new_chunks) - plan.report.chunks_embedded
+        pending = list(to_embed.values())
+        total = len(pending)
         for first in range(0, total, EMBED_SLICE):
-            batch = to_embed[first : first + EMBED_SLICE]
+            batch = pending[first : first + EMBED_SLICE]
             matrix = self.embedder.encode(
-                [text for _, text in batch], batch_size=self.settings.embed_batch_size
+                [text for text, _ in batch], batch_size=self.settings.embed_batch_size
             )
-            writer.set_vectors([chunk_id for chunk_id, _ in batch], matrix)
+            rows = [row for row, (_, ids) in enumerate(batch) for _ in ids]
+            writer.set_vectors([i for _, ids in batch for i in ids], matrix[rows])
             done = min(first + EMBED_SLICE, total)
             notify(Progress("embedding", done, total, f"embedded {done}/{total} chunks"))

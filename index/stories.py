@@ -5,7 +5,8 @@ Two kinds of link, joined with a union-find:
 - *Near-duplicates* (wire copy, syndicated or lightly edited text): MinHash over 5-word shingles of
   an article's first words, banded LSH to find candidates, and the estimated Jaccard similarity
   of the signatures to confirm them (at least `text_threshold`, or `REPUBLISHED_JACCARD` when
-  published more than `max_days` apart, since yearly templates reuse text). The titles must
+  published more than `max_days` apart, since yearly templates reuse text); texts too short
+  for MinHash must have the same words and be published at most `max_days` apart. The titles must
   share a salient word: scraped pages whose text is only a site's boilerplate are identical
   under unrelated titles. This is a compact numpy version of what `datasketch` does;
   it needs no extra dependency and hashes deterministically (crc32), so groups do not change
@@ -90,6 +91,10 @@ def group_stories(
     groups = _Groups(articles)
     signatures = _minhash_signatures([article.text for article in articles])
     title_words = _LazyWords(lambda i: _salient(articles[i].title))
+    for i, j in _identical_short_text_pairs(articles):
+        # Too short for MinHash, and too short to tell a republication from a new event.
+        if title_words[i] & title_words[j] and _within_days(articles[i], articles[j], max_days):
+            groups.union(i, j, max_group_size=max_group_size, max_span_days=2 * max_days)
     for i, j, similarity in _near_duplicate_pairs(signatures, text_threshold):
         if not title_words[i] & title_words[j]:
             continue  # same text under unrelated titles: scraped boilerplate, not a story
@@ -197,6 +202,20 @@ def _shingle_hashes(codes: np.ndarray) -> np.ndarray:
     for offset in range(SHINGLE_WORDS):
         combined += codes[offset : offset + count] * _SHINGLE_WEIGHTS[offset]
     return combined
+
+
+def _identical_short_text_pairs(articles: Sequence[StoryInput]) -> list[tuple[int, int]]:
+    """Pairs of articles under MIN_WORDS words with the same text (whitespace and case aside).
+
+    MinHash judges only longer texts; a short wire item run word for word by two outlets is
+    still one story.
+    """
+    by_text: dict[str, list[int]] = defaultdict(list)
+    for index, article in enumerate(articles):
+        words = _TOKEN.findall(article.text[: MIN_WORDS * 12].lower())
+        if 0 < len(words) < MIN_WORDS:
+            by_text[" ".join(words)].append(index)
+    return [(members[0], other) for members in by_text.values() for other in members[1:]]
 
 
 def _near_duplicate_pairs(signatures: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:

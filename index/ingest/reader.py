@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import re
 import stat
@@ -11,6 +12,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import BinaryIO
+
+import charset_normalizer
+from w3lib.encoding import html_body_declared_encoding
 
 from index.ingest.formats import LINE_PARSERS, WHOLE_FILE_PARSERS, Item, Line
 from index.ingest.records import clean_text
@@ -25,7 +29,12 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(
 )
 # How much of a file's start is inspected for binary content.
 SNIFF_BYTES = 8192
-_ENCODINGS = ("utf-8-sig", "cp1252")
+# Where an HTML page's <meta charset> or XML declaration must be (the HTML standard's prescan
+# reads 1,024 bytes; some pages put a long <head> first).
+DECLARATION_BYTES = 4096
+HTML = frozenset({".html", ".htm"})
+# Bad records named one by one per file; beyond this they are counted in one more item.
+MAX_SKIPPED_PER_FILE = 20
 _CONTROL_CHARS = re.compile(r"[\x01-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 # Share of control characters above which decoded text is taken for binary data.
 _MAX_CONTROL_SHARE = 0.01
@@ -49,6 +58,11 @@ def _megabytes(size: int) -> str:
     return f"{size / 2**20:.3g} MB"
 
 
+def _over_limit(size: int, limit: int) -> str:
+    """'file is 52,428,801 bytes, over the 50 MB limit': exact, so a few bytes over shows."""
+    return f"{size:,} bytes, over the {_megabytes(limit)} limit ({limit:,} bytes)"
+
+
 def _format_of(path: Path) -> tuple[str, bool]:
     """The format suffix of a file name (lowercase, '.gz' removed) and whether it is gzipped."""
     name = path.name.lower()
@@ -69,34 +83,56 @@ def _check_start(head: bytes) -> None:
         raise _Unreadable("binary file (contains NUL bytes)")
 
 
-def _decode_text(data: bytes) -> str:
-    """Decode a whole file as UTF-8 (with or without BOM), else cp1252; raise if it is not text."""
+def guess_encoding(data: bytes) -> str:
+    """The encoding of text that is not UTF-8 and declares none (a Python codec name).
+
+    cp1252 (Western European, what most such files are) whenever charset-normalizer finds it
+    plausible, else charset-normalizer's best guess (cp1251 for Russian, say). Its own ranking
+    is not used first: on short Western samples it picked cp775 for French ('Café' read as
+    'Cafķ'). The cost: undeclared Central European text (iso-8859-2) that also decodes
+    plausibly as cp1252 is read as cp1252. Raises _Unreadable when no encoding gives text.
+    """
+    matches = charset_normalizer.from_bytes(data)
+    best = matches.best()
+    if best is None:
+        raise _Unreadable("not text in any known encoding")
+    if any("cp1252" in match.could_be_from_charset for match in matches):
+        return "cp1252"
+    return best.encoding
+
+
+def _decode_text(data: bytes, declared: str | None = None) -> str:
+    """Decode a whole file: a BOM, else the charset it declares, else UTF-8, else a guess.
+
+    Raises _Unreadable for binary data and bytes that decode to no text.
+    """
     _check_start(data)
-    for encoding in _ENCODINGS:
+    text: str | None = None
+    encodings = ["utf-8-sig"] if data.startswith(codecs.BOM_UTF8) else [declared, "utf-8"]
+    for encoding in encodings:
+        if encoding is None:
+            continue
         try:
             text = data.decode(encoding)
-        except UnicodeDecodeError:
+            break
+        except (UnicodeDecodeError, LookupError):
             continue
-        sample = text[:SNIFF_BYTES]
-        if len(_CONTROL_CHARS.findall(sample)) > _MAX_CONTROL_SHARE * len(sample):
-            raise _Unreadable("binary file (control characters)")
-        return text
-    raise _Unreadable("not UTF-8 or cp1252 text")
-
-
-def _decode_line(raw: bytes, first: bool) -> str | None:
-    """One line as text (UTF-8, else cp1252), or None when it is neither."""
-    for encoding in ("utf-8-sig" if first else "utf-8", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return None
+    if text is None:
+        text = data.decode(guess_encoding(data), errors="replace")
+    sample = text[:SNIFF_BYTES]
+    if len(_CONTROL_CHARS.findall(sample)) > _MAX_CONTROL_SHARE * len(sample):
+        raise _Unreadable("binary file (control characters)")
+    return text
 
 
 def _numbered_lines(stream: BinaryIO, origin: str, limit: int) -> Iterator[Line | SkippedItem]:
-    """Decoded lines with their 1-based numbers; a line over `limit` bytes is skipped unread."""
+    """Decoded lines with their 1-based numbers; a line over `limit` bytes is skipped unread.
+
+    Lines are UTF-8; the first line that is not fixes the file's other encoding (guessed
+    from that line), so a legacy-encoded file is guessed once, not line by line.
+    """
     number = 0
+    fallback: str | None = None
     while raw := stream.readline(limit + 1):
         number += 1
         if len(raw) > limit and not raw.endswith(b"\n"):
@@ -105,11 +141,16 @@ def _numbered_lines(stream: BinaryIO, origin: str, limit: int) -> Iterator[Line 
                 pass
             yield SkippedItem(f"{origin}:{number}", f"line is over the {_megabytes(limit)} limit")
             continue
-        text = _decode_line(raw, first=number == 1)
-        if text is None:
-            yield SkippedItem(f"{origin}:{number}", "not UTF-8 or cp1252 text")
-        else:
-            yield number, text
+        try:
+            yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            continue
+        except UnicodeDecodeError:
+            pass
+        try:
+            fallback = fallback or guess_encoding(raw)
+            yield number, raw.decode(fallback, errors="replace")
+        except _Unreadable as problem:
+            yield SkippedItem(f"{origin}:{number}", str(problem))
 
 
 def _read_whole(path: Path, compressed: bool, suffix: str, limit: int) -> Iterator[Item]:
@@ -117,15 +158,35 @@ def _read_whole(path: Path, compressed: bool, suffix: str, limit: int) -> Iterat
     with _open(path, compressed) as stream:
         data = stream.read(limit + 1)
     if len(data) > limit:
-        raise _Unreadable(f"uncompressed size is over the {_megabytes(limit)} limit")
-    text = clean_text(_decode_text(data))
+        raise _Unreadable(f"uncompressed size is over the {_megabytes(limit)} limit ({limit:,} bytes)")
+    declared = html_body_declared_encoding(data[:DECLARATION_BYTES]) if suffix in HTML else None
+    text = clean_text(_decode_text(data, declared))
     if not text:
         raise _Unreadable("empty file")
     yield from WHOLE_FILE_PARSERS[suffix](text, str(path))
 
 
+def _check_uncompressed_size(path: Path, limit: int) -> None:
+    """Raise _Unreadable when a gzipped file holds more than `limit` bytes (a gzip bomb).
+
+    Reads the whole stream once in 1 MiB blocks, holding none of it: the check must come
+    before the first record, so an oversized file adds nothing rather than its first part.
+    """
+    total = 0
+    with gzip.open(path, "rb") as stream, contextlib.suppress(EOFError, zlib.error):
+        # A truncated file is not refused here: its good records before the cut still count,
+        # and the reading pass reports the damage where it meets it.
+        while block := stream.read(2**20):
+            total += len(block)
+            if total > limit:
+                raise _Unreadable(
+                    f"uncompressed size is over the {_megabytes(limit)} limit ({limit:,} bytes)")
+
+
 def _read_streamed(path: Path, compressed: bool, suffix: str, limit: int) -> Iterator[Item]:
     """Parse a file line by line, so files of any length stream in bounded memory."""
+    if compressed:
+        _check_uncompressed_size(path, limit)
     with _open(path, compressed) as stream:
         head = stream.read(SNIFF_BYTES)
         if not head:
@@ -151,15 +212,21 @@ def _read_file(path: Path, size: int, max_bytes: int) -> Iterator[Item]:
         yield SkippedItem(origin, "empty file")
         return
     if size > max_bytes:
-        yield SkippedItem(
-            origin, f"file is {_megabytes(size)}, over the {_megabytes(max_bytes)} limit"
-        )
+        yield SkippedItem(origin, f"file is {_over_limit(size, max_bytes)}")
         return
     yielded = False
+    skipped = 0
     try:
         for item in read(path, compressed, suffix, max_bytes):
             yielded = True
+            if isinstance(item, SkippedItem):
+                skipped += 1
+                if skipped > MAX_SKIPPED_PER_FILE:
+                    continue  # counted, not kept: a file of a million bad lines stays cheap
             yield item
+        if skipped > MAX_SKIPPED_PER_FILE:
+            yield SkippedItem(
+                origin, f"{skipped - MAX_SKIPPED_PER_FILE:,} more bad records not listed")
     except _Unreadable as problem:
         yield SkippedItem(origin, str(problem))
     except PermissionError:

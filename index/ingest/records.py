@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
@@ -25,6 +26,12 @@ _EPOCH_DIGITS = re.compile(r"-?\d{9,}(\.\d+)?")
 _DEFAULT_A = datetime(2000, 1, 1)
 _DEFAULT_B = datetime(2001, 2, 2)
 _MIN_YEAR, _MAX_YEAR = 1800, 2200
+# What spreadsheets, pandas and databases write for a missing value; as a field's whole value
+# it means "no value", never a title, an outlet or a link (and never an id).
+MISSING_VALUES = frozenset({
+    "nan", "-nan", "na", "n/a", "#n/a", "none", "null", "nil", "undefined", "inf", "-inf",
+    "+inf", "infinity", "-infinity", "+infinity", "-", "--", "–", "—", "?",
+})
 
 
 def clean_text(text: str) -> str:
@@ -92,8 +99,22 @@ def parse_date(value: object) -> date | None:
     return _in_range(first.date())
 
 
+def is_missing(value: Any) -> bool:
+    """True for None, a blank string, NaN/±Infinity and placeholders such as 'N/A' or 'null'."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, str):
+        text = value.strip()
+        return not text or text.casefold() in MISSING_VALUES
+    return False
+
+
 def scalar_text(value: Any) -> str:
-    """A string field's value, a number as text, or '' for anything else."""
+    """A string field's value, a number as text, or '' for anything else or a missing value."""
+    if is_missing(value):
+        return ""
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -124,10 +145,10 @@ def _labels(value: Any) -> tuple[str, ...]:
 
 
 def _first_present(fields: Mapping[str, Any], keys: Iterable[str]) -> tuple[str, Any] | None:
-    """The first (key, value) among keys whose value is neither missing, null nor blank."""
+    """The first (key, value) among keys whose value is not missing (see `is_missing`)."""
     for key in keys:
         value = fields.get(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if is_missing(value):
             continue
         return key, value
     return None

@@ -96,6 +96,7 @@ class StoredArticle:
     content_hash: str
     norm_hash: str
     origin_file: str
+    source: str = ""  # the outlet: one text from two outlets is two articles of one story
 
 
 @dataclass(frozen=True, slots=True)

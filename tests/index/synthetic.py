@@ -56,3 +56,11 @@ def change_articles(paths: list[Path], marker: str) -> None:
     for path in paths:
         text = path.read_text(encoding="utf-8").rstrip("\n")
         path.write_text(f"{text} Revision {marker} was published.\n", encoding="utf-8")
+
+
+def noise_bytes(words: int = 300, seed: int = 1) -> bytes:
+    """Random bytes 0xA0-0xFF in space-separated words: valid cp1252, but text of no language
+    (and holding no quote, comma or newline, so it fits inside a JSON string or CSV field)."""
+    rng = random.Random(seed)
+    return b" ".join(bytes(rng.randrange(0xA0, 0x100) for _ in range(rng.randrange(3, 9)))
+                     for _ in range(words))

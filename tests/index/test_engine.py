@@ -242,3 +242,55 @@ def test_a_writer_builds_on_what_another_process_published(settings, embedder, t
     assert report.added == 1
     assert first.count_articles() == 5  # the other process's storm article is still there
     assert first.ingest([extra / "storm.txt"]).changed is False  # and not added twice
+
+
+WIRE_TEXT = (
+    "The central bank of Varrow raised its interest rate by half a point on Tuesday, the fifth "
+    "rise this year. Economists had expected a smaller step after inflation slowed in spring.")
+
+
+def test_the_same_wire_story_from_a_second_outlet_is_a_second_article(settings, embedder):
+    engine = build(settings, embedder)
+    wire = settings.article_dirs[0].parent / "wire.jsonl"
+    wire.write_text("".join(json.dumps({
+        "title": "Varrow raises rates", "source": outlet, "url": f"https://{host}/rates",
+        "text": WIRE_TEXT}) + "\n" for outlet, host in (("Outlet One", "one.example"),
+                                                       ("Outlet Two", "two.example"))))
+    before = embedder.encoded
+    report = engine.ingest([wire])
+    assert (report.added, report.duplicates) == (2, 0)
+    assert embedder.encoded - before == report.chunks_embedded == 1  # embedded once, stored twice
+    assert engine.count_articles("Outlet Two") == 1
+    answer = engine.ask("How much did the Varrow central bank raise rates?",
+                        SearchFilters(sources=("Outlet Two",)))
+    assert answer.results[0].article.source == "Outlet Two"
+    quote = engine.ask("How much did the Varrow central bank raise rates?").quotes[0]
+    assert {quote.article.source, *(a.source for a in quote.also)} == {"Outlet One",
+                                                                         "Outlet Two"}
+
+
+def test_the_same_text_twice_from_one_outlet_is_still_a_duplicate(settings, embedder):
+    engine = build(settings, embedder)
+    wire = settings.article_dirs[0].parent / "wire.jsonl"
+    wire.write_text("".join(json.dumps({
+        "title": "Varrow raises rates", "source": "Outlet One", "url": url, "text": WIRE_TEXT})
+        + "\n" for url in ("https://one.example/rates", "https://one.example/amp/rates")))
+    assert (engine.ingest([wire]).added, engine.count_articles("Outlet One")) == (1, 1)
+
+
+def test_chunks_repeated_within_one_ingest_are_embedded_once(settings, embedder):
+    settings.chunk_max_tokens = 30
+    engine = build(settings, embedder)  # an index with articles: no embedding ahead
+    shared = ("The regional water board repeated its warning about the reservoir levels. "
+              "Residents were asked to limit garden watering until the autumn rains.")
+    records = settings.article_dirs[0].parent / "repeats.jsonl"
+    records.write_text("".join(json.dumps({
+        "title": f"Bulletin {n}", "text": f"Bulletin number {n} from Kestle.\n\n{shared}"})
+        + "\n" for n in range(12)))
+    before = embedder.encoded
+    report = engine.ingest([records])
+    assert report.added == 12
+    new_chunks = report.chunks_embedded + report.chunks_reused
+    distinct = embedder.encoded - before
+    assert distinct == report.chunks_embedded < new_chunks
+    assert distinct <= 12 + 3  # each bulletin's own line, the shared paragraph's chunks once

@@ -14,7 +14,7 @@ from index.config import Settings
 from index.engine import Engine
 from index.models import Answer, NotAnswered
 from tests.index.fakes import HashingEmbedder
-from tests.index.synthetic import write_articles
+from tests.index.synthetic import noise_bytes, write_articles
 
 GOOD = "Good {n}\n\nThe good article number {n} says the tram line opens in Varrow.\n"
 
@@ -32,7 +32,7 @@ def bad_folder(root: Path, outside: Path) -> dict[str, str]:
     (root / "legacy.txt").write_bytes("Café crème\n\nLe café coûte 2 €.\n".encode("cp1252"))
     (root / "binary.txt").write_bytes(b"\x7fELF\x00\x01\x02" + bytes(range(256)) * 8)
     (root / "nul.md").write_bytes(b"# Title\n\nText with a NUL \x00 byte.\n")
-    (root / "undecodable.txt").write_bytes(b"Title\n\nNeither UTF-8 nor cp1252: \x81\x8d\x8f.\n")
+    (root / "undecodable.txt").write_bytes(b"Title\n\n" + noise_bytes())
     (root / "empty.txt").write_bytes(b"")
     with (root / "huge.txt").open("wb") as handle:  # sparse: 50 MB and one byte on disk
         handle.truncate(50 * 2**20 + 1)
@@ -61,9 +61,9 @@ def bad_folder(root: Path, outside: Path) -> dict[str, str]:
     return {
         "binary.txt": "binary file (contains NUL bytes)",
         "nul.md": "binary file (contains NUL bytes)",
-        "undecodable.txt": "not UTF-8 or cp1252 text",
+        "undecodable.txt": "not text in any known encoding",
         "empty.txt": "empty file",
-        "huge.txt": "file is 50 MB, over the 50 MB limit",
+        "huge.txt": "file is 52,428,801 bytes, over the 50 MB limit (52,428,800 bytes)",
         "longline.txt": "5,000,000-character run without spaces",
         "mixed.jsonl:2": "invalid JSON",
         "mixed.jsonl:4": "5,000,000-character run without spaces",

@@ -384,8 +384,9 @@ def _escape_like(text: str) -> str:
 
 def stored_articles(conn: sqlite3.Connection) -> dict[str, StoredArticle]:
     """Every article's identity and hashes, by public id."""
-    rows = conn.execute("SELECT key, content_hash, norm_hash, origin_file FROM articles")
-    return {str(r[0]): StoredArticle(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows}
+    rows = conn.execute("SELECT key, content_hash, norm_hash, origin_file, source FROM articles")
+    return {str(r[0]): StoredArticle(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4] or ""))
+            for r in rows}
 
 
 def delete_articles(conn: sqlite3.Connection, keys: Sequence[str]) -> list[int]:

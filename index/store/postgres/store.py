@@ -708,9 +708,9 @@ class PostgresSnapshot(Snapshot):
 
     def stored_articles(self) -> dict[str, StoredArticle]:
         """Every article's identity and hashes."""
-        rows = self._rows("SELECT a.key, a.content_hash, a.norm_hash, a.origin_file FROM "
-                          f"articles a WHERE {live('a')}")
-        return {str(r[0]): StoredArticle(str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+        rows = self._rows("SELECT a.key, a.content_hash, a.norm_hash, a.origin_file, a.source "
+                          f"FROM articles a WHERE {live('a')}")
+        return {str(r[0]): StoredArticle(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]))
                 for r in rows}
 
     def export_articles(self) -> Iterator[ExportedArticle]:
@@ -835,9 +835,9 @@ class PostgresWriter(StoreWriter):
 
     def stored_articles(self) -> dict[str, StoredArticle]:
         """Articles of the building version."""
-        rows = self._rows("SELECT a.key, a.content_hash, a.norm_hash, a.origin_file FROM "
-                          f"articles a WHERE {live('a')}")
-        return {str(r[0]): StoredArticle(str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+        rows = self._rows("SELECT a.key, a.content_hash, a.norm_hash, a.origin_file, a.source "
+                          f"FROM articles a WHERE {live('a')}")
+        return {str(r[0]): StoredArticle(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]))
                 for r in rows}
 
     def count_chunks(self) -> int:
