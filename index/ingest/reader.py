@@ -58,6 +58,11 @@ def _megabytes(size: int) -> str:
     return f"{size / 2**20:.3g} MB"
 
 
+def _uncompressed_over(limit: int) -> _Unreadable:
+    """The error for a compressed file that holds more than `limit` bytes."""
+    return _Unreadable(f"uncompressed size is over the {_megabytes(limit)} limit ({limit:,} bytes)")
+
+
 def _over_limit(size: int, limit: int) -> str:
     """'file is 52,428,801 bytes, over the 50 MB limit': exact, so a few bytes over shows."""
     return f"{size:,} bytes, over the {_megabytes(limit)} limit ({limit:,} bytes)"
@@ -158,8 +163,10 @@ def _read_whole(path: Path, compressed: bool, suffix: str, limit: int) -> Iterat
     with _open(path, compressed) as stream:
         data = stream.read(limit + 1)
     if len(data) > limit:
-        raise _Unreadable(f"uncompressed size is over the {_megabytes(limit)} limit ({limit:,} bytes)")
-    declared = html_body_declared_encoding(data[:DECLARATION_BYTES]) if suffix in HTML else None
+        raise _uncompressed_over(limit)
+    declared = None
+    if suffix in HTML:
+        declared = html_body_declared_encoding(data[:DECLARATION_BYTES])
     text = clean_text(_decode_text(data, declared))
     if not text:
         raise _Unreadable("empty file")
@@ -179,8 +186,7 @@ def _check_uncompressed_size(path: Path, limit: int) -> None:
         while block := stream.read(2**20):
             total += len(block)
             if total > limit:
-                raise _Unreadable(
-                    f"uncompressed size is over the {_megabytes(limit)} limit ({limit:,} bytes)")
+                raise _uncompressed_over(limit)
 
 
 def _read_streamed(path: Path, compressed: bool, suffix: str, limit: int) -> Iterator[Item]:
