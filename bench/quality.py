@@ -23,6 +23,7 @@ import numpy as np
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from bench.options import MAX_QUESTIONS
 from index.config import Settings, load_settings
 from index.models import Answer, ParsedArticle, Progress
 
@@ -870,7 +871,8 @@ app = typer.Typer(
 
 LimitOption = Annotated[
     int | None,
-    typer.Option("--limit", min=1, help="Ask only the first N questions (default: all)."),
+    typer.Option("--limit", min=1, max=MAX_QUESTIONS,
+                 help="Ask only the first N questions (default: all)."),
 ]
 SquadOption = Annotated[
     Path, typer.Option("--squad", help="The SQuAD v1.1 dev set: JSON, optionally gzipped.")
@@ -931,12 +933,56 @@ def news_command(
     _print(eval_news(_settings(overrides), corpus, questions, limit), as_json)
 
 
+# Words that end no sentence in news text when followed by a dot: a sentence ending in one
+# was cut at an abbreviation. Case matters: "est." is "established", "EST." a time zone that
+# ends sentences; "No." is left out, since "no." ends many.
+NEVER_LAST = frozenset({
+    "approx", "est", "Mr", "Mrs", "Ms", "Dr", "Prof", "vs", "Gen", "Sen", "Rep", "Gov", "Lt",
+    "Col", "Sgt", "Capt", "fig", "Fig", "Vol", "vol", "ca", "cf", "e.g", "i.e", "Nos", "pct",
+})
+
+
+def sentence_cuts(texts: Iterable[str]) -> dict[str, Any]:
+    """Sentences that end in an abbreviation, by sentencex alone and by `split_sentences`."""
+    import re
+
+    import sentencex
+
+    from index.chunk import split_sentences
+
+    last_word = re.compile(r"([\w.]+)\.[\"'\u2019\u201d)]*$")
+
+    def cut(sentence: str) -> bool:
+        found = last_word.search(sentence.strip())
+        return found is not None and found.group(1).split("-")[-1] in NEVER_LAST
+
+    counts = {"articles": 0, "sentencex": {"sentences": 0, "ending_in_abbreviation": 0},
+              "split_sentences": {"sentences": 0, "ending_in_abbreviation": 0}}
+    for text in texts:
+        counts["articles"] += 1
+        raw = [text[b["start_index"]:b["end_index"]]
+               for b in sentencex.get_sentence_boundaries("en", text)]
+        ours = [text[span.start:span.end] for span in split_sentences(text)]
+        for name, sentences in (("sentencex", raw), ("split_sentences", ours)):
+            kept = [sentence for sentence in sentences if sentence.strip()]
+            counts[name]["sentences"] += len(kept)
+            counts[name]["ending_in_abbreviation"] += sum(map(cut, kept))
+    return counts
+
+
+@app.command("sentences")
+def sentences_command(corpus: CorpusOption = NEWS_CORPUS, as_json: JsonOption = False) -> None:
+    """Sentences cut at an abbreviation ("approx.", "Dr.", "est."): sentencex alone against the
+    splitter the index uses, over a corpus's article texts."""
+    _print(sentence_cuts(str(row.get("text", "")) for row in read_jsonl(corpus)), as_json)
+
+
 @app.command("calibrate")
 def calibrate_command(
     limit: Annotated[
         int,
-        typer.Option("--limit", min=1, help="SQuAD questions to calibrate on, spread evenly "
-                     "over all articles."),
+        typer.Option("--limit", min=1, max=MAX_QUESTIONS, help="SQuAD questions to calibrate "
+                     "on, spread evenly over all articles."),
     ] = 3000,
     squad: SquadOption = SQUAD_DATA,
     corpus: CorpusOption = NEWS_CORPUS,
@@ -957,8 +1003,8 @@ def calibrate_command(
 def sweep_command(
     limit: Annotated[
         int | None,
-        typer.Option("--limit", min=1, help="Ask N SQuAD questions, spread evenly over all "
-                     "articles (default: all); the news questions are all asked."),
+        typer.Option("--limit", min=1, max=MAX_QUESTIONS, help="Ask N SQuAD questions, spread "
+                     "evenly over all articles (default: all); the news questions are all asked."),
     ] = None,
     grid: Annotated[
         str | None,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -63,3 +64,31 @@ def test_chunks_are_verbatim_slices_within_budget(text):
             assert chunk.start <= sentence.start < sentence.end <= chunk.end
             piece = text[sentence.start : sentence.end]
             assert piece.strip() == piece
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Turnout in the north was approx. 61 percent, officials said. Counting ended.",
+     ["Turnout in the north was approx. 61 percent, officials said.", "Counting ended."]),
+    ("The valley museum, est. 1921, reopened on Monday. Crowds came.",
+     ["The valley museum, est. 1921, reopened on Monday.", "Crowds came."]),
+    ("The bill came from then-Gov. Rick Scott in 2018. It passed.",
+     ["The bill came from then-Gov. Rick Scott in 2018.", "It passed."]),
+    ("The Tarantino vs. Everybody tour starts in spring. Tickets sold out.",
+     ["The Tarantino vs. Everybody tour starts in spring.", "Tickets sold out."]),
+    ("It was approx. the same size. Nobody minded.",
+     ["It was approx. the same size.", "Nobody minded."]),
+])
+def test_sentences_are_not_cut_at_abbreviations(text, expected):
+    assert [text[s.start:s.end] for s in split_sentences(text)] == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Prices fell 5%. 61 people came.", ["Prices fell 5%.", "61 people came."]),
+    ("Read the story. https://example.com/story has more.",
+     ["Read the story.", "https://example.com/story has more."]),
+    ("The board said no. Then it met again.", ["The board said no.", "Then it met again."]),
+    ("The first paragraph ends here.\n\nthe second starts in lower case.",
+     ["The first paragraph ends here.", "the second starts in lower case."]),
+])
+def test_real_sentence_ends_stay(text, expected):
+    assert [text[s.start:s.end] for s in split_sentences(text)] == expected
