@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from index.models import Span
+from index.text import fold
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Score margins relative to the abstention threshold that name how sure an answer is.
@@ -48,8 +49,9 @@ def stem(word: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """The text's words, casefolded, in order."""
-    return _WORD.findall(text.casefold())
+    """The text's words, folded (`index.text.fold`: Unicode form, invisible characters and
+    case do not matter), in order."""
+    return _WORD.findall(fold(text))
 
 
 # Words too common to help a keyword match; kept short on purpose (BM25's IDF does the rest).

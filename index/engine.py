@@ -36,6 +36,7 @@ from index.store import (
     WriterBusy,
     make_store,
 )
+from index.text import clean
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ class Engine:
         """
         with self._reading() as snapshot:
             return questions.answer_question(
-                snapshot, self.embedder, self.settings, question, filters or SearchFilters(),
+                snapshot, self.embedder, self.settings, clean(question), filters or SearchFilters(),
                 as_of or date.today(),
             )
 
@@ -189,7 +190,7 @@ class Engine:
         """How a story developed: the best quote of each matching story, oldest first."""
         with self._reading() as snapshot:
             return questions.timeline(
-                snapshot, self.embedder, self.settings, topic, since, until, limit
+                snapshot, self.embedder, self.settings, clean(topic), since, until, limit
             )
 
     def whatsnew(self, since: date | None = None, *, limit: int = 10) -> list[Story]:
@@ -282,7 +283,7 @@ class Engine:
     def article(self, id_or_title: str) -> ArticleDetail | None:
         """One article by id (or unique id prefix), else by exact or closest title."""
         with self._reading() as snapshot:
-            found = snapshot.find_article(id_or_title)
+            found = snapshot.find_article(clean(id_or_title))
         if found is None:
             return None
         info, text = found
@@ -291,7 +292,7 @@ class Engine:
     def search_titles(self, text: str, limit: int = 25) -> list[ArticleInfo]:
         """Articles whose title contains the text, for autocomplete."""
         with self._reading() as snapshot:
-            return snapshot.search_titles(text, limit)
+            return snapshot.search_titles(clean(text), limit)
 
     def sources(self) -> list[str]:
         """The outlets in the index, most articles first."""

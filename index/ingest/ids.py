@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from index.models import ParsedArticle
+from index.text import fold
 
 KEY_LENGTH = 12
 
@@ -109,6 +109,6 @@ def content_hash(article: ParsedArticle) -> str:
 
 
 def normalized_text_hash(text: str) -> str:
-    """SHA-256 of the text, NFKC-folded, casefolded and whitespace-collapsed: finds exact dupes."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return _sha256(" ".join(folded.split()))
+    """SHA-256 of the text folded (`index.text.fold`) and whitespace-collapsed: finds exact
+    duplicates whatever their Unicode form, invisible characters or quote style."""
+    return _sha256(" ".join(fold(text).split()))

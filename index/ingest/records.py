@@ -12,13 +12,13 @@ from dateutil import parser as date_parser
 
 from index.ingest.ids import url_host
 from index.models import ParsedArticle, SkippedItem
+from index.text import clean
 
 TEXT_FIELDS = ("text", "body", "content")
 DATE_FIELDS = ("publish_date", "published", "date")
 # A run of non-space characters this long is data (base64, minified code), not prose.
 MAX_WORD_CHARS = 10_000
 
-_LEADING_INVISIBLE = re.compile(r"^[\s\ufeff\u200b\u200c\u200d\u2060]+")
 _LONG_WORD = re.compile(rf"\S{{{MAX_WORD_CHARS + 1},}}")
 _NAME_SEPARATORS = re.compile(r"[,;]")
 _EPOCH_DIGITS = re.compile(r"-?\d{9,}(\.\d+)?")
@@ -35,9 +35,9 @@ MISSING_VALUES = frozenset({
 
 
 def clean_text(text: str) -> str:
-    """Normalise newlines to '\\n', drop a leading BOM or zero-width characters, strip the ends."""
+    """Normalise newlines to '\\n' and Unicode as `index.text.clean` does, strip the ends."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _LEADING_INVISIBLE.sub("", text).strip()
+    return clean(text).strip()
 
 
 def not_prose_reason(text: str) -> str | None:
@@ -123,8 +123,8 @@ def scalar_text(value: Any) -> str:
 
 
 def _one_line(value: Any) -> str:
-    """A scalar field as one line of text (titles carry no layout)."""
-    return " ".join(scalar_text(value).split())
+    """A scalar field as one line of clean text (titles carry no layout)."""
+    return " ".join(clean(scalar_text(value)).split())
 
 
 def _names(value: Any) -> tuple[str, ...]:
