@@ -59,6 +59,10 @@ class ReindexInProgressError(EngineError):
     """A reindex is already running."""
 
 
+class IndexWriteError(EngineError):
+    """A build could not write (read-only folder, full disk); the previous version serves."""
+
+
 class IndexUnavailableError(EngineError):
     """The store cannot be reached or used now (e.g. its database server is down)."""
 
@@ -353,6 +357,13 @@ class Engine:
             raise IndexMismatchError(str(exc)) from exc
         except StoreError as exc:
             raise IndexUnavailableError(str(exc)) from exc
+        except Exception as exc:
+            cause = self.store.write_failure(exc)
+            if cause is None:
+                raise
+            raise IndexWriteError(
+                f"cannot write the index in {self.store.location}: {cause}; the index is "
+                "unchanged") from exc
         finally:
             self._write_lock.release()
 

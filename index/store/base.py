@@ -474,6 +474,14 @@ class Store(ABC):
     def exists(self) -> bool:
         """True when at least one version has been committed (cheap; loads nothing)."""
 
+    def write_failure(self, exc: BaseException) -> str | None:
+        """One line naming why a write failed (a read-only folder, a full disk), when `exc` is
+        such a failure of this store; None for anything else (a bug must stay a traceback)."""
+        if isinstance(exc, OSError):
+            where = f" ({exc.filename})" if exc.filename else ""
+            return f"{(exc.strerror or str(exc)).lower()}{where}"
+        return None
+
     @abstractmethod
     def open(self, identity: Mapping[str, Any] | None, *, repair: bool = False) -> bool:
         """Start serving the current version; False when there is none yet.

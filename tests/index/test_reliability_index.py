@@ -231,7 +231,7 @@ def test_damaged_file_is_detected_and_the_previous_generation_serves(
         f"index generation {newest.name} is damaged, trying an older one: "
         f"{newest.name}: {name} {problem}"
     ]
-    assert f"serving older generation {older.name}" in caplog.text
+    assert f"serving index generation {older.name} of {settings.index_dir}: " in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -364,3 +364,40 @@ def test_foreign_model_is_refused_under_python_O(
     assert "articlebot reindex --rebuild" in done.stderr
     with pytest.raises(IndexMismatchError, match=word):
         Engine.open(settings, embedder=HashingEmbedder(model=model, dim=dim))
+
+
+@pytest.mark.parametrize(("damage_current", "why"), [
+    (lambda d, newest: (d / "CURRENT").write_bytes(b"\xff\xfegen-\x80"),
+     "CURRENT does not hold a generation name (not UTF-8 text)"),
+    (lambda d, newest: (d / "CURRENT").write_text(""), "CURRENT is empty"),
+    (lambda d, newest: (d / "CURRENT").unlink(), "CURRENT is missing"),
+    (lambda d, newest: (d / "CURRENT").write_text("../../etc"),
+     "CURRENT holds '../../etc', not a generation name"),
+])
+def test_a_damaged_current_is_recovered_and_said_once(
+    settings, embedder, caplog: pytest.LogCaptureFixture, damage_current, why
+) -> None:
+    newest, _ = two_generations(settings, embedder)
+    damage_current(settings.index_dir, newest)
+    with caplog.at_level(logging.WARNING, logger="index.store.local.generations"):
+        engine = Engine.open(settings, embedder=embedder)
+        Engine.open(settings, embedder=embedder).close()  # a second open says nothing new
+    assert engine.stats().generation == newest.name
+    said = [r.getMessage() for r in caplog.records if "serving index generation" in r.getMessage()]
+    assert said == [f"serving index generation {newest.name} of {settings.index_dir}: {why}"]
+    # A rebuild (and any write) works on it and leaves a good CURRENT behind.
+    assert engine.reindex(rebuild=True).added == 3
+    assert generations.read_current(settings.index_dir)[1] is None
+
+
+def test_a_deleted_manifest_of_the_serving_generation_is_said(
+    settings, embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    newest, older = two_generations(settings, embedder)
+    (newest / generations.MANIFEST).unlink()
+    with caplog.at_level(logging.WARNING, logger="index.store.local.generations"):
+        engine = Engine.open(settings, embedder=embedder)
+    assert engine.stats().generation == older.name
+    assert (f"serving index generation {older.name} of {settings.index_dir}: CURRENT names "
+            f"{newest.name}, which is missing or has no manifest.json") in caplog.text
+

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -45,6 +46,10 @@ DATABASE = "articles.sqlite"
 VECTORS = "vectors.faiss"
 CURRENT = "CURRENT"
 PREFIX = "gen-"
+_GENERATION_NAME = re.compile(rf"{PREFIX}\d+")
+# Fallbacks already reported by this process: (index folder, generation served, why).
+_ANNOUNCED: set[tuple[str, str, str]] = set()
+_ANNOUNCED_LOCK = threading.Lock()
 BUILDING = ".building"
 FORMAT_VERSION = 1
 KEEP_GENERATIONS = 2
@@ -274,20 +279,53 @@ def complete_generations(index_dir: Path) -> list[Path]:
     return sorted(found, key=generation_number, reverse=True)
 
 
+def read_current(index_dir: Path) -> tuple[str | None, str | None]:
+    """The complete generation CURRENT names, or None and what is wrong with CURRENT.
+
+    CURRENT is only ever replaced atomically, so a problem here means damage or a hand edit;
+    the caller falls back to the newest good generation and says why.
+    """
+    try:
+        raw = (index_dir / CURRENT).read_bytes()
+    except FileNotFoundError:
+        return None, f"{CURRENT} is missing"
+    except OSError as exc:
+        return None, f"{CURRENT} cannot be read ({exc.strerror or exc})"
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None, f"{CURRENT} does not hold a generation name (not UTF-8 text)"
+    if not name:
+        return None, f"{CURRENT} is empty"
+    if _GENERATION_NAME.fullmatch(name) is None:  # never a path: '../x' must not be opened
+        return None, f"{CURRENT} holds {name[:40]!r}, not a generation name"
+    if not (index_dir / name / MANIFEST).is_file():
+        return None, f"{CURRENT} names {name}, which is missing or has no {MANIFEST}"
+    return name, None
+
+
 def current_name(index_dir: Path) -> str | None:
-    """The generation CURRENT names, if any."""
-    with contextlib.suppress(OSError):
-        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
-        return name or None
-    return None
+    """The complete generation CURRENT names, if any (see `read_current`)."""
+    return read_current(index_dir)[0]
 
 
-def candidates(index_dir: Path) -> list[Path]:
-    """Generations to try when opening, best first: CURRENT, then the others newest first."""
+def candidates(index_dir: Path) -> tuple[list[Path], str | None]:
+    """Generations to try when opening, best first: CURRENT, then the others newest first;
+    and what is wrong with CURRENT, if anything."""
     generations = complete_generations(index_dir)
-    name = current_name(index_dir)
+    name, problem = read_current(index_dir)
     preferred = [path for path in generations if path.name == name]
-    return preferred + [path for path in generations if path.name != name]
+    return preferred + [path for path in generations if path.name != name], problem
+
+
+def _announce_fallback(index_dir: Path, served: str, why: str) -> None:
+    """Say once per process, in the log (and so on stderr), which generation serves and why."""
+    key = (str(index_dir), served, why)
+    with _ANNOUNCED_LOCK:
+        if key in _ANNOUNCED:
+            return
+        _ANNOUNCED.add(key)
+    log.warning("serving index generation %s of %s: %s", served, index_dir, why)
 
 
 def verify(path: Path, expected: dict[str, Any] | None) -> dict[str, Any]:
@@ -363,7 +401,8 @@ def open_generation(path: Path, expected: dict[str, Any] | None) -> Generation:
 def open_best(index_dir: Path, expected: dict[str, Any] | None) -> Generation | None:
     """Open the CURRENT generation, falling back to older good ones; None if there is none."""
     problems: list[str] = []
-    for path in candidates(index_dir):
+    paths, current_problem = candidates(index_dir)
+    for path in paths:
         try:
             generation = open_generation(path, expected)
         except IdentityMismatch:
@@ -372,8 +411,9 @@ def open_best(index_dir: Path, expected: dict[str, Any] | None) -> Generation | 
             log.error("index generation %s is damaged, trying an older one: %s", path.name, exc)
             problems.append(str(exc))
             continue
-        if problems:
-            log.warning("serving older generation %s", path.name)
+        if problems or current_problem:
+            _announce_fallback(index_dir, path.name, "; ".join(
+                [*([current_problem] if current_problem else []), *problems]))
         return generation
     if problems:
         raise GenerationError(

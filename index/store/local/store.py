@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shutil
+import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,6 +31,9 @@ from index.store.local.generations import Generation, GenerationError
 from index.store.local.state import LocalStateStore
 
 log = logging.getLogger(__name__)
+
+# SQLite's messages for a write the file system refused.
+_WRITE_PROBLEM = re.compile(r"readonly|read-only|disk is full|unable to open|disk I/O error")
 
 
 
@@ -62,6 +67,16 @@ class LocalStore(Store):
     def exists(self) -> bool:
         """True when the folder holds a complete generation."""
         return bool(generations.complete_generations(self.index_dir))
+
+    def write_failure(self, exc: BaseException) -> str | None:
+        """OSError as the base says; SQLite's and FAISS's own write errors as one line."""
+        if isinstance(exc, sqlite3.OperationalError) and _WRITE_PROBLEM.search(str(exc)):
+            return str(exc)
+        # FAISS reports a failed write as RuntimeError("Error in ... could not open ... for
+        # writing: No space left on device"); only its last clause names the cause.
+        if isinstance(exc, RuntimeError) and "for writing" in str(exc):
+            return str(exc).strip().splitlines()[-1].rsplit(": ", 1)[-1].lower()
+        return super().write_failure(exc)
 
     def open(self, identity: Mapping[str, Any] | None, *, repair: bool = False) -> bool:
         """Serve the best good generation; clean up half-built ones first."""
