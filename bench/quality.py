@@ -332,6 +332,7 @@ def gold_in_corpus(questions: Sequence[EvalQuestion], texts: Iterable[str]) -> l
 
 def cache_key(data_digest: str, settings: Settings, variant: str = "") -> str:
     """A short key over what changes the index: data, model, backend and chunking."""
+    from index.build import PIPELINE_VERSION
     from index.embedding.openvino_backend import quantization_fingerprint
 
     backend = settings.embed_backend
@@ -339,6 +340,8 @@ def cache_key(data_digest: str, settings: Settings, variant: str = "") -> str:
         backend = f"{backend}-{quantization_fingerprint()}"
     parts = [data_digest, variant, settings.model, backend,
              settings.chunk_max_tokens, settings.chunk_overlap_sentences, settings.index_type]
+    if PIPELINE_VERSION > 1:  # keeps the keys of indexes built before the version existed
+        parts.append(PIPELINE_VERSION)
     if settings.store != "local":  # keeps the local keys (and their cached indexes) as they were
         parts.append(settings.store)
     material = json.dumps(parts)

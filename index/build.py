@@ -29,6 +29,13 @@ from index.stories import StoryInput, group_stories
 
 log = logging.getLogger(__name__)
 
+# Bump when what a collection holds for the same files changes: text cleaning (index/text.py),
+# sentence splitting and chunking (index/chunk.py), the model's inputs (index/embedding/base.py).
+# Evaluation caches key on it; existing collections keep their chunks until an article changes
+# or `reindex --rebuild`. 2: NFC without invisible characters, abbreviation-aware sentences,
+# ASCII quotes for the model.
+PIPELINE_VERSION = 2
+
 ProgressCallback = Callable[[Progress], None]
 EMBED_SLICE = 512  # chunks per progress step; each slice is sorted by length inside the model
 STORY_HEAD_CHARS = 4000  # characters of each article that story grouping compares
@@ -297,8 +304,10 @@ class Builder:
             allowed_roots=roots,
         )
         plan = plan_changes(parsed, stored, sync_roots=roots)
+        # At INFO: the CLI and /reindex list every skip in their reports, so a terminal showed
+        # each one twice at WARNING.
         for item in plan.report.skipped:
-            log.warning("skipped %s", item)
+            log.info("skipped %s", item)
         return plan
 
     def _insert(

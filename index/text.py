@@ -9,6 +9,9 @@ Two levels:
 - `fold`: what is compared. `clean`, then NFKC (ligatures, full-width forms), every other
   format character removed, typographic quotes and apostrophes as ASCII, casefolded. Words,
   BM25, coverage and duplicate detection compare folded text.
+
+The embedding model reads chunks and questions with ASCII quotes (`ascii_quotes`): a straight
+or a curly apostrophe in a question must not move its vector.
 """
 
 from __future__ import annotations
@@ -32,9 +35,15 @@ def clean(text: str) -> str:
     return _INVISIBLE.sub("", unicodedata.normalize("NFC", text))
 
 
+def ascii_quotes(text: str) -> str:
+    """Typographic quotes and apostrophes as ASCII ones (the model sees "O'Dowd's" whichever
+    way a question or an article wrote it)."""
+    return text.translate(_QUOTES)
+
+
 def fold(text: str) -> str:
     """The text as compared: NFKC, no format characters, ASCII quotes, casefolded."""
     normal = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
     if not normal.isascii():
         normal = "".join(ch for ch in normal if unicodedata.category(ch) != "Cf")
-    return normal.translate(_QUOTES).casefold()
+    return ascii_quotes(normal).casefold()

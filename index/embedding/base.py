@@ -13,6 +13,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from index.config import BUNDLED_MODEL
+from index.text import ascii_quotes
 
 
 class EmbeddingError(Exception):
@@ -103,6 +104,11 @@ class Embedder(ABC):
         """What the manifest records to refuse an index built with another model."""
         return {"model": self.model, "dim": self.dim, "normalized": True,
                 "max_tokens": self.max_tokens}
+
+
+def model_inputs(texts: Sequence[str]) -> list[str]:
+    """Texts as every backend gives them to the model: quotes as ASCII (`index.text`)."""
+    return [ascii_quotes(text) for text in texts]
 
 
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from index.embedding.base import (
     Embedder,
     EmbeddingError,
     forbid_downloads,
+    model_inputs,
     normalize_rows,
     quiet_model_loading,
 )
@@ -333,7 +334,7 @@ class ExportedEmbedder(Embedder):
         result = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return result
-        encodings = self._inputs.encode_batch(list(texts), add_special_tokens=True)
+        encodings = self._inputs.encode_batch(model_inputs(texts), add_special_tokens=True)
         order = np.argsort([len(encoding.ids) for encoding in encodings], kind="stable")
         starts = range(0, len(order), max(1, batch_size))
         if show_progress:

@@ -10,6 +10,7 @@ from index.embedding.base import (
     Embedder,
     EmbeddingError,
     forbid_downloads,
+    model_inputs,
     normalize_rows,
     quiet_model_loading,
 )
@@ -42,7 +43,7 @@ class TorchEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self._model.encode(
-            list(texts),
+            model_inputs(texts),
             batch_size=batch_size,
             show_progress_bar=show_progress,
             convert_to_numpy=True,

@@ -52,3 +52,14 @@ def test_unanswerable_sample_question_abstains(engine):
 def test_reingest_with_the_real_model_reuses_everything(engine):
     report = engine.reindex()
     assert report.chunks_embedded == 0 and not report.changed
+
+
+def test_quote_style_does_not_move_a_question(engine):
+    # The model reads ASCII quotes: a straight or a curly apostrophe gives the same vector,
+    # hence the same answer (a straight one used to abstain where a curly one answered).
+    straight = engine.embedder.encode_query("What did the Vale of Aster's council decide?")
+    curly = engine.embedder.encode_query("What did the Vale of Aster\u2019s council decide?")
+    assert float(straight @ curly) > 0.99999
+    asked = [engine.ask(f"What did the Vale of Aster{mark}s council decide?") for mark in "'\u2019"]
+    assert [a.quotes[0].text if a.quotes else None for a in asked] == [
+        asked[0].quotes[0].text if asked[0].quotes else None] * 2
