@@ -15,6 +15,15 @@ from index.models import Answer, Caveat, Coverage, NotAnswered
 SENTENCE_ENDS = ".!?…"
 
 
+def plural(count: int, noun: str) -> str:
+    """A count with its noun: '1 article', '2 articles', '1,234 other outlets'.
+
+    `noun` is the singular; the plural adds "s" (enough for every noun we count). The count
+    gets thousands separators.
+    """
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 def day_text(day: date) -> str:
     """A day in words: '12 March 2023'."""
     return f"{day.day} {day:%B %Y}"

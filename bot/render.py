@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
@@ -11,6 +12,7 @@ from urllib.parse import quote, urlsplit
 import discord
 
 from articlebot import wording
+from articlebot.wording import plural
 from index.models import (
     Answer,
     ArticleDetail,
@@ -24,6 +26,7 @@ from index.models import (
     Progress,
     Quote,
     SearchFilters,
+    SkippedItem,
     Story,
 )
 
@@ -41,6 +44,8 @@ THREAD_NAME_LIMIT = 100
 CHOICE_NAME_LIMIT = 100
 
 # Our own budgets, well inside the limits, so one long title or URL cannot crowd out the quote.
+# Each is measured on the text as sent: after escaping, and for URLs after percent-encoding
+# (a non-Latin letter grows to 6 or 9 characters there).
 TITLE_CHARS = 200
 URL_CHARS = 512
 QUESTION_ECHO_CHARS = 300
@@ -55,6 +60,8 @@ MIN_QUOTE_CHARS = 80
 # A timeline shows many stories: each quote gets less room than a lone answer's.
 TIMELINE_QUOTE_CHARS = 400
 MAX_FOLLOW_HITS = 10
+# Unreadable items listed for the admin after a reindex; the log names every one.
+MAX_SKIPPED_LISTED = 20
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -79,14 +86,49 @@ _MARKDOWN_CHARS = re.compile(r"([\\*_~|`>\[\]<#])")
 _LINE_START_MARKERS = re.compile(r"^(\s*)([-+]|\d+\.)", re.MULTILINE)
 _MASS_MENTIONS = re.compile(r"@(everyone|here)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)")
+# Bidirectional controls: embeddings and overrides (U+202A-U+202E), isolates (U+2066-U+2069)
+# and the LRM, RLM and ALM marks. Any of them reorders the text after it, so a title could
+# make "exe.gpj" read "jpg.exe" or swap the outlet and the date. They are dropped rather than
+# isolated: a dropped control cannot be closed early by another, and Unicode's bidi algorithm
+# still shows right-to-left scripts in their order without them.
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# One of our own masked links. Untrusted text never holds an unescaped "[" (escape_text), so
+# only links this module built match.
+_OWN_LINK = re.compile(r"(?<!\\)\[((?:\\.|[^\\\[\]])*)\]\(<[^<>\s]*>\)")
+# What a reader takes for a web address: a scheme, "www." or a dotted name ending in letters
+# (the dot may be an ideographic or full-width one). "Node.js 20" matches too; such a title
+# loses only its place as the link's label, never its text.
+_DOTS = ".。．｡"
+# Each alternative starts with a fixed run, so a search is linear even in a 9,000-letter title.
+_ADDRESS_LIKE = re.compile(
+    rf"[^\W_]:/|www[{_DOTS}]|[\w-][{_DOTS}][^\W\d_]{{2}}", re.IGNORECASE
+)
+
+
+def strip_bidi(text: str) -> str:
+    """Text without bidirectional controls; every render path goes through it.
+
+    escape_text and one_line call it, so markdown, embeds, thread names and autocomplete
+    labels all lose them.
+    """
+    return _BIDI_CONTROLS.sub("", text)
 
 
 def escape_text(text: str) -> str:
-    """Make untrusted text render literally: no markdown, links, code, mentions or line tricks."""
-    text = _LINE_BREAKS.sub("\n", text)
+    """Make untrusted text render literally: no markdown, links, code, mentions or line tricks.
+
+    Also drops bidi controls (strip_bidi). The result may be longer than `text`: measure
+    limits on it (fit_rendered), not on the input.
+    """
+    text = _LINE_BREAKS.sub("\n", strip_bidi(text))
     text = _MARKDOWN_CHARS.sub(r"\\\1", text)
     text = _LINE_START_MARKERS.sub(_escape_marker, text)
     text = _MASS_MENTIONS.sub(lambda match: f"@{ZWSP}{match.group(1)}", text)
+    # Discord makes any bare "scheme://..." a link, in a block quote too. "\/" shows as "/"
+    # but breaks the match, so quoted text reads verbatim and links nowhere; backslashes in
+    # the input were escaped above, so the input cannot undo this. (`<url>` would not help,
+    # and inline code would need its own escaping and change how the quote looks.)
+    text = text.replace("://", r":\/\/")
     # "<" is already escaped; the zero-width space makes the mention inert even if it were not.
     return re.sub(r"<(\\?[@#])", rf"<{ZWSP}\1", text)
 
@@ -98,8 +140,8 @@ def _escape_marker(match: re.Match[str]) -> str:
 
 
 def one_line(text: str) -> str:
-    """Collapse all whitespace, line breaks included, to single spaces."""
-    return " ".join(text.split())
+    """Collapse all whitespace, line breaks included, to single spaces; drop bidi controls."""
+    return " ".join(strip_bidi(text).split())
 
 
 def shorten(text: str, limit: int) -> str:
@@ -140,9 +182,14 @@ def block_quote(text: str) -> str:
 
 
 def safe_url(url: str) -> str | None:
-    """An http(s) URL that cannot break out of `(<...>)`, or None when unusable."""
+    """An http(s) URL, percent-encoded so it cannot break out of `(<...>)`.
+
+    Returns None when the URL is blank, unparsable, not http(s), or longer than URL_CHARS
+    once encoded: the encoded form is what is sent, and a non-Latin letter becomes 6 or 9
+    characters there.
+    """
     url = url.strip()
-    if not url or len(url) > URL_CHARS:
+    if not url or len(url) > URL_CHARS:  # encoding never shortens: no need to encode it
         return None
     try:
         parts = urlsplit(url)
@@ -150,14 +197,45 @@ def safe_url(url: str) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
-    return quote(url, safe="/:?#@!$&'*+,;=%~-._[]")
+    encoded = quote(url, safe="/:?#@!$&'*+,;=%~-._[]")
+    return encoded if len(encoded) <= URL_CHARS else None
 
 
-def link(title: str, url: str) -> str:
-    """A masked link `[title](<url>)` (angle brackets stop the preview), or the bare title."""
-    label = escape_text(shorten(one_line(title), TITLE_CHARS)) or "untitled"
+def looks_like_address(text: str) -> bool:
+    """True when `text` reads as a URL or a domain name; invisible characters are ignored."""
+    visible = "".join(char for char in text if unicodedata.category(char) != "Cf")
+    return bool(_ADDRESS_LIKE.search(visible))
+
+
+def label_text(text: str, limit: int = TITLE_CHARS) -> str:
+    """A title as escaped text on one line, at most `limit` characters as sent ('untitled')."""
+    return fit_rendered(one_line(text), limit, escape_text) or "untitled"
+
+
+def host_link(target: str) -> str:
+    """`[host](<target>)` for a URL from safe_url: a label naming where the link really goes."""
+    host = urlsplit(target).hostname or "link"
+    return f"[{escape_text(host)}](<{target}>)"
+
+
+def link(title: str, url: str, limit: int = TITLE_CHARS) -> str:
+    """A masked link `[title](<url>)` (angle brackets stop the preview), or the bare title.
+
+    The label is at most `limit` characters and the URL at most URL_CHARS, both as sent; a
+    URL over that is dropped and the title stays as text. A title that reads as an address
+    ("paypal.com", "https://bank.example/login") is never a link's label: it is shown as
+    escaped text followed by `([host](<url>))`. That keeps the title as the outlet wrote it
+    (neutralising its dots would alter it) while the only clickable label names the host
+    the link really opens.
+    """
+    text = one_line(title)
+    label = label_text(text, limit)
     target = safe_url(url)
-    return f"[{label}](<{target}>)" if target else label
+    if target is None:
+        return label
+    if looks_like_address(text):
+        return f"{label} ({host_link(target)})"
+    return f"[{label}](<{target}>)"
 
 
 def format_date(day: date | None) -> str:
@@ -165,18 +243,25 @@ def format_date(day: date | None) -> str:
     return day.isoformat() if day else "undated"
 
 
-def attribution(article: ArticleInfo, caution_labels: Mapping[str, str]) -> str:
-    """'— [Title](<url>) · Outlet · date · labels' plus a caution line per flagged label."""
-    parts = [link(article.title, article.url)]
-    if article.source:
-        parts.append(escape_text(shorten(one_line(article.source), TITLE_CHARS)))
+def attribution(
+    article: ArticleInfo, caution_labels: Mapping[str, str], *, linked: bool = True
+) -> str:
+    """'— [Title](<url>) · Outlet · date · labels' plus a caution line per flagged label.
+
+    With `linked=False` the title is plain text. Each part is bounded as sent (TITLE_CHARS,
+    cautions NOTE_CHARS).
+    """
+    title = link(article.title, article.url) if linked else label_text(article.title)
+    parts = [title]
+    if one_line(article.source):
+        parts.append(fit_rendered(one_line(article.source), TITLE_CHARS, escape_text))
     parts.append(format_date(article.published))
     if article.labels:
         labels = ", ".join(one_line(label) for label in article.labels)
-        parts.append(escape_text(shorten(labels, TITLE_CHARS)))
-    lines = ["— " + SEPARATOR.join(parts)]
-    lines += [f"⚠️ {escape_text(one_line(caution_labels[label]))}" for label in
-              _caution_keys(article.labels, caution_labels)]
+        parts.append(fit_rendered(labels, TITLE_CHARS, escape_text))
+    lines = ["— " + SEPARATOR.join(part for part in parts if part)]
+    lines += [f"⚠️ {fit_rendered(one_line(caution_labels[label]), NOTE_CHARS, escape_text)}"
+              for label in _caution_keys(article.labels, caution_labels)]
     return "\n".join(lines)
 
 
@@ -200,30 +285,39 @@ def other_outlets(article: ArticleInfo, others: Sequence[ArticleInfo]) -> list[A
 
 
 def outlet_link(article: ArticleInfo) -> str:
-    """`[Outlet](<url>)`, or the title when the outlet is unknown."""
-    label = shorten(one_line(article.source), OUTLET_CHARS) or article.title
-    return link(label, article.url)
+    """`[Outlet](<url>)` (the label within OUTLET_CHARS), or the title when there is no outlet."""
+    label = article.source if one_line(article.source) else article.title
+    return link(label, article.url, OUTLET_CHARS)
+
+
+def and_more(rest: int) -> str:
+    """The tail of a list cut short: ' and 3 more'."""
+    return f" and {rest:,} more"
+
+
+def fit_list(
+    items: Sequence[str], budget: int, joiner: str = ", ",
+    more: Callable[[int], str] = and_more, total: int | None = None,
+) -> str:
+    """'A, B and 3 more': the leading items that fit `budget` characters with the tail.
+
+    Items are whole rendered pieces (links included), never cut; '' when not even the first
+    fits. `total` is how many items the list stands for when `items` holds only the first.
+    """
+    total = len(items) if total is None else total
+    text = ""
+    for count in range(1, len(items) + 1):
+        rest = total - count
+        candidate = joiner.join(items[:count]) + (more(rest) if rest else "")
+        if len(candidate) > budget:
+            break
+        text = candidate
+    return text
 
 
 def outlet_links(articles: Sequence[ArticleInfo], budget: int = OUTLET_LINKS_CHARS) -> str:
     """'[A](<u>), [B](<u>) and 3 more', as many links as fit `budget` ('' when none fits)."""
-    links: list[str] = []
-    for article in articles:
-        candidate = [*links, outlet_link(article)]
-        rest = len(articles) - len(candidate)
-        text = ", ".join(candidate) + (f" and {rest} more" if rest else "")
-        if len(text) > budget:
-            break
-        links = candidate
-    if not links:
-        return ""
-    rest = len(articles) - len(links)
-    return ", ".join(links) + (f" and {rest} more" if rest else "")
-
-
-def plural(count: int, noun: str) -> str:
-    """'1 outlet', '3 outlets'."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+    return fit_list([outlet_link(article) for article in articles], budget)
 
 
 def also_line(article: ArticleInfo, also: Sequence[ArticleInfo]) -> str:
@@ -266,7 +360,7 @@ def period_parts(answer: Answer) -> tuple[str, str]:
     span = date_span(answer.period_since, answer.period_until)
     if not span:
         return "", ""
-    return escape_text(shorten(one_line(answer.period_phrase), TITLE_CHARS)), span
+    return fit_rendered(one_line(answer.period_phrase), TITLE_CHARS, escape_text), span
 
 
 def period_line(answer: Answer) -> str:
@@ -278,8 +372,9 @@ def period_line(answer: Answer) -> str:
 
 
 def note_sentence(note: str) -> str:
-    """A remark from `articlebot.wording` as an escaped sentence: capitalised, bounded."""
-    return escape_text(wording.sentence(shorten(one_line(note), NOTE_CHARS)))
+    """A remark as an escaped sentence: capitalised, at most NOTE_CHARS as sent."""
+    return fit_rendered(one_line(note), NOTE_CHARS,
+                        lambda text: escape_text(wording.sentence(text)))
 
 
 def confidence_line(answer: Answer) -> str:
@@ -289,7 +384,7 @@ def confidence_line(answer: Answer) -> str:
 
 def question_line(question: str) -> str:
     """The echoed question, on one line, escaped and bounded."""
-    return f"**Q:** {escape_text(shorten(one_line(question), QUESTION_ECHO_CHARS))}"
+    return f"**Q:** {fit_rendered(one_line(question), QUESTION_ECHO_CHARS, escape_text)}"
 
 
 def coverage_text(coverage: Coverage) -> str:
@@ -310,20 +405,29 @@ def filters_text(filters: SearchFilters) -> str:
     if filters.until:
         parts.append(f"until {filters.until.isoformat()}")
     if filters.labels:
-        parts.append("labelled " + ", ".join(filters.labels))
-    return escape_text(shorten(" ".join(parts), TITLE_CHARS))
+        parts.append("labelled " + ", ".join(one_line(label) for label in filters.labels))
+    return fit_rendered(" ".join(parts), TITLE_CHARS, escape_text)
 
 
 def quote_block(quote: Quote, caution_labels: Mapping[str, str], limit: int) -> str:
-    """One quote as a block quote, its attribution and the other outlets, within `limit`."""
+    """One quote as a block quote, its attribution and the other outlets, within `limit`.
+
+    The quote matters most: when the attribution would leave it under MIN_QUOTE_CHARS, the
+    attribution loses its link (the title stays as text) and then the list of other outlets;
+    a link is never cut open.
+    """
     source = attribution(quote.article, caution_labels)
+    if limit - len(source) - 1 < MIN_QUOTE_CHARS:
+        source = attribution(quote.article, caution_labels, linked=False)
+    if limit - len(source) - 1 < MIN_QUOTE_CHARS:
+        # Only many long cautions get here; with the link gone there is nothing to cut open.
+        source = shorten(source, max(1, limit - MIN_QUOTE_CHARS - 1))
     also = also_line(quote.article, quote.also)
-    # The quote matters more than the list of other outlets: drop the list if it crowds it out.
     if also and limit - len(source) - len(also) - 2 >= MIN_QUOTE_CHARS:
         source = f"{source}\n{also}"
     room = limit - len(source) - 1
     body = fit_rendered(quote.text, room, block_quote) if room > 2 else ""
-    return f"{body}\n{source}" if body else source[:limit]
+    return f"{body}\n{source}" if body else source
 
 
 def answer_header(answer: Answer) -> str:
@@ -344,12 +448,12 @@ def render_answer(answer: Answer, caution_labels: Mapping[str, str]) -> list[str
     blocks += [quote_block(item, caution_labels, CONTENT_LIMIT) for item in quotes]
     shown = {article.id for item in quotes for article in (item.article, *item.also)}
     further = [hit for hit in answer.results if hit.article.id not in shown]
-    if further:
-        blocks.append(
-            "Also relevant: "
-            + "; ".join(link(hit.article.title, hit.article.url)
-                        for hit in further[:MAX_FURTHER_READING])
-        )
+    heading = "Also relevant: "
+    links = fit_list([link(hit.article.title, hit.article.url)
+                      for hit in further[:MAX_FURTHER_READING]],
+                     CONTENT_LIMIT - len(heading), "; ")
+    if links:
+        blocks.append(heading + links)
     blocks.append(f"-# {confidence_line(answer)}")
     return pack(blocks, CONTENT_LIMIT)
 
@@ -376,12 +480,21 @@ def not_answered_text(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def unlink(text: str) -> str:
+    """Rendered text with each of our masked links replaced by its label."""
+    return _OWN_LINK.sub(r"\1", text)
+
+
 def pack(blocks: Sequence[str], limit: int, joiner: str = "\n\n") -> list[str]:
-    """Join blocks into as few messages as fit `limit`; an oversized block is cut, never lost."""
+    """Join blocks into as few messages as fit `limit`; an oversized block is cut, never lost.
+
+    Renderers keep blocks within `limit`; should one not, its links become plain labels
+    before it is cut, so no cut can leave a link open.
+    """
     messages: list[str] = []
     current = ""
     for block in blocks:
-        block = block if len(block) <= limit else shorten(block, limit)
+        block = block if len(block) <= limit else shorten(unlink(block), limit)
         candidate = f"{current}{joiner}{block}" if current else block
         if len(candidate) <= limit:
             current = candidate
@@ -395,13 +508,13 @@ def pack(blocks: Sequence[str], limit: int, joiner: str = "\n\n") -> list[str]:
 
 def article_line(article: ArticleInfo) -> str:
     """One list line: linked title, outlet and date."""
-    outlet = escape_text(shorten(one_line(article.source), TITLE_CHARS)) or "unknown outlet"
+    outlet = fit_rendered(one_line(article.source), TITLE_CHARS, escape_text) or "unknown outlet"
     return f"• {link(article.title, article.url)} — {outlet}, {format_date(article.published)}"
 
 
 def topic_text(topic: str) -> str:
-    """A user's topic, on one line, escaped and bounded."""
-    return escape_text(shorten(one_line(topic), QUESTION_ECHO_CHARS))
+    """A user's topic, on one line, escaped, at most QUESTION_ECHO_CHARS as sent."""
+    return fit_rendered(one_line(topic), QUESTION_ECHO_CHARS, escape_text)
 
 
 def render_timeline(
@@ -487,19 +600,30 @@ def render_article_page(
         description=pack(lines, EMBED_DESCRIPTION_LIMIT, "\n")[0],
         colour=EMBED_COLOUR,
     )
-    embed.set_footer(text=f"Page {page + 1} of {max(pages, 1)} · {total:,} articles")
+    embed.set_footer(text=f"Page {page + 1} of {max(pages, 1)} · {plural(total, 'article')}")
     return fit_embed(embed)
 
 
 def render_article(detail: ArticleDetail, caution_labels: Mapping[str, str]) -> discord.Embed:
-    """One article's details and opening paragraph."""
+    """One article's details and opening paragraph, within every embed limit.
+
+    The title links to the article unless it reads as an address; then a "Link" field
+    labelled with the real host carries the link instead (see `link`).
+    """
     article = detail.article
+    title = one_line(article.title) or "untitled"
+    target = safe_url(article.url)
+    # The embed's title is its link's label: one that reads as an address must not open
+    # another (see `link`), so its link goes in a field labelled with the real host.
+    address_title = target is not None and looks_like_address(title)
     embed = discord.Embed(
-        title=shorten(one_line(article.title) or "untitled", EMBED_TITLE_LIMIT),
-        url=safe_url(article.url),
+        title=shorten(title, EMBED_TITLE_LIMIT),
+        url=None if address_title else target,
         description=fit_rendered(detail.opening, OPENING_CHARS, block_quote) or None,
         colour=EMBED_COLOUR,
     )
+    if address_title and target is not None:
+        embed.add_field(name="Link", value=host_link(target), inline=False)
     embed.add_field(name="Outlet", value=_field(article.source or "unknown"))
     embed.add_field(name="Published", value=format_date(article.published))
     if article.authors:
@@ -510,7 +634,7 @@ def render_article(detail: ArticleDetail, caution_labels: Mapping[str, str]) -> 
     if cautions:
         embed.add_field(name="⚠️ Caution", value=_field(" ".join(cautions)), inline=False)
     embed.add_field(name="Passages", value=f"{article.n_chunks:,}")
-    embed.set_footer(text=shorten(f"id {article.id}", EMBED_FOOTER_LIMIT))
+    embed.set_footer(text=shorten(f"id {one_line(article.id)}", EMBED_FOOTER_LIMIT))
     return fit_embed(embed)
 
 
@@ -555,33 +679,53 @@ def render_stats(stats: IndexStats, feedback: Mapping[str, int]) -> discord.Embe
         value=f"👍 {feedback.get('up', 0):,} · 👎 {feedback.get('down', 0):,}",
         inline=False,
     )
-    embed.set_footer(text=shorten(f"generation {stats.generation}", EMBED_FOOTER_LIMIT))
+    embed.set_footer(text=shorten(f"generation {one_line(stats.generation)}", EMBED_FOOTER_LIMIT))
     return fit_embed(embed)
 
 
 def render_progress(progress: Progress) -> str:
-    """One progress line for the reindex message."""
+    """One progress line for the reindex message, within CONTENT_LIMIT as sent."""
     amount = f" {progress.done:,}/{progress.total:,}" if progress.total else ""
-    note = f" — {one_line(progress.message)}" if progress.message else ""
-    return shorten(escape_text(f"Reindexing: {progress.stage}{amount}{note}"), CONTENT_LIMIT)
+    note = f" — {progress.message}" if progress.message else ""
+    return fit_rendered(one_line(f"Reindexing: {progress.stage}{amount}{note}"), CONTENT_LIMIT,
+                        escape_text)
 
 
-def render_ingest_report(report: IngestReport, max_skipped: int = 5) -> str:
-    """The reindex result for the progress message."""
+def render_ingest_report(report: IngestReport) -> str:
+    """The reindex result for the channel: counts only.
+
+    What could not be read is named by server paths, which are no channel's business; the
+    engine logs it and `render_skipped` lists it for the admin who ran the reindex.
+    """
     lines = [f"Reindex done: {report.summary()}."]
     if not report.changed:
         lines.append("Nothing changed.")
-    lines += [f"Skipped {escape_text(one_line(str(item)))}" for item in
-              report.skipped[:max_skipped]]
-    if len(report.skipped) > max_skipped:
-        lines.append(f"…and {len(report.skipped) - max_skipped} more skipped.")
-    return pack(lines, CONTENT_LIMIT, "\n")[0]
+    if report.skipped:
+        lines.append(f"Could not read {plural(len(report.skipped), 'item')}; the list went to "
+                     "the log and, privately, to whoever ran the reindex.")
+    return "\n".join(lines)
 
 
-def render_failure(action: str, error: BaseException) -> str:
-    """'Reindex failed: <one line>. The previous index is still serving.'"""
-    reason = shorten(one_line(str(error)) or type(error).__name__, NOTE_CHARS)
-    return f"{action} failed: {escape_text(reason)}"
+def render_skipped(skipped: Sequence[SkippedItem]) -> str:
+    """For the admin alone (it names server paths): what a reindex could not read.
+
+    One '• origin: reason' line per item (each at most NOTE_CHARS as sent), at most
+    MAX_SKIPPED_LISTED and as many as fit CONTENT_LIMIT, then '…and N more'; '' when nothing
+    was skipped.
+    """
+    if not skipped:
+        return ""
+    header = f"The reindex could not read {plural(len(skipped), 'item')}:\n"
+    lines = [f"• {fit_rendered(one_line(str(item)), NOTE_CHARS, escape_text)}"
+             for item in skipped[:MAX_SKIPPED_LISTED]]
+    return header + fit_list(lines, CONTENT_LIMIT - len(header), "\n",
+                             lambda rest: f"\n…and {rest:,} more; the log lists them all.",
+                             total=len(skipped))
+
+
+def render_failure(action: str, reason: str) -> str:
+    """'Reindex failed: <reason>.' on one line, escaped, at most NOTE_CHARS as sent."""
+    return note_sentence(f"{action} failed: {reason}")
 
 
 def thread_name(question: str) -> str:

@@ -177,11 +177,11 @@ class IngestReport:
         return bool(self.added or self.updated or self.removed)
 
     def summary(self) -> str:
-        """One line for humans."""
+        """One line for humans, every figure after its label ("added 1"), so none needs a plural."""
         return (
             f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
             f"removed {self.removed}, duplicates {self.duplicates}, skipped {len(self.skipped)}"
-            f" ({self.chunks_embedded} chunks embedded, {self.chunks_reused} reused, "
+            f" (chunks: embedded {self.chunks_embedded}, reused {self.chunks_reused}; "
             f"{self.seconds:.1f}s)"
         )
 

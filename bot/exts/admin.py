@@ -12,13 +12,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import ArticleBot
-from bot.errors import NO_MENTIONS, log_error
+from bot.errors import NO_MENTIONS, friendly_message, log_error, send_ephemeral
 from bot.guards import admin_check
 from bot.render import (
     render_failure,
     render_follow_match,
     render_ingest_report,
     render_progress,
+    render_skipped,
 )
 from index.models import ArticleHit, Follow, IngestReport, Progress
 
@@ -26,6 +27,20 @@ log = logging.getLogger(__name__)
 
 # Discord allows about five edits per message per five seconds; one every five is polite.
 PROGRESS_EVERY_SECONDS = 5.0
+# The reindex message is public; why it failed may name server paths, so that goes elsewhere.
+FAILED_PUBLICLY = ("Reindex failed. The previous index is still serving. The reason went to "
+                   "the log and, privately, to whoever ran the reindex.")
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why a reindex failed, in words for the admin who ran it (only they see it).
+
+    An OS error gives its description without the file name (the log has the whole error);
+    anything else reads as the bot's errors always do (`friendly_message`).
+    """
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return friendly_message(error)
 
 
 class ProgressRelay:
@@ -69,7 +84,11 @@ class Admin(commands.Cog):
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.check(admin_check)
     async def reindex(self, interaction: discord.Interaction) -> None:
-        """Rebuild in the background; the old index answers until the new one is ready."""
+        """Rebuild in the background; the old index answers until the new one is ready.
+
+        The channel sees progress and counts; what failed or could not be read (server
+        paths, OS errors) goes only to the admin, ephemerally, and to the log.
+        """
         if self.running or self.bot.engine.reindexing:
             await interaction.response.send_message(
                 "A reindex is already running; wait for it to finish.", ephemeral=True,
@@ -81,8 +100,10 @@ class Admin(commands.Cog):
             await interaction.response.send_message(
                 "Reindexing: starting…", allowed_mentions=NO_MENTIONS
             )
-            text, report = await self._run(interaction)
+            text, report, private = await self._run(interaction)
             await self._announce(interaction, text)
+            if private:
+                await send_ephemeral(interaction, private)
             if report is not None and report.new_article_ids:
                 await post_follow_matches(self.bot, report.new_article_ids)
         finally:
@@ -102,21 +123,26 @@ class Admin(commands.Cog):
             except discord.HTTPException as exc:
                 log.warning("could not post the reindex result (HTTP %s)", exc.status)
 
-    async def _run(self, interaction: discord.Interaction) -> tuple[str, IngestReport | None]:
-        """Run the reindex with progress updates; the final message text and the report."""
+    async def _run(
+        self, interaction: discord.Interaction
+    ) -> tuple[str, IngestReport | None, str]:
+        """Run the reindex with progress updates.
+
+        Returns the text for the channel, the report (None on failure) and the text for the
+        admin alone ('' when there is nothing more to tell).
+        """
         relay = ProgressRelay()
         updates = asyncio.create_task(relay.relay(interaction, self.progress_every))
         try:
             report = await self.bot.run_engine(self.bot.engine.reindex, relay.update, slot=False)
         except Exception as error:
             log_error(error, "reindex")
-            failure = render_failure("Reindex", error) + ". The previous index is still serving."
-            return failure, None
+            return FAILED_PUBLICLY, None, render_failure("Reindex", failure_reason(error))
         finally:
             updates.cancel()
         self.bot.dispatch("index_updated")
         log.info("reindex done: %s", report.summary())
-        return render_ingest_report(report), report
+        return render_ingest_report(report), report, render_skipped(report.skipped)
 
 
 async def post_follow_matches(bot: ArticleBot, article_ids: Sequence[str]) -> int:

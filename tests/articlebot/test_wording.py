@@ -64,3 +64,17 @@ def test_sentences() -> None:
     assert wording.sentence("the question has no words") == "The question has no words."
     assert wording.sentence("ends with an ellipsis…") == "Ends with an ellipsis…"
     assert wording.sentence("  ") == ""
+
+
+def test_plural_agrees_with_the_count() -> None:
+    assert wording.plural(1, "article") == "1 article"
+    assert wording.plural(2, "article") == "2 articles"
+    assert wording.plural(0, "chunk") == "0 chunks"
+    assert wording.plural(1234, "quote") == "1,234 quotes"
+    assert wording.plural(1, "other outlet") == "1 other outlet"
+
+
+def test_the_bot_words_counts_with_the_same_helper() -> None:
+    from bot import render
+
+    assert render.plural is wording.plural  # one helper, not two

@@ -56,6 +56,9 @@ URLS = st.sampled_from([
     "https://example.org/a", "https://example.org/a_b*c~d", "javascript:alert(1)",
     "https://x.org/a>b<c", "https://x.org/)[evil](https://evil.example)", "http://x.org/ a",
     "", "ftp://x.org/f", "https://" + "l" * 600,
+    # Under URL_CHARS as typed, 6x or 9x over it once percent-encoded.
+    "https://example.org/" + "новости-" * 31, "https://example.org/" + "新闻报道" * 60,
+    "https://example.org/" + "н" * 80, "https://paypal.com@evil.example/login",
 ]) | st.text(max_size=80)
 LINK = re.compile(r"(?<!\\)\[((?:\\.|[^\\\[\]])*)\]\(<([^<>\s]*)>\)")
 

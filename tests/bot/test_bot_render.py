@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import date
+from urllib.parse import urlsplit
 
 import discord
+import pytest
 from helpers import make_answer, make_article
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,21 +23,28 @@ from bot.render import (
     EMBED_TITLE_LIMIT,
     EMBED_TOTAL_LIMIT,
     OUTLET_LINKS_CHARS,
+    URL_CHARS,
     ZWSP,
     also_line,
     block_quote,
+    choice_name,
     date_span,
     escape_text,
     fit_embed,
+    link,
     render_answer,
     render_article,
     render_article_page,
+    render_failure,
     render_follow_match,
     render_follows,
+    render_progress,
     render_stats,
     render_timeline,
     render_whatsnew,
+    safe_url,
     shorten,
+    thread_name,
 )
 from index.models import (
     ArticleDetail,
@@ -46,18 +55,24 @@ from index.models import (
     Follow,
     IndexStats,
     NotAnswered,
+    Progress,
     Quote,
     SearchFilters,
     Story,
 )
 
 CAUTIONS = {"fakenews": "This article is labelled as false."}
-# Text rich in everything that could inject markup, plus ordinary words.
+# Every bidirectional control (embeddings, overrides, isolates, marks): each can reverse how
+# the text after it reads.
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+BIDI = re.compile(f"[{BIDI_CONTROLS}]")
+# Text rich in everything that could inject markup or deceive, plus ordinary words.
 NASTY = st.lists(
     st.sampled_from(
-        [*"abc xyz.!?\n\r\\*_~|`>[]()<@#&:-0123456789",
+        [*"abc xyz.!?\n\r\\*_~|`>[]()<@#&:-0123456789/", *BIDI_CONTROLS,
          "@everyone", "@here", "<@123>", "<@&5>", "<#9>", "```", "[a](http://x)",
-         "http://y.org/a_b", "\u2028", "# ", "-# ", "1. ", "||", "> ", ">>> "]
+         "http://y.org/a_b", "\u2028", "# ", "-# ", "1. ", "||", "> ", ">>> ",
+         "paypal.com", "https://mybank.example/login", "новости", "新闻"]
     ),
     max_size=120,
 ).map("".join) | st.text(max_size=300)
@@ -84,11 +99,36 @@ def assert_inert(text: str) -> None:
     assert not unescaped(text, r"\[")
     assert not unescaped(text, r">")
     assert not unescaped(text, r"\*|_|~|\|")
+    assert "://" not in text, "a bare URL would be clickable"
+    assert not BIDI.search(text), "a bidi control would reorder what follows"
+
+
+# One of our own masked links: `[label](<target>)`.
+ANY_LINK = re.compile(r"(?<!\\)\[((?:\\.|[^\\\[\]])*)\]\(<([^<>\s]*)>\)")
+# What a reader takes for a web address: a scheme, "www." or a dotted name ending in letters.
+ADDRESS_LIKE = re.compile(r"[^\W_]+:/|www\.|[\w-][.。．｡][^\W\d_]{2,}", re.IGNORECASE)
+
+
+def unescape(text: str) -> str:
+    """What Discord shows for escaped text: each backslash escape as its character."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def assert_links_whole_and_honest(content: str) -> None:
+    """No link is cut open, and no link's label reads as an address other than its own host."""
+    for label, target in ANY_LINK.findall(content):
+        assert len(target) <= URL_CHARS
+        shown = unescape(label)
+        if ADDRESS_LIKE.search(shown):
+            assert shown == urlsplit(target).hostname, (shown, target)
+    rest = ANY_LINK.sub("", content)
+    assert not unescaped(rest, r"\["), "a link was cut open"
+    assert "](<" not in rest, "a link was cut open"
 
 
 def test_escape_catches_the_second_masked_link_on_a_line() -> None:
     escaped = escape_text("[a](http://x) and [b](http://y)")
-    assert escaped == r"\[a\](http://x) and \[b\](http://y)"
+    assert escaped == r"\[a\](http:\/\/x) and \[b\](http:\/\/y)"
     # discord.py's own helper leaves the second one live, which is why escape_text exists.
     assert "[b](http://y)" in discord.utils.escape_markdown("[a](http://x) and [b](http://y)")
 
@@ -422,3 +462,181 @@ def test_news_answers_fit_and_inject_nothing(
     for content in [*timeline, *whatsnew, *posts, *listing]:
         assert len(content) <= CONTENT_LIMIT
         assert_inert(strip_own_markup(content))
+
+
+# --- kind 1: limits hold on the string that is sent (after percent-encoding and escaping)
+
+BASE_URL = "https://example.org/"
+# 2-byte letters grow 6x when percent-encoded, 3-byte ones 9x.
+SCRIPTS = {"cyrillic": "новостипроисшествия", "cjk": "新闻报道国际社会"}
+QUOTE_TEXT = ("The river rose by two metres overnight and the old bridge closed. " * 6).strip()
+
+
+def long_link_article(n: int, letters: str) -> ArticleInfo:
+    """An article whose 270-character URL is mostly non-Latin, as is the rest of it."""
+    url = BASE_URL + (letters * 50)[: 270 - len(BASE_URL)]
+    return ArticleInfo(
+        id=f"a{n:04d}", title=(letters + " ") * 30, source=(letters + " ") * 8, url=url,
+        published=date(2023, 1, n), authors=((letters + " ") * 20,),
+        labels=("fakenews", letters * 9), n_chunks=3,
+    )
+
+
+def assert_sendable(contents: list[str]) -> None:
+    """Every message fits Discord's limit and no link in it is cut open or deceptive."""
+    assert contents
+    for content in contents:
+        assert len(content) <= CONTENT_LIMIT
+        assert_links_whole_and_honest(content)
+
+
+def test_safe_url_measures_the_encoded_url() -> None:
+    assert safe_url(BASE_URL + "a" * (URL_CHARS - len(BASE_URL))) is not None
+    assert safe_url(BASE_URL + "a" * (URL_CHARS - len(BASE_URL) + 1)) is None
+    cyrillic = BASE_URL + "н" * 100  # 120 characters, 620 once encoded
+    assert len(cyrillic) < URL_CHARS and safe_url(cyrillic) is None
+    short = safe_url(BASE_URL + "н" * 10)
+    assert short is not None and len(short) <= URL_CHARS
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_a_long_non_ascii_link_is_dropped_never_the_quote(script: str) -> None:
+    letters = SCRIPTS[script]
+    article = long_link_article(1, letters)
+    also = (long_link_article(2, letters[::-1]), long_link_article(3, letters[1:]))
+    base = make_answer(texts=(QUOTE_TEXT,), article=article)
+    answer = replace(base, quotes=(replace(base.quotes[0], also=also),),
+                     results=(*base.results,
+                              *(ArticleHit(long_link_article(n, letters), 0.5, n, "p")
+                                for n in range(4, 8))))
+    contents = render_answer(answer, CAUTIONS)
+    assert_sendable(contents)
+    assert block_quote(QUOTE_TEXT) in "\n\n".join(contents)  # the whole quote
+    assert letters in contents[0]  # the title stays, as text
+    assert "⚠️ This article is labelled as false." in contents[0]
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_every_renderer_measures_long_non_ascii_links_as_sent(script: str) -> None:
+    letters = SCRIPTS[script]
+    articles = [long_link_article(n, letters) for n in range(1, 12)]
+    quotes = [Quote(QUOTE_TEXT, article, n, 0, 10, 0.5, also=tuple(articles))
+              for n, article in enumerate(articles)]
+    timeline = render_timeline(letters * 20, quotes, None, None, CAUTIONS)
+    assert_sendable(timeline)
+    assert all(block_quote(QUOTE_TEXT) in content for content in timeline[1:])
+    assert_sendable(render_whatsnew([Story(a, tuple(articles)) for a in articles], None))
+    follow = Follow(1, 2, 3, 4, letters * 40)
+    assert_sendable(render_follow_match(follow, [ArticleHit(a, 1.0, 1, "") for a in articles]))
+    assert_sendable(render_follows([follow] * 12, whole_server=True))
+    line = also_line(articles[0], articles)
+    assert len(line) <= len("Also reported by: ") + OUTLET_LINKS_CHARS
+    assert_links_whole_and_honest(line)
+    page = render_article_page(articles, 0, 1, 11, letters)
+    assert_embed_fits(page)
+    assert_links_whole_and_honest(page.description or "")
+    embed = render_article(ArticleDetail(articles[0], QUOTE_TEXT), CAUTIONS)
+    assert_embed_fits(embed)
+    assert embed.url is None or len(embed.url) <= URL_CHARS
+    for item in embed.fields:
+        assert_links_whole_and_honest(item.value or "")
+
+
+# --- kind 2: labels that deceive
+
+
+def rendered_everywhere(text: str, url: str = "https://example.org/1") -> list[str]:
+    """`text` as every field of everything rendered; every string that would be sent."""
+    article = ArticleInfo(id="a0001", title=text, source=text, url=url,
+                          published=date(2023, 1, 1), authors=(text,),
+                          labels=(text, "fakenews"), n_chunks=3)
+    base = make_answer(question=text, texts=(text + " and more words",), article=article)
+    answer = replace(base, quotes=(replace(base.quotes[0], also=(
+        replace(article, id="a0002", source=text + " 2"),)),),
+        results=(*base.results, ArticleHit(replace(article, id="a0003"), 0.1, 9, text)),
+        period_phrase=text, period_since=date(2023, 1, 1), period_until=date(2023, 1, 7))
+    unanswered = replace(answer, answered=False, quotes=(), filters=SearchFilters(
+        sources=(text,), labels=(text,)))
+    quotes = [replace(answer.quotes[0], text=text)]
+    follow = Follow(1, 2, 3, 4, text)
+    stats = IndexStats(n_articles=1, n_chunks=1, sources=((text, 1),), first=None, last=None,
+                       model=text, dim=3, index_type=text, index_bytes=1, generation=text,
+                       built_at=text, build_seconds=1.0)
+    embeds = [render_article(ArticleDetail(article, text), {"fakenews": text}),
+              render_article_page([article], 0, 1, 1, text), render_stats(stats, {})]
+    return [
+        *render_answer(answer, {"fakenews": text}), *render_answer(unanswered, CAUTIONS),
+        *render_timeline(text, quotes, None, None, CAUTIONS),
+        *render_whatsnew([Story(article, (replace(article, source="B"),))], None),
+        *render_follows([follow], whole_server=True), *render_follow_match(follow, []),
+        render_progress(Progress(text, 1, 2, text)), render_failure("Reindex", text),
+        thread_name(text), choice_name(text),
+        *(text for embed in embeds for text in embed_texts(embed)),
+    ]
+
+
+def embed_texts(embed: discord.Embed) -> list[str]:
+    """Every string in an embed that Discord shows."""
+    texts = [embed.title or "", embed.description or "", embed.footer.text or ""]
+    texts += [text or "" for item in embed.fields for text in (item.name, item.value)]
+    return texts
+
+
+def test_bidi_controls_are_stripped_from_everything_rendered() -> None:
+    text = f"Mayor {BIDI_CONTROLS} resigns \u202egpj.exe\u202c today"
+    for content in rendered_everywhere(text):
+        assert not BIDI.search(content), content
+    assert escape_text("a\u202eb\u2067c\u200fd") == "abcd"
+
+
+@pytest.mark.parametrize("title", [
+    "https://mybank.example/login", "paypal.com", "www.paypal.com", "Login at PayPal.com now",
+    "paypal。com", "pay\u200bpal.com", "HTTPS://MYBANK.EXAMPLE",
+])
+def test_a_link_label_never_reads_as_another_address(title: str) -> None:
+    url = "https://evil.example/phish"
+    for content in rendered_everywhere(title, url):
+        assert_links_whole_and_honest(content)
+    shown = link(title, url)
+    assert shown.endswith("([evil.example](<https://evil.example/phish>))")
+    assert "://" not in shown.split(" ([")[0]  # the title, as plain text, is no bare link
+    assert unescape(shown.split(" ([")[0]) == title  # verbatim, but no link
+
+
+def test_an_ordinary_title_is_still_the_link_label() -> None:
+    assert link("Flood in Varrow", "https://example.org/1") == (
+        "[Flood in Varrow](<https://example.org/1>)")
+    assert link("U.S. rates rise, e.g. mortgages", "https://example.org/1").startswith(
+        "[U.S. rates rise, e.g. mortgages](")
+
+
+def test_bare_urls_in_quotes_look_verbatim_but_are_not_links() -> None:
+    text = "Details at https://evil.example/x?a=1 and HTTP://B.example, ftp://c.example."
+    quoted = block_quote(text)
+    assert "://" not in quoted
+    assert unescape(quoted.removeprefix("> ")) == text
+    # An escape in the input cannot be turned back into a live "://".
+    assert "://" not in escape_text(r"https:\//x and https:/\/y and https:\/\/z")
+    answer = make_answer(texts=(text,))
+    [content] = render_answer(answer, CAUTIONS)
+    assert content.count("://") == 1  # only the attribution link's own target
+
+
+# --- kind 3: counts with their nouns
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_counts_agree_with_their_nouns(count: int) -> None:
+    articles = "1 article" if count == 1 else f"{count} articles"
+    page = render_article_page([make_article(1)], 0, 1, count, None)
+    assert page.footer.text == f"Page 1 of 1 · {articles}"
+    unanswered = replace(make_answer(answered=False), coverage=Coverage(count, None, None),
+                         collection=None)
+    assert f"The collection covers {articles}." in render_answer(unanswered, CAUTIONS)[0]
+    # Each outlet's link is too long for the list: only the count is left.
+    others = tuple(make_article(n, source=f"O{n}", url=f"https://example.org/{n}/" + "z" * 480)
+                   for n in range(2, 2 + count))
+    outlets = "1 other outlet" if count == 1 else f"{count} other outlets"
+    assert also_line(make_article(1), others) == f"Also reported by: {outlets}"
+    more = "+1 more outlet" if count == 1 else f"+{count} more outlets"
+    assert f" · {more}" in render_whatsnew([Story(make_article(1), others)], None)[0]
