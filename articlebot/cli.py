@@ -16,6 +16,7 @@ import typer
 
 from articlebot import wording
 from bench.perf import app as perf_app
+from bench.quality import OneLineErrorsGroup
 from bench.quality import app as quality_app
 from index.config import Settings, load_settings
 from index.models import (
@@ -27,6 +28,7 @@ from index.models import (
     SearchFilters,
     jsonable,
 )
+from index.timeparse import EARLIEST_DAY, LATEST_DAY, DateError, check_period, read_day
 
 if TYPE_CHECKING:
     from bot.config import BotSettings
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="articlebot",
     help="Answer questions about a collection of articles by quoting them, with sources.",
+    cls=OneLineErrorsGroup,  # a usage error (a --limit out of range) is one line, not a panel
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -47,6 +50,14 @@ IndexOption = Annotated[
     typer.Option("--index", help="Index folder (default: ARTICLEBOT_INDEX_DIR or var/index)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+# Most stories `timeline` and `whatsnew` show, and most articles `articles` lists: more than
+# a terminal reader scrolls through; a bigger figure would only be a mistyped one.
+MAX_STORIES = 100
+MAX_ARTICLES = 1000
+# Discord ids (snowflakes) are unsigned 64-bit numbers.
+MAX_DISCORD_ID = 2**64 - 1
+DATE_FORMS = f"YYYY-MM-DD, '3 March 2023' or '2 weeks ago'; {EARLIEST_DAY} to {LATEST_DAY}"
 
 
 class CliError(Exception):
@@ -73,15 +84,30 @@ def _engine(settings: Settings, *, create: bool = False, repair: bool = False) -
 
 
 def _parse_day(value: str | None, name: str) -> date | None:
-    """A YYYY-MM-DD option as a date."""
+    """A date option (YYYY-MM-DD, '2 weeks ago', …) as a date; None when not given.
+
+    Raises CliError naming the option when the text is not a date or lies outside
+    index.timeparse's EARLIEST_DAY to LATEST_DAY.
+    """
     if not value:
         return None
-    from index.timeparse import read_day
-
     try:
         return read_day(value)
-    except ValueError as exc:
+    except DateError as exc:
         raise CliError(f"--{name}: {exc}") from exc
+
+
+def _parse_period(since: str | None, until: str | None) -> tuple[date | None, date | None]:
+    """The --since and --until options as dates; CliError when unreadable or reversed.
+
+    The reversed-period check and its words are the bot's too (index.timeparse.check_period).
+    """
+    since_day, until_day = _parse_day(since, "since"), _parse_day(until, "until")
+    try:
+        check_period(since_day, until_day)
+    except DateError as exc:
+        raise CliError(str(exc)) from exc
+    return since_day, until_day
 
 
 @contextmanager
@@ -199,25 +225,28 @@ def reindex(
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
     source: Annotated[list[str] | None, typer.Option(help="Only this outlet (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="Published on or after (YYYY-MM-DD).")] = None,
-    until: Annotated[str | None, typer.Option(help="Published on or before (YYYY-MM-DD).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help=f"Published on or after this day ({DATE_FORMS}).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help=f"Published on or before this day ({DATE_FORMS}).")
+    ] = None,
     label: Annotated[list[str] | None, typer.Option(help="Only articles with this label.")] = None,
     as_of: Annotated[
-        str | None, typer.Option(help="Read 'this week' etc. relative to this day (YYYY-MM-DD).")
+        str | None, typer.Option(help=f"Read 'this week' etc. relative to this day ({DATE_FORMS}).")
     ] = None,
     index: IndexOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer a question with verbatim quotes from the articles."""
+    since_day, until_day = _parse_period(since, until)
+    as_of_day = _parse_day(as_of, "as-of")
     filters = SearchFilters(
-        sources=tuple(source or ()),
-        since=_parse_day(since, "since"),
-        until=_parse_day(until, "until"),
-        labels=tuple(label or ()),
+        sources=tuple(source or ()), since=since_day, until=until_day, labels=tuple(label or ())
     )
     settings = _settings(index)
     engine = _engine(settings)
-    answer = engine.ask(question, filters, as_of=_parse_day(as_of, "as-of"))
+    answer = engine.ask(question, filters, as_of=as_of_day)
     if as_json:
         typer.echo(json.dumps(answer_json(answer), indent=2))
     else:
@@ -234,17 +263,16 @@ def answer_json(answer: Answer) -> dict[str, Any]:
 @app.command()
 def timeline(
     topic: Annotated[str, typer.Argument(help="What the story is about.")],
-    since: Annotated[str | None, typer.Option(help="From this day (YYYY-MM-DD).")] = None,
-    until: Annotated[str | None, typer.Option(help="Up to this day (YYYY-MM-DD).")] = None,
-    limit: Annotated[int, typer.Option(help="Most stories shown.")] = 15,
+    since: Annotated[str | None, typer.Option(help=f"From this day ({DATE_FORMS}).")] = None,
+    until: Annotated[str | None, typer.Option(help=f"Up to this day ({DATE_FORMS}).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_STORIES, help="Most stories shown.")] = 15,
     index: IndexOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """How a story developed: one quote per story, oldest first."""
+    since_day, until_day = _parse_period(since, until)
     settings = _settings(index)
-    quotes = _engine(settings).timeline(
-        topic, _parse_day(since, "since"), _parse_day(until, "until"), limit=limit
-    )
+    quotes = _engine(settings).timeline(topic, since_day, until_day, limit=limit)
     if as_json:
         typer.echo(json.dumps([_jsonable(q) for q in quotes], indent=2))
         return
@@ -257,14 +285,16 @@ def timeline(
 @app.command()
 def whatsnew(
     since: Annotated[
-        str | None, typer.Option(help="Published since (YYYY-MM-DD); default: the last reindex.")
+        str | None,
+        typer.Option(help=f"Published since this day ({DATE_FORMS}); default: the last reindex."),
     ] = None,
-    limit: Annotated[int, typer.Option(help="Most stories shown.")] = 10,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_STORIES, help="Most stories shown.")] = 10,
     index: IndexOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The newest stories, grouped across outlets."""
-    stories = _engine(_settings(index)).whatsnew(_parse_day(since, "since"), limit=limit)
+    since_day = _parse_day(since, "since")
+    stories = _engine(_settings(index)).whatsnew(since_day, limit=limit)
     if as_json:
         typer.echo(json.dumps([_jsonable(s) for s in stories], indent=2))
         return
@@ -278,7 +308,9 @@ def whatsnew(
 
 @app.command()
 def articles(
-    recent: Annotated[int, typer.Option("--recent", help="How many, newest first.")] = 10,
+    recent: Annotated[
+        int, typer.Option("--recent", min=1, max=MAX_ARTICLES, help="How many, newest first.")
+    ] = 10,
     source: Annotated[str | None, typer.Option(help="Only this outlet.")] = None,
     index: IndexOption = None,
     as_json: JsonOption = False,
@@ -420,7 +452,12 @@ def serve(index: IndexOption = None) -> None:
 
 @app.command()
 def sync(
-    guild: Annotated[int | None, typer.Option(help="Sync to this guild only (instant).")] = None,
+    guild: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=MAX_DISCORD_ID, help="Sync to this guild (server id) only (instant)."
+        ),
+    ] = None,
     index: IndexOption = None,
 ) -> None:
     """Push the slash-command definitions to Discord now."""

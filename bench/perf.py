@@ -27,6 +27,20 @@ from typing import Annotated, Any, Literal, get_args
 import numpy as np
 import typer
 
+from bench.options import (
+    MAX_ARTICLES_HELD_BACK,
+    MAX_BATCH,
+    MAX_BREADTH,
+    MAX_CHUNKS,
+    MAX_K,
+    MAX_NOISE,
+    MAX_QUERIES,
+    MAX_ROUNDS,
+    MAX_SQUAD,
+    MAX_THREADS,
+    MAX_VECTORS,
+    positive_ints,
+)
 from bench.quality import (
     NEWS_CORPUS,
     NEWS_QUESTIONS,
@@ -718,13 +732,6 @@ def bench_scale(args: ScaleOptions) -> dict[str, Any]:
 
 
 # --- command line
-def _positive_ints(value: str) -> str:
-    """Reject a comma-separated list holding anything but positive integers."""
-    if not all(item.strip().isdigit() and int(item) > 0 for item in value.split(",")):
-        raise typer.BadParameter(f"expected positive integers separated by commas, got {value!r}")
-    return value
-
-
 def _names_in(allowed: Sequence[str]) -> Callable[[str], str]:
     """A check that every name of a comma-separated list is one of `allowed`."""
 
@@ -766,20 +773,22 @@ def embed_command(
         Path, typer.Option("--corpus", help="Corpus (JSON Lines, gzipped) to cut real chunks from.")
     ] = EmbedOptions.corpus,
     chunks: Annotated[
-        int, typer.Option("--chunks", min=1, help="Chunks to embed, full ones only (≥ 200 tokens).")
+        int,
+        typer.Option("--chunks", min=1, max=MAX_CHUNKS,
+                     help="Chunks to embed, full ones only (≥ 200 tokens)."),
     ] = EmbedOptions.chunks,
     queries: Annotated[
         int,
-        typer.Option("--queries", min=0, help="News quiz questions embedded one at a time, for "
-                     "the query latency (ms)."),
+        typer.Option("--queries", min=0, max=MAX_QUERIES, help="News quiz questions embedded "
+                     "one at a time, for the query latency (ms)."),
     ] = EmbedOptions.queries,
     rounds: Annotated[
         int,
-        typer.Option("--rounds", min=1, help="Rounds, each timing every backend in turn; the "
-                     "median is reported."),
+        typer.Option("--rounds", min=1, max=MAX_ROUNDS, help="Rounds, each timing every "
+                     "backend in turn; the median is reported."),
     ] = EmbedOptions.rounds,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Chunks per encode call.")
+        int, typer.Option("--batch-size", min=1, max=MAX_BATCH, help="Chunks per encode call.")
     ] = EmbedOptions.batch_size,
     backends: Annotated[
         str,
@@ -809,18 +818,18 @@ def ingest_command(
     ] = IngestOptions.index,
     added: Annotated[
         int,
-        typer.Option("--added", min=0, help="Articles held back from the full ingest, then "
-                     "added (the +N run)."),
+        typer.Option("--added", min=0, max=MAX_ARTICLES_HELD_BACK, help="Articles held back "
+                     "from the full ingest, then added (the +N run)."),
     ] = IngestOptions.added,
     baseline_chunks: Annotated[
         int,
-        typer.Option("--baseline-chunks", min=1, help="Chunks embedded by torch fp32 and the "
-                     "backend afterwards, for the speed ratio."),
+        typer.Option("--baseline-chunks", min=1, max=MAX_CHUNKS, help="Chunks embedded by "
+                     "torch fp32 and the backend afterwards, for the speed ratio."),
     ] = IngestOptions.baseline_chunks,
     baseline_rounds: Annotated[
         int,
-        typer.Option("--baseline-rounds", min=1, help="Rounds of that baseline, interleaved; "
-                     "the median is reported."),
+        typer.Option("--baseline-rounds", min=1, max=MAX_ROUNDS, help="Rounds of that "
+                     "baseline, interleaved; the median is reported."),
     ] = IngestOptions.baseline_rounds,
     as_json: JsonOption = False,
 ) -> None:
@@ -848,18 +857,18 @@ def query_command(
     ] = QueryOptions.backends,
     squad: Annotated[
         int,
-        typer.Option("--squad", min=0, help="SQuAD dev questions (a seeded sample) asked "
-                     "after the news quiz."),
+        typer.Option("--squad", min=0, max=MAX_SQUAD, help="SQuAD dev questions (a seeded "
+                     "sample) asked after the news quiz."),
     ] = QueryOptions.squad,
     concurrency: Annotated[
         int,
-        typer.Option("--concurrency", min=1, help="Threads asking at once in the concurrent "
-                     "run."),
+        typer.Option("--concurrency", min=1, max=MAX_THREADS, help="Threads asking at once in "
+                     "the concurrent run."),
     ] = QueryOptions.concurrency,
     faiss_threads: Annotated[
         int,
-        typer.Option("--faiss-threads", min=0, help="FAISS threads in the workers (0: FAISS's "
-                     "default, one per core)."),
+        typer.Option("--faiss-threads", min=0, max=MAX_THREADS, help="FAISS threads in the "
+                     "workers (0: FAISS's default, one per core)."),
     ] = QueryOptions.faiss_threads,
     as_json: JsonOption = False,
 ) -> None:
@@ -872,7 +881,7 @@ def query_command(
 def scale_command(
     sizes: Annotated[
         str,
-        typer.Option("--sizes", callback=_positive_ints, metavar="N,N,...",
+        typer.Option("--sizes", callback=positive_ints(MAX_VECTORS), metavar="N,N,...",
                      help="Index sizes to build (vectors), comma-separated."),
     ] = ScaleOptions.sizes,
     vectors_from: Annotated[
@@ -882,19 +891,21 @@ def scale_command(
     ] = ScaleOptions.vectors_from,
     base: Annotated[
         int,
-        typer.Option("--base", min=1, help="Most real vectors to take; the rest of each size "
-                     "are noisy copies of them."),
+        typer.Option("--base", min=1, max=MAX_VECTORS, help="Most real vectors to take; the "
+                     "rest of each size are noisy copies of them."),
     ] = ScaleOptions.base,
     noise: Annotated[
         float,
-        typer.Option("--noise", min=0.0, help="Standard deviation of the Gaussian noise added "
-                     "per dimension to make a copy (unit vectors)."),
+        typer.Option("--noise", min=0.0, max=MAX_NOISE, help="Standard deviation of the "
+                     "Gaussian noise added per dimension to make a copy (unit vectors)."),
     ] = ScaleOptions.noise,
     queries: Annotated[
-        int, typer.Option("--queries", min=1, help="News quiz questions used as queries.")
+        int,
+        typer.Option("--queries", min=1, max=MAX_QUERIES,
+                     help="News quiz questions used as queries."),
     ] = ScaleOptions.queries,
     k: Annotated[
-        int, typer.Option("--k", min=1, help="Neighbours per query (recall@k).")
+        int, typer.Option("--k", min=1, max=MAX_K, help="Neighbours per query (recall@k).")
     ] = ScaleOptions.k,
     kinds: Annotated[
         str,
@@ -904,18 +915,19 @@ def scale_command(
     ] = ScaleOptions.kinds,
     streamed_from: Annotated[
         int,
-        typer.Option("--streamed-from", min=1, help="From this size (vectors) on, build block "
-                     "by block with no flat index; exact top-k by a blockwise scan."),
+        typer.Option("--streamed-from", min=1, max=MAX_VECTORS, help="From this size (vectors) "
+                     "on, build block by block with no flat index; exact top-k by a blockwise "
+                     "scan."),
     ] = ScaleOptions.streamed_from,
     ef_search: Annotated[
         str,
-        typer.Option("--ef-search", callback=_positive_ints, metavar="N,N,...",
+        typer.Option("--ef-search", callback=positive_ints(MAX_BREADTH), metavar="N,N,...",
                      help="HNSW efSearch values to sweep, comma-separated (recall and latency "
                      "at each)."),
     ] = ScaleOptions.ef_search,
     nprobe: Annotated[
         str,
-        typer.Option("--nprobe", callback=_positive_ints, metavar="N,N,...",
+        typer.Option("--nprobe", callback=positive_ints(MAX_BREADTH), metavar="N,N,...",
                      help="IVF nprobe values (lists visited) to sweep, comma-separated (recall "
                      "and latency at each)."),
     ] = ScaleOptions.nprobe,

@@ -27,6 +27,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 import typer
 
+from bench.options import (
+    MAX_BREADTH,
+    MAX_DATABASE_CHUNKS,
+    MAX_NOISE,
+    MAX_QUERIES,
+    MAX_SQUAD,
+    MAX_THREADS,
+    positive_ints,
+)
 from bench.quality import NEWS_CORPUS, OneLineErrorsCommand, OneLineErrorsGroup
 
 # bench.perf mounts this app, so its helpers are imported where they are used.
@@ -299,6 +308,10 @@ def _year_index(index: Path | None) -> Path:
 
     return index or ingest_dir(YEAR_CORPUS, DEFAULT_BACKEND)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+SquadCountOption = Annotated[int, typer.Option(
+    "--squad", min=0, max=MAX_SQUAD, help="SQuAD questions asked after the news quiz.")]
+ConcurrencyOption = Annotated[int, typer.Option(
+    "--concurrency", min=1, max=MAX_THREADS, help="Askers at once in the concurrent run.")]
 
 
 @app.command("compare", cls=OneLineErrorsCommand)
@@ -307,10 +320,8 @@ def compare_command(
     index: IndexOption = None,
     corpus: Annotated[Path, typer.Option(
         "--corpus", help="Corpus ingested into both stores for the ingest figure.")] = NEWS_CORPUS,
-    squad: Annotated[int, typer.Option(
-        "--squad", min=0, help="SQuAD questions asked after the news quiz.")] = 300,
-    concurrency: Annotated[int, typer.Option(
-        "--concurrency", min=1, help="Askers at once in the concurrent run.")] = 4,
+    squad: SquadCountOption = 300,
+    concurrency: ConcurrencyOption = 4,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest chunks/s and question latency (ms), local against postgres, in one run."""
@@ -323,16 +334,17 @@ def compare_command(
 def scale_command(
     database_url: UrlOption,
     index: IndexOption = None,
-    size: Annotated[int, typer.Option("--size", min=1, help="Chunks in the database.")]
-    = 1_000_000,
+    size: Annotated[int, typer.Option(
+        "--size", min=1, max=MAX_DATABASE_CHUNKS, help="Chunks in the database.")] = 1_000_000,
     noise: Annotated[float, typer.Option(
-        "--noise", min=0.0, help="Gaussian noise per dimension added to each copy's vectors "
-        "(unit vectors, renormalised).")] = 0.01,
-    queries: Annotated[int, typer.Option("--queries", min=1, help="News questions asked.")]
-    = 200,
+        "--noise", min=0.0, max=MAX_NOISE, help="Gaussian noise per dimension added to each "
+        "copy's vectors (unit vectors, renormalised).")] = 0.01,
+    queries: Annotated[int, typer.Option(
+        "--queries", min=1, max=MAX_QUERIES, help="News questions asked.")] = 200,
     ef_search: Annotated[str, typer.Option(
-        "--ef-search", help="HNSW ef_search values to measure, comma-separated; the first is "
-        "used for the end-to-end questions.")] = "200,100,400",
+        "--ef-search", callback=positive_ints(MAX_BREADTH), metavar="N,N,...",
+        help="HNSW ef_search values to measure, comma-separated; the first is used for the "
+        "end-to-end questions.")] = "200,100,400",
     as_json: JsonOption = False,
 ) -> None:
     """HNSW recall@10 against exact search and hybrid latency (ms) at a size."""
@@ -344,10 +356,8 @@ def scale_command(
 @app.command("ask", cls=OneLineErrorsCommand)
 def ask_command(
     database_url: UrlOption,
-    squad: Annotated[int, typer.Option(
-        "--squad", min=0, help="SQuAD questions asked after the news quiz.")] = 300,
-    concurrency: Annotated[int, typer.Option(
-        "--concurrency", min=1, help="Askers at once in the concurrent run.")] = 4,
+    squad: SquadCountOption = 300,
+    concurrency: ConcurrencyOption = 4,
     as_json: JsonOption = False,
 ) -> None:
     """Question latency (ms) on a collection already in PostgreSQL (e.g. what `scale` filled),

@@ -18,6 +18,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from bench.options import MAX_CORPUS_ARTICLES, MAX_DAYS_APART, MAX_SAMPLES
 from bench.quality import OneLineErrorsCommand
 from index.stories import StoryInput, group_stories
 
@@ -60,7 +61,8 @@ def sample(
     ] = DEFAULT_CORPUS,
     limit: Annotated[
         int | None,
-        typer.Option("--limit", min=1, help="Group only the first N articles (default: all)."),
+        typer.Option("--limit", min=1, max=MAX_CORPUS_ARTICLES,
+                     help="Group only the first N articles (default: all)."),
     ] = None,
     vectors: Annotated[
         Path | None,
@@ -68,22 +70,24 @@ def sample(
                      "holds one per article, else written (default: no cache)."),
     ] = None,
     samples: Annotated[
-        int, typer.Option("--samples", min=0, help="Multi-article groups to print, at random.")
+        int,
+        typer.Option("--samples", min=0, max=MAX_SAMPLES,
+                     help="Multi-article groups to print, at random."),
     ] = 20,
     max_days: Annotated[
         int,
-        typer.Option("--max-days", min=0, help="Most days apart two articles of one event may "
-                     "be published."),
+        typer.Option("--max-days", min=0, max=MAX_DAYS_APART, help="Most days apart two "
+                     "articles of one event may be published."),
     ] = 3,
     text_threshold: Annotated[
         float,
-        typer.Option("--text-threshold", help="Least estimated Jaccard similarity (0-1) of the "
-                     "opening words for a near-duplicate."),
+        typer.Option("--text-threshold", min=0.0, max=1.0, help="Least estimated Jaccard "
+                     "similarity of the opening words for a near-duplicate."),
     ] = 0.5,
     vector_threshold: Annotated[
         float,
-        typer.Option("--vector-threshold", help="Least cosine of two article vectors for the "
-                     "same event."),
+        typer.Option("--vector-threshold", min=-1.0, max=1.0, help="Least cosine of two "
+                     "article vectors for the same event."),
     ] = 0.8,
     index: Annotated[
         Path | None,

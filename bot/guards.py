@@ -17,7 +17,7 @@ from discord import app_commands
 from bot.config import BotSettings
 from bot.errors import BadInput, NotAllowed, OnCooldown
 from index.store import StoreError
-from index.timeparse import read_day
+from index.timeparse import DateError, check_period, read_day
 
 Clock = Callable[[], float]
 # (bucket, rate, per seconds, now) -> seconds to wait, or None: StateStore.take_token, awaited.
@@ -81,19 +81,27 @@ def clean_question(text: str, max_chars: int) -> str:
 
 
 def parse_day(text: str, today: date | None = None) -> date:
-    """A date typed by a user; BadInput with the accepted forms when it cannot be read."""
+    """A date typed by a user; BadInput when it cannot be read or is out of range.
+
+    The range is index.timeparse's EARLIEST_DAY to LATEST_DAY.
+    """
     try:
         return read_day(text, today)
-    except ValueError as exc:
+    except DateError as exc:
         raise BadInput(str(exc)) from None
 
 
 def parse_period(since: str | None, until: str | None) -> tuple[date | None, date | None]:
-    """The 'since' and 'until' options as dates; BadInput for unreadable or reversed ones."""
+    """The 'since' and 'until' options as dates; BadInput for unreadable or reversed ones.
+
+    The command line refuses the same dates in the same words (read_day, check_period).
+    """
     since_day = parse_day(since) if since and since.strip() else None
     until_day = parse_day(until) if until and until.strip() else None
-    if since_day and until_day and since_day > until_day:
-        raise BadInput(f"'since' ({since_day}) is after 'until' ({until_day}).")
+    try:
+        check_period(since_day, until_day)
+    except DateError as exc:
+        raise BadInput(str(exc)) from None
     return since_day, until_day
 
 

@@ -61,7 +61,9 @@ class Settings(BaseSettings):
         default_factory=lambda: [Path("samples/articles")],
         description="Folders `reindex` syncs the index with (comma-separated).",
     )
-    max_file_mb: float = Field(50.0, description="Files larger than this are skipped.")
+    max_file_mb: float = Field(
+        50.0, gt=0, le=4096, description="Files larger than this are skipped."
+    )
 
     # --- embedding
     model: str = Field(
@@ -73,12 +75,13 @@ class Settings(BaseSettings):
         description="Embedding runtime: openvino-int8 (int8 weights and products), openvino "
         "(bf16 where the CPU has it), torch (fp32) or onnx.",
     )
-    embed_batch_size: int = Field(32, ge=1, description="Chunks per embedding batch.")
+    embed_batch_size: int = Field(32, ge=1, le=4096, description="Chunks per embedding batch.")
     chunk_max_tokens: int | None = Field(
-        None, ge=16, description="Token budget per chunk; default: the model's own limit."
+        None, ge=16, le=8192, description="Token budget per chunk; default: the model's own limit."
     )
     chunk_overlap_sentences: int = Field(
-        0, ge=0, description="Sentences shared by neighbouring chunks (1 measured no better)."
+        0, ge=0, le=10,
+        description="Sentences shared by neighbouring chunks (1 measured no better).",
     )
     store: Literal["local", "postgres"] = Field(
         "local",
@@ -90,10 +93,12 @@ class Settings(BaseSettings):
         description="postgresql://user:password@host:port/db for store=postgres (never logged).",
     )
     database_pool_size: int = Field(
-        8, ge=2, description="Connections each process keeps to the database (store=postgres)."
+        8, ge=2, le=100,
+        description="Connections each process keeps to the database (store=postgres).",
     )
     database_statement_timeout_ms: int = Field(
-        30_000, ge=100, description="Longest a database statement may run (store=postgres)."
+        30_000, ge=100, le=3_600_000,
+        description="Longest a database statement may run (store=postgres).",
     )
     index_type: Literal["auto", "flat", "ivf", "hnsw"] = Field(
         "auto", description="FAISS index: auto picks flat (exact) or ivf by size; hnsw on request."
@@ -101,30 +106,35 @@ class Settings(BaseSettings):
 
     # --- retrieval and answers
     results: int = Field(5, ge=1, le=25, description="Articles listed with an answer.")
-    candidates: int = Field(30, ge=5, description="Candidates each retriever contributes.")
-    max_chunks_per_article: int = Field(2, ge=1, description="Chunks kept per article.")
+    candidates: int = Field(
+        30, ge=5, le=1000, description="Candidates each retriever contributes."
+    )
+    max_chunks_per_article: int = Field(2, ge=1, le=20, description="Chunks kept per article.")
     max_quotes: int = Field(3, ge=1, le=5, description="Sentences quoted in an answer.")
     bm25_weight: float = Field(0.3, ge=0, le=1, description="Keyword share of the fused score.")
     min_score: float = Field(
-        0.40, description="Below this best-passage similarity the answer abstains (calibrated)."
+        0.40, ge=-1, le=1,
+        description="Below this best-passage similarity the answer abstains (calibrated).",
     )
     time_handling: bool = Field(
         True, description="Read time words in questions ('last week') and prefer newer articles."
     )
     time_window_boost: float = Field(
-        0.05, ge=0, description="Score added to passages inside the period a question names."
+        0.05, ge=0, le=1, description="Score added to passages inside the period a question names."
     )
     recency_boost: float = Field(
-        0.03, ge=0, description="Largest score added for being new (breaks near-ties)."
+        0.03, ge=0, le=1, description="Largest score added for being new (breaks near-ties)."
     )
     recency_half_life_days: float = Field(
-        30.0, gt=0, description="Age at which the recency preference halves."
+        30.0, gt=0, le=36_500, description="Age at which the recency preference halves."
     )
     stale_after_days: int = Field(
-        30, ge=1, description="Answers whose newest evidence is older than this say so."
+        30, ge=1, le=36_500,
+        description="Answers whose newest evidence is older than this say so.",
     )
     follow_min_score: float = Field(
-        0.45, description="How well a new article must match a followed topic to be posted."
+        0.45, ge=-1, le=1,
+        description="How well a new article must match a followed topic to be posted.",
     )
     caution_labels: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: {

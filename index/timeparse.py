@@ -29,6 +29,12 @@ Rules worth knowing:
   based on a book?") is a known false positive.
 - Several expressions in one question give the smallest window that holds them all, so a
   filter built from it never drops what one of them asked for.
+- An expression whose dates would leave the calendar (an `as_of` near year 1 or 9999) is not
+  a window: a question never fails on its time words.
+
+Dates people type (`read_day`: --since, /ask since:) must lie from EARLIEST_DAY to
+LATEST_DAY; anything else, and a 'since' after an 'until' (`check_period`), raises DateError,
+whose message is one sentence for the user.
 """
 
 from __future__ import annotations
@@ -49,6 +55,17 @@ NEAR_FUTURE_DAYS = 31
 THIS_PERIOD_MIN_DAYS = 7
 # recency_weight for an article with no date: below a year-old article, above nothing.
 UNDATED_WEIGHT = 0.1
+# The dates a person may type: wider than any news archive, and far enough inside
+# date.min/date.max that a day of slack or "N years ago" never leaves the calendar.
+EARLIEST_DAY = date(1800, 1, 1)
+LATEST_DAY = date(2199, 12, 31)
+# "N days ago" needs at most 6 digits to reach EARLIEST_DAY; longer numbers are refused before
+# int() (which refuses over 4,300 digits) or date arithmetic (which overflows) sees them.
+MAX_AGO_DIGITS = 6
+
+
+class DateError(ValueError):
+    """A date a person typed that cannot be used; the message is one sentence to show them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,10 +510,11 @@ def parse_question_time(question: str, as_of: date) -> ParsedQuestion:
             )
         ):
             continue
-        span = handler(groups, as_of)
-        if span is None:
-            continue
-        span = _shape(span, groups.get("lead"), as_of)
+        try:
+            span = handler(groups, as_of)
+            span = _shape(span, groups.get("lead"), as_of) if span else None
+        except (ValueError, OverflowError):
+            span = None  # the dates leave the calendar (year < 1 or > 9999): not a window
         if span is None:
             continue
         spans.append(span)
@@ -555,27 +573,67 @@ def recency_weight(published: date | None, as_of: date, *, half_life_days: float
 
 _DAYS_AGO = re.compile(r"^(\d+)\s+(day|week|month|year)s?\s+ago$")
 _UNITS = {"day": "days", "week": "weeks", "month": "months", "year": "years"}
+_DAY_WORDS = {"today": "0 days ago", "yesterday": "1 day ago"}
+# A typed date is echoed in errors only this long: a whole 6,000-character option would not
+# fit a Discord message (2,000).
+SHOWN_CHARS = 40
 
 
 def read_day(text: str, today: date | None = None) -> date:
     """A date a person typed: YYYY-MM-DD, '3 March 2023', 'yesterday', '2 weeks ago'.
 
-    Raises ValueError naming the accepted forms when the text is not a date.
+    The date must lie from EARLIEST_DAY to LATEST_DAY (inclusive). Raises DateError (a
+    ValueError) naming the accepted forms when the text is not a date, or the accepted span
+    when it is outside it; never another exception, however large a number it holds.
     """
     today = today or date.today()
     value = " ".join(text.lower().split())
-    if value == "today":
-        return today
-    if value == "yesterday":
-        return today - timedelta(days=1)
+    value = _DAY_WORDS.get(value, value)
     relative = _DAYS_AGO.match(value)
     if relative:
-        amount, unit = int(relative.group(1)), relative.group(2)
-        return today - relativedelta(**{_UNITS[unit]: amount})
+        amount, unit = relative.group(1), relative.group(2)
+        if len(amount.lstrip("0")) > MAX_AGO_DIGITS:
+            raise _out_of_range(text)
+        try:
+            day = today - relativedelta(**{_UNITS[unit]: int(amount)})
+        except (ValueError, OverflowError):  # before year 1
+            raise _out_of_range(text) from None
+        return _in_range(day, text)
     try:
-        return date_parser.parse(value, default=datetime(today.year, 1, 1)).date()
+        day = date_parser.parse(value, default=datetime(today.year, 1, 1)).date()
     except (ValueError, OverflowError):
-        raise ValueError(
-            f"I can't read {text!r} as a date. Use YYYY-MM-DD, e.g. 2023-05-01, "
+        raise DateError(
+            f"I can't read {_shown(text)} as a date. Use YYYY-MM-DD, e.g. 2023-05-01, "
             "or forms like '3 March 2023' or '2 weeks ago'."
         ) from None
+    return _in_range(day, text)
+
+
+def _in_range(day: date, text: str) -> date:
+    """`day`, or DateError when it lies outside EARLIEST_DAY to LATEST_DAY."""
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise _out_of_range(text)
+    return day
+
+
+def _out_of_range(text: str) -> DateError:
+    """The error for a typed date outside EARLIEST_DAY to LATEST_DAY."""
+    return DateError(
+        f"{_shown(text)} is outside the dates I can use: give one from {EARLIEST_DAY.isoformat()} "
+        f"to {LATEST_DAY.isoformat()}."
+    )
+
+
+def _shown(text: str) -> str:
+    """The typed text quoted for an error message, cut to SHOWN_CHARS characters."""
+    text = " ".join(text.split())
+    return repr(text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…")
+
+
+def check_period(since: date | None, until: date | None) -> None:
+    """Raise DateError when both ends of a period are given and `since` is after `until`.
+
+    The one check behind the command line's --since/--until and the bot's since:/until:.
+    """
+    if since is not None and until is not None and since > until:
+        raise DateError(f"'since' ({since.isoformat()}) is after 'until' ({until.isoformat()}).")

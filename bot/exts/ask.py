@@ -24,7 +24,8 @@ AUTOCOMPLETE_CHOICES = 25
 def build_filters(
     source: str | None, since: str | None, until: str | None, label: str | None = None
 ) -> SearchFilters:
-    """SearchFilters from the /ask options; BadInput for unreadable or reversed dates."""
+    """SearchFilters from the /ask options; BadInput for unreadable, out-of-range or reversed
+    dates (see bot.guards.parse_period)."""
     since_day, until_day = parse_period(since, until)
     sources = (source.strip(),) if source and source.strip() else ()
     labels = (label.strip(),) if label and label.strip() else ()

@@ -21,6 +21,9 @@ TOPIC_CHARS = 90
 # be able to make every reindex slow.
 MAX_FOLLOWS_PER_CHANNEL = 25
 AUTOCOMPLETE_CHOICES = 25
+# Follow ids are SQLite/PostgreSQL integers (below 2**63): at most 19 digits. Longer digit runs
+# are read as a topic, so int() never meets a 5,000-digit number (which it refuses).
+FOLLOW_ID_DIGITS = 19
 
 
 def same_topic(first: str, second: str) -> bool:
@@ -29,9 +32,12 @@ def same_topic(first: str, second: str) -> bool:
 
 
 def find_follow(follows: Sequence[Follow], channel_id: int, id_or_topic: str) -> Follow | None:
-    """A follow by id among `follows`, or by topic among those of the channel."""
+    """A follow by id among `follows`, or by topic among those of the channel.
+
+    An id is 1 to FOLLOW_ID_DIGITS ASCII digits, optionally after '#'; anything else is a topic.
+    """
     text = id_or_topic.strip().lstrip("#")
-    if text.isdigit():
+    if text.isascii() and text.isdigit() and len(text) <= FOLLOW_ID_DIGITS:
         return next((follow for follow in follows if follow.id == int(text)), None)
     return next((follow for follow in follows
                  if follow.channel_id == channel_id and same_topic(follow.topic, text)), None)
