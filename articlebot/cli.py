@@ -185,7 +185,7 @@ def format_answer(answer: Answer, cautions: Mapping[str, str] | None = None) -> 
     else:
         lines.append(wording.sentence(wording.reason_text(answer)))
         whole = answer.collection or answer.coverage
-        lines.append(f"The collection holds {whole.n_articles} articles.")
+        lines.append(f"The collection holds {wording.plural(whole.n_articles, 'article')}.")
     if answer.results:
         lines.append("Articles:")
         for rank, hit in enumerate(answer.results, start=1):
@@ -348,7 +348,8 @@ def article(
                         ("labels", ", ".join(info.labels))):
         if value:
             typer.echo(f"{name}: {value}")
-    typer.echo(f"{info.n_chunks} chunks, {info.n_chars} characters\n\n{detail.opening}")
+    typer.echo(f"{wording.plural(info.n_chunks, 'chunk')}, "
+               f"{wording.plural(info.n_chars, 'character')}\n\n{detail.opening}")
 
 
 @app.command()
@@ -362,7 +363,8 @@ def stats(index: IndexOption = None, as_json: JsonOption = False) -> None:
     span = f"{figures.first} to {figures.last}" if figures.first else "undated"
     outlets = ", ".join(f"{name} ({n})" for name, n in figures.sources[:10])
     typer.echo(
-        f"{figures.n_articles} articles, {figures.n_chunks} chunks, {span}\n"
+        f"{wording.plural(figures.n_articles, 'article')}, "
+        f"{wording.plural(figures.n_chunks, 'chunk')}, {span}\n"
         f"outlets: {outlets or '-'}\n"
         f"model: {figures.model} ({figures.dim}-d), {figures.index_type} index, "
         f"{figures.index_bytes / 2**20:.1f} MiB\n"

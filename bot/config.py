@@ -24,7 +24,7 @@ class BotSettings(Settings):
         description="Bot token from the Discord developer portal.",
     )
     dev_guild_id: int | None = Field(
-        None,
+        None, ge=1, le=2**64 - 1,
         validation_alias=AliasChoices("ARTICLEBOT_DEV_GUILD_ID", "DEV_GUILD_ID"),
         description="Guild that gets commands synced at start (instant, for development).",
     )
@@ -39,14 +39,19 @@ class BotSettings(Settings):
         description="Channels where every message is a question (needs message-content intent).",
     )
     ask_cooldown_seconds: float = Field(
-        20.0, ge=0, description="Window of the per-user question cooldown."
+        20.0, ge=0, le=86_400, description="Window of the per-user question cooldown (s)."
     )
-    ask_cooldown_rate: int = Field(3, ge=1, description="Questions allowed per window per user.")
-    max_question_chars: int = Field(500, ge=10, description="Longest question accepted.")
-    max_concurrent_queries: int = Field(4, ge=1, description="Engine calls at once.")
+    ask_cooldown_rate: int = Field(
+        3, ge=1, le=1000, description="Questions allowed per window per user."
+    )
+    # Discord caps a slash command's text option at 6,000 characters.
+    max_question_chars: int = Field(
+        500, ge=10, le=6000, description="Longest question accepted (characters)."
+    )
+    max_concurrent_queries: int = Field(4, ge=1, le=64, description="Engine calls at once.")
     # --- several processes: Discord splits the guilds into shard_count shards
     shard_count: int | None = Field(
-        None, ge=1,
+        None, ge=1, le=100_000,
         description="Shards across all bot processes; default: as Discord recommends, all here.",
     )
     shard_ids: Annotated[list[int], NoDecode] = Field(

@@ -100,6 +100,10 @@ def test_unanswered_text_words_the_facts():
         "spans 2 January 2023 – 12 March 2023.",
         "The collection holds 3 articles.",
     ]
+    lone = canned_answer(quotes=(), answered=False, confidence="none",
+                         reason=NotAnswered.NOTHING_RELEVANT,
+                         coverage=Coverage(1, date(2023, 1, 2), date(2023, 1, 2)))
+    assert "The collection holds 1 article." in format_answer(lone).splitlines()
     no_words = canned_answer(quotes=(), results=(), answered=False, confidence="none",
                              reason=NotAnswered.NO_WORDS)
     assert format_answer(no_words).splitlines()[0] == "The question has no words."

@@ -166,11 +166,14 @@ def test_since_after_until_is_refused_in_the_bots_words(
     assert bot_refusal.value.message == "'since' (2024-01-02) is after 'until' (2024-01-01)."
 
 
-def test_every_numeric_engine_setting_has_a_lower_and_an_upper_bound() -> None:
+@pytest.mark.parametrize("settings_class", ["index.config:Settings", "bot.config:BotSettings"])
+def test_every_numeric_engine_setting_has_a_lower_and_an_upper_bound(settings_class: str) -> None:
+    import importlib
+
     from annotated_types import Ge, Gt, Le, Lt
 
-    from index.config import Settings
-
+    module, name = settings_class.split(":")
+    Settings = getattr(importlib.import_module(module), name)
     unbounded = []
     for name, field in Settings.model_fields.items():
         if not is_number(field.annotation):
