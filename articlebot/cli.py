@@ -369,6 +369,7 @@ def stats(index: IndexOption = None, as_json: JsonOption = False) -> None:
         f"model: {figures.model} ({figures.dim}-d), {figures.index_type} index, "
         f"{figures.index_bytes / 2**20:.1f} MiB\n"
         f"store: {figures.store} ({figures.dense_search} dense search)\n"
+        f"embedding: {figures.embed_backend}\n"
         f"generation {figures.generation}, built {figures.built_at} "
         f"in {figures.build_seconds:.1f}s"
     )

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -41,6 +41,7 @@ from bench.options import (
     MAX_VECTORS,
     positive_ints,
 )
+from bench.peak import chunks_flops, measured_fp32_peak_gflops, transformer_shape
 from bench.quality import (
     NEWS_CORPUS,
     NEWS_QUESTIONS,
@@ -50,6 +51,8 @@ from bench.quality import (
     read_jsonl,
 )
 from index.config import BUNDLED_MODEL, Settings
+from index.embedding.base import resolve_model
+from index.embedding.choice import AUTO, machine_description
 
 # torch, FAISS, OpenVINO and the engine are imported where they are used, so that importing
 # this module (the CLI mounts its `app`) stays fast.
@@ -57,8 +60,7 @@ from index.config import BUNDLED_MODEL, Settings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 YEAR_CORPUS = NEWS_CORPUS.with_name("corpus-2023.jsonl.gz")
 BENCH_DIR = REPO_ROOT / "var" / "bench"
-MODEL_CACHE = BENCH_DIR / "models"
-Backend = Literal["torch", "openvino", "openvino-int8", "onnx"]
+Backend = Literal["auto", "torch", "openvino", "openvino-int8", "onnx"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 BASELINE = "torch"
 DEFAULT_BACKEND = str(Settings.model_fields["embed_backend"].default)
@@ -154,23 +156,6 @@ def percentiles(ms: Sequence[float]) -> dict[str, float]:
 def load_average() -> list[float]:
     """The 1, 5 and 15-minute load averages (2 cores: above ~2 means others compete)."""
     return [round(value, 2) for value in os.getloadavg()]
-
-
-def machine_info(cpuinfo: str | None = None) -> dict[str, Any]:
-    """The CPU's name, core count and the instruction sets the embedding speed depends on."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-        except OSError:
-            cpuinfo = ""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    flags = set(fields.get("flags", "").split())
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-    return {"cpu": fields.get("model name", "unknown"), "cores": os.cpu_count(),
-            "isa": [flag for flag in wanted if flag in flags]}
 
 
 def ratio(value: float, baseline: float) -> float:
@@ -279,7 +264,7 @@ def make_embedders(backends: Sequence[str]) -> dict[str, Any]:
     """One embedder per backend, exported models cached under var/bench/models."""
     from index.embedding import make_embedder
 
-    return {name: make_embedder(BUNDLED_MODEL, name, MODEL_CACHE) for name in backends}
+    return {name: make_embedder(BUNDLED_MODEL, name) for name in backends}
 
 
 def agreement(vectors: np.ndarray, reference: np.ndarray, queries: np.ndarray,
@@ -320,9 +305,15 @@ def bench_embed(args: EmbedOptions) -> dict[str, Any]:
                 query_ms[name].append((time.perf_counter() - started) * 1000)
             query_vectors[name] = np.stack(rows)
         note(f"round {round_ + 1}: " + ", ".join(f"{n} {rates[n][-1]:.1f}/s" for n in backends))
+    peak = measured_fp32_peak_gflops()
+    reference = embedders[BASELINE]
+    shape = transformer_shape(Path(resolve_model(BUNDLED_MODEL)) / "config.json")
+    gflop = chunks_flops(tokens, shape, reference.special_tokens) / 1e9
     result: dict[str, Any] = {
-        "what": "embed", "chunks": len(chunks), "mean_tokens": round(float(np.mean(tokens)), 1),
+        "what": "embed",
+        "chunks": len(chunks), "mean_tokens": round(float(np.mean(tokens)), 1),
         "batch_size": args.batch_size, "rounds": args.rounds,
+        "fp32_peak_gflops": round(peak, 1), "gflop_per_pass": round(gflop, 2),
         "load_before": load_before, "load_after": load_average(), "backends": {},
     }
     for name in backends:
@@ -334,7 +325,12 @@ def bench_embed(args: EmbedOptions) -> dict[str, Any]:
             "x_torch": round(float(np.median(per_round)), 2),
             "query_ms_p50": round(float(np.median(query_ms[name])), 2),
             "tokens_per_s": round(float(np.median(rates[name]) * np.mean(tokens))),
+            # Useful arithmetic (no padding) per second, as a share of the measured fp32 peak.
+            "share_of_fp32_peak": round(
+                float(np.median(rates[name])) / len(chunks) * gflop / peak, 3),
         }
+        if name == AUTO:
+            entry["chose"] = embedders[name].backend
         if getattr(embedders[name], "precision", None):
             entry["precision"] = str(embedders[name].precision)
         if name != BASELINE:
@@ -437,17 +433,16 @@ def _rss_mb() -> float:
 
 # --- ingest
 def ingest_dir(corpus: Path, backend: str) -> Path:
-    """Where the ingest benchmark builds its index (reused by `query`)."""
-    return BENCH_DIR / f"{corpus.name.split('.')[0]}-{backend}"
+    """Where the ingest benchmark builds its index (reused by `query`), by concrete backend."""
+    return BENCH_DIR / f"{corpus.name.split('.')[0]}-{concrete_backend(backend)}"
 
 
 def clear_index(index_dir: Path) -> None:
-    """Remove an index's generations but keep its exported models."""
+    """Remove an index folder's contents (exported models live in the machine's cache)."""
     if not index_dir.is_dir():
         return
     for path in index_dir.iterdir():
-        if path.name != "models":
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def throughput(run: dict[str, Any], articles: int) -> dict[str, Any]:
@@ -458,14 +453,21 @@ def throughput(run: dict[str, Any], articles: int) -> dict[str, Any]:
             "tokens_per_s": round(run["chunks_embedded"] * run["mean_tokens"] / seconds)}
 
 
+def concrete_backend(backend: str) -> str:
+    """The backend a name stands for here: `auto` becomes the one measured on this machine."""
+    from index.embedding import resolve_backend
+
+    return resolve_backend(BUNDLED_MODEL, backend)
+
+
 def bench_ingest(args: IngestOptions) -> dict[str, Any]:
     """Full ingest (all but the last N articles), adding the last N, then an unchanged re-run."""
+    args = replace(args, backend=concrete_backend(args.backend))
     corpus = Path(args.corpus)
     index_dir = Path(args.index) if args.index else ingest_dir(corpus, args.backend)
     clear_index(index_dir)
-    if MODEL_CACHE.is_dir() and not (index_dir / "models").exists():
-        # The one-time export (with torch) is not part of ingest speed: reuse the cached one.
-        shutil.copytree(MODEL_CACHE, index_dir / "models")
+    # The one-time export (with torch) is not part of ingest speed: do it before timing.
+    make_embedders([args.backend])
     with gzip.open(corpus, "rt", encoding="utf-8") as handle:
         lines = [line for line in handle if line.strip()]
     head_count = len(lines) - args.added
@@ -747,7 +749,7 @@ def _names_in(allowed: Sequence[str]) -> Callable[[str], str]:
 
 def _report(result: dict[str, Any], as_json: bool) -> None:
     """Print a benchmark's figures with the machine they were measured on."""
-    emit(result | {"machine": machine_info()}, as_json)
+    emit(result | {"machine": machine_description()}, as_json)
 
 
 app = typer.Typer(

@@ -621,7 +621,7 @@ def calibrate(
     from index.embedding import make_embedder
 
     embedder = CachedQueries(
-        make_embedder(settings.model, settings.embed_backend, cache_dir=EVAL_DIR / "models")
+        make_embedder(settings.model, settings.embed_backend, settings.model_cache_dir)
     )
     squad_engine, squad_qs = squad_index(settings, squad, "title", embedder)
     news_engine = news_index(settings, corpus, embedder)
@@ -708,7 +708,7 @@ def sweep(
     from index.embedding import make_embedder
 
     embedder = CachedQueries(
-        make_embedder(settings.model, settings.embed_backend, cache_dir=EVAL_DIR / "models")
+        make_embedder(settings.model, settings.embed_backend, settings.model_cache_dir)
     )
     squad_engine, squad_qs = squad_index(settings, squad, "title", embedder)
     engines = [squad_engine]
@@ -857,8 +857,16 @@ def _check_grid(value: str | None) -> str | None:
 
 
 def _settings(overrides: Sequence[str] | None) -> Settings:
-    """Settings from the environment and .env, with the --set overrides on top."""
-    return load_settings(**dict(item.split("=", 1) for item in overrides or ()))
+    """Settings from the environment and .env, with the --set overrides on top.
+
+    `embed_backend=auto` becomes the backend chosen on this machine, so figures and cached
+    indexes name the backend that made their vectors.
+    """
+    from index.embedding import resolve_backend
+
+    settings = load_settings(**dict(item.split("=", 1) for item in overrides or ()))
+    backend = resolve_backend(settings.model, settings.embed_backend, settings.model_cache_dir)
+    return settings.model_copy(update={"embed_backend": backend})
 
 
 app = typer.Typer(

@@ -667,6 +667,8 @@ def render_stats(stats: IndexStats, feedback: Mapping[str, int]) -> discord.Embe
         name="Index",
         value=_field(f"{stats.index_type} ({stats.store}), {human_bytes(stats.index_bytes)}"),
     )
+    if stats.embed_backend:
+        embed.add_field(name="Embedding", value=_field(stats.embed_backend), inline=False)
     built = stats.built_at or "never"
     embed.add_field(
         name="Last reindex", value=_field(f"{built} ({stats.build_seconds:.1f}s)"), inline=False

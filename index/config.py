@@ -70,10 +70,17 @@ class Settings(BaseSettings):
         BUNDLED_MODEL,
         description="sentence-transformers model name or path; the default is bundled.",
     )
-    embed_backend: Literal["torch", "openvino", "openvino-int8", "onnx"] = Field(
-        "openvino-int8",
-        description="Embedding runtime: openvino-int8 (int8 weights and products), openvino "
-        "(bf16 where the CPU has it), torch (fp32) or onnx.",
+    embed_backend: Literal["auto", "torch", "openvino", "openvino-int8", "onnx"] = Field(
+        "auto",
+        description="Embedding runtime: auto (the fastest measured on this machine among those "
+        "that agree with fp32, measured once and remembered), openvino-int8 (int8 weights and "
+        "products), openvino (bf16 where the CPU has it), torch (fp32) or onnx.",
+    )
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Folder of exported and quantised models and the backend measurements, "
+        "shared by every index on the machine; default: $XDG_CACHE_HOME/articlebot/models "
+        "(~/.cache/articlebot/models).",
     )
     embed_batch_size: int = Field(32, ge=1, le=4096, description="Chunks per embedding batch.")
     chunk_max_tokens: int | None = Field(

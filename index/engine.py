@@ -12,7 +12,7 @@ from pathlib import Path
 from index import questions
 from index.build import Builder
 from index.config import Settings
-from index.embedding import Embedder, EmbeddingError, make_embedder
+from index.embedding import Embedder, EmbeddingError, backend_description, make_embedder
 from index.models import (
     Answer,
     ArticleDetail,
@@ -140,7 +140,7 @@ class Engine:
                         self._embedder = make_embedder(
                             self.settings.model,
                             self.settings.embed_backend,
-                            cache_dir=self.settings.index_dir / "models",
+                            cache_dir=self.settings.model_cache_dir,
                         )
                     except EmbeddingError as exc:
                         raise EngineError(str(exc)) from exc
@@ -324,7 +324,18 @@ class Engine:
                 build_seconds=float(metadata.get("build_seconds", 0.0)),
                 store=capabilities.backend,
                 dense_search=capabilities.dense_search,
+                embed_backend=self._backend_description(),
             )
+
+    def _backend_description(self) -> str:
+        """How questions and articles are embedded here (loads and measures nothing)."""
+        loaded = self._embedder
+        if loaded is not None and loaded.choice is not None:
+            return f"auto: {loaded.choice.summary()}"
+        if loaded is not None:
+            return f"{loaded.backend or self.settings.embed_backend} (set)"
+        return backend_description(self.settings.model, self.settings.embed_backend,
+                                   self.settings.model_cache_dir)
 
     # --- writing
     def ingest(

@@ -8,6 +8,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -64,6 +65,9 @@ class Embedder(ABC):
     """Turns texts into normalised vectors and counts tokens with the model's own tokenizer."""
 
     backend: str = ""
+    # How `embed_backend=auto` chose this backend (an index.embedding.choice.BackendChoice);
+    # None when the setting named it.
+    choice: Any = None
 
     def __init__(self, model: str, tokenizer: Tokenizer, dim: int, max_tokens: int) -> None:
         """Keep the model's identity, tokenizer and limits."""

@@ -8,12 +8,15 @@ exactly as sentence-transformers' Transformer → Pooling → Normalize modules 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import threading
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -146,17 +149,63 @@ def export_folder(spec: ModelSpec, cache_dir: Path) -> Path:
     return cache_dir / f"{name}-{model_fingerprint(spec.folder)}"
 
 
+@contextlib.contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold `folder`'s lock file: processes sharing the cache export, quantise and measure one
+    at a time, and the second finds the first's result instead of redoing it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def one_time_step(description: str) -> Iterator[None]:
+    """A progress line for a one-time step (export, quantisation) with the seconds it has taken.
+
+    tqdm on stderr, only on a terminal; a thread refreshes it, since the step itself reports
+    no progress. Also logged, for logs without a terminal.
+    """
+    from tqdm import tqdm
+
+    log.info("%s (one time)", description)
+    bar = tqdm(total=1, desc=description, bar_format="{desc}: {elapsed}", disable=None)
+    done = threading.Event()
+
+    def refresh() -> None:
+        while not done.wait(0.5):
+            bar.refresh()
+
+    ticker = threading.Thread(target=refresh, daemon=True)
+    ticker.start()
+    try:
+        yield
+        bar.update(1)
+    finally:
+        done.set()
+        ticker.join()
+        bar.close()
+
+
 def ensure_export(spec: ModelSpec, cache_dir: Path | None, fmt: ExportFormat) -> Path:
-    """The exported model file, exporting it first (once, with torch) when the cache lacks it."""
+    """The exported model file, exporting it first (once, with torch) when the cache lacks it.
+
+    The cache is the machine's (`default_cache_dir`) unless `cache_dir` is given; exports are
+    keyed by the model files' hash, written atomically, and made once across processes.
+    """
     folder = export_folder(spec, Path(cache_dir) if cache_dir else default_cache_dir())
     target = folder / ("model.xml" if fmt == "openvino" else "model.onnx")
-    if not target.is_file():
-        log.info("exporting embedding model %s to %s in %s (one time; loads torch)",
-                 spec.name, fmt, folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        export_transformer(spec, target, fmt)
-    if not (folder / "tokenizer.json").is_file():
-        _write_tokenizer(spec, folder / "tokenizer.json")
+    if target.is_file() and (folder / "tokenizer.json").is_file():
+        return target
+    with exclusive(folder):
+        if not target.is_file():
+            with one_time_step(f"exporting {spec.name} to {fmt} in {folder}"):
+                export_transformer(spec, target, fmt)
+        if not (folder / "tokenizer.json").is_file():
+            _write_tokenizer(spec, folder / "tokenizer.json")
     return target
 
 

@@ -17,6 +17,7 @@ import io
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,9 @@ from index.embedding.exported import (
     ModelSpec,
     cpu_threads,
     ensure_export,
+    exclusive,
     input_tokenizer,
+    one_time_step,
     pad_batch,
     read_model_spec,
     save_openvino_model,
@@ -67,7 +70,15 @@ def ensure_int8_model(xml: Path, spec: ModelSpec) -> Path:
         import openvino as ov
     except ImportError as exc:
         raise EmbeddingError(f"embed_backend=openvino-int8 needs nncf: {exc}") from exc
-    log.info("quantising the embedding model to int8 in %s (one time)", target)
+    with exclusive(xml.parent):
+        if not target.is_file():  # another process may have quantised it meanwhile
+            with one_time_step(f"quantising {spec.name} to int8 in {xml.parent}"):
+                _quantize(ov, nncf, xml, spec, target)
+    return target
+
+
+def _quantize(ov: Any, nncf: Any, xml: Path, spec: ModelSpec, target: Path) -> None:
+    """Quantise the IR `xml` with NNCF, calibrated on the bundled text, into `target`."""
     model = ov.Core().read_model(str(xml))
     names = [port.get_any_name() for port in model.inputs]
     tokenizer = input_tokenizer(xml.parent / "tokenizer.json", spec.max_tokens)
@@ -82,7 +93,6 @@ def ensure_int8_model(xml: Path, spec: ModelSpec) -> Path:
         quantized = nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples),
                                   model_type=nncf.ModelType.TRANSFORMER)
     save_openvino_model(quantized, target)
-    return target
 
 
 class OpenVinoEmbedder(ExportedEmbedder):

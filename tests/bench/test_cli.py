@@ -92,7 +92,7 @@ def test_an_unknown_option_exits_2_with_a_one_line_error(name: str, args: list[s
     ("perf", ["scale", "--kinds", "ivf,annoy"], "'annoy' is not one of flat, ivf, hnsw"),
     ("perf", ["embed", "--backends", "openvino,cuda"], "'cuda' is not one of"),
     ("perf", ["ingest", "--backend", "cuda"], "--backend"),
-    ("perf", ["_query-worker", "--index", "x"], "Missing option '--backend'. Choose from: torch"),
+    ("perf", ["_query-worker", "--index", "x"], "Missing option '--backend'. Choose from: auto"),
 ])
 def test_bad_values_are_one_line_errors(name: str, args: list[str], message: str) -> None:
     result = invoke(APPS[name], *args)

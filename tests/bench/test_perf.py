@@ -8,7 +8,6 @@ import pytest
 from bench import perf
 from bench.perf import (
     breadth_sweep,
-    machine_info,
     noisy_copies,
     percentiles,
     recall_at,
@@ -29,13 +28,6 @@ def test_recall_counts_shared_ids_and_ignores_missing() -> None:
     exact = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
     found = np.array([[4, 3, 2, 1], [5, 9, -1, -1]])
     assert recall_at(found, exact) == 0.625
-
-
-def test_machine_info_reads_name_and_instruction_sets() -> None:
-    cpuinfo = "model name\t: Some CPU\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_int8\n"
-    info = machine_info(cpuinfo)
-    assert info["cpu"] == "Some CPU"
-    assert info["isa"] == ["avx2", "avx512f", "avx512_bf16", "amx_int8"]
 
 
 def test_noisy_copies_keep_the_base_and_stay_unit_length() -> None:
@@ -92,3 +84,22 @@ def test_running_top_k_matches_a_full_sort() -> None:
         best = running_top_k(best, scores[:, start : start + 12], block_ids, 5)
     expected = np.argsort(-scores, axis=1)[:, :5]
     assert np.array_equal(best[1], expected)
+
+
+def test_encoder_flops_follow_the_transformer_arithmetic():
+    from bench.peak import chunks_flops, encoder_flops
+
+    # MiniLM-L6: d 384, 6 layers, f 1536. One token: 2·6·(4·384² + 2·384·1536 + 2·384).
+    assert encoder_flops(1, 384, 6, 1536) == 2 * 6 * (4 * 384**2 + 2 * 384 * 1536 + 2 * 384)
+    # Attention grows with the square of the length, the rest linearly.
+    linear = 2 * 6 * (4 * 384**2 + 2 * 384 * 1536)
+    assert encoder_flops(128, 384, 6, 1536) == 128 * linear + 2 * 6 * 2 * 128**2 * 384
+    shape = {"hidden": 384, "layers": 6, "intermediate": 1536}
+    assert chunks_flops([10, 20], shape, 2) == (encoder_flops(12, 384, 6, 1536)
+                                                + encoder_flops(22, 384, 6, 1536))
+
+
+def test_the_measured_peak_is_a_plausible_rate():
+    from bench.peak import measured_fp32_peak_gflops
+
+    assert 0.5 < measured_fp32_peak_gflops(size=256, runs=1) < 100_000
