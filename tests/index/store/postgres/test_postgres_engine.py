@@ -122,6 +122,26 @@ def test_a_newer_schema_is_refused(fresh_database: str) -> None:
         PostgresStore(fresh_database).exists()
 
 
+def test_an_older_schema_is_migrated_in_place(settings: Settings, fresh_database: str) -> None:
+    from index.store.postgres.schema import MIGRATIONS
+
+    with psycopg.connect(fresh_database, autocommit=True) as conn:  # a version-1 database
+        conn.execute(MIGRATIONS[1])
+        conn.execute("CREATE TABLE articlebot_schema(id int PRIMARY KEY CHECK (id = 1), "
+                     "version int NOT NULL); INSERT INTO articlebot_schema VALUES (1, 1)")
+    engine = Engine.open(on_postgres(settings, fresh_database), create=True,
+                         embedder=HashingEmbedder())
+    assert engine.reindex().added == 3
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM articlebot_schema").fetchone()[0] == 2
+        assert conn.execute("SELECT to_regclass('chunks_published')").fetchone()[0] is not None
+        # A question's period is counted through the index, not a scan of every chunk.
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(row[0] for row in conn.execute(
+            "EXPLAIN SELECT count(*) FROM chunks WHERE published >= '2023-01-01'"))
+    assert "chunks_published" in plan
+
+
 def test_an_unreachable_server_is_one_clear_error(settings: Settings) -> None:
     url = f"postgresql://postgres@127.0.0.1:{pgserver.free_port()}/nothing"
     with pytest.raises(EngineError) as error:
