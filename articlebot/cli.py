@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from enum import StrEnum
@@ -152,32 +152,32 @@ def format_article_line(article: ArticleInfo) -> str:
     return f"{article.id}  {day}  {article.source or '-':<16} {article.title or '(untitled)'}"
 
 
-def format_quote(quote: Quote, cautions: Mapping[str, str]) -> list[str]:
-    """A quote, its attribution, cautions and the other outlets that told the story."""
-    article = quote.article
+def format_quotes(quotes: Sequence[Quote], cautions: Mapping[str, str]) -> list[str]:
+    """Quotes from one article, then its attribution, cautions and the other outlets once."""
+    article = quotes[0].article
     when = article.published.isoformat() if article.published else "undated"
     source = article.source or "unknown outlet"
     label = f" [{', '.join(article.labels)}]" if article.labels else ""
-    lines = [
-        f"  “{' '.join(quote.text.split())}”",
-        f"    — {article.title or '(untitled)'}, {source}, {when}{label}",
-    ]
+    lines = [f"  “{' '.join(quote.text.split())}”" for quote in quotes]
+    lines.append(f"    — {article.title or '(untitled)'}, {source}, {when}{label}")
     if article.url:
         lines.append(f"      {article.url}")
     lines += [f"      ⚠ {cautions[name]}" for name in article.labels if name in cautions]
-    if quote.also:
-        others = "; ".join(f"{a.source or a.title} {a.url}".strip() for a in quote.also[:5])
+    also = list({other.id: other for quote in quotes for other in quote.also}.values())
+    if also:
+        others = "; ".join(f"{a.source or a.title} {a.url}".strip() for a in also[:5])
         lines.append(f"      also reported by: {others}")
     return lines
 
 
 def format_answer(answer: Answer, cautions: Mapping[str, str] | None = None) -> str:
-    """An answer as terminal text: quotes with attribution, then the articles."""
+    """An answer as terminal text: quotes grouped by article with attribution, then articles."""
     lines: list[str] = []
     if answer.answered and answer.quotes:
-        for quote in answer.quotes:
-            lines += format_quote(quote, cautions or {})
-            lines.append(f"      (score {quote.score:.3f})")
+        for group in wording.quote_groups(answer.quotes):
+            lines += format_quotes(group, cautions or {})
+            scores = ", ".join(f"{quote.score:.3f}" for quote in group)
+            lines.append(f"      ({'score' if len(group) == 1 else 'scores'} {scores})")
         lines.append(f"Confidence: {answer.confidence}.")
         caveat = wording.caveat_text(answer)
         if caveat:
@@ -279,7 +279,7 @@ def timeline(
     if not quotes:
         typer.echo("No article matches this topic.")
     for quote in quotes:
-        typer.echo("\n".join(format_quote(quote, settings.caution_labels)))
+        typer.echo("\n".join(format_quotes([quote], settings.caution_labels)))
 
 
 @app.command()
@@ -461,12 +461,29 @@ def sync(
             min=1, max=MAX_DISCORD_ID, help="Sync to this guild (server id) only (instant)."
         ),
     ] = None,
+    everywhere: Annotated[bool, typer.Option(
+        "--global", help="Sync globally even when ARTICLEBOT_DEV_GUILD_ID is set.")] = False,
+    clear: Annotated[bool, typer.Option(
+        "--clear", help="Remove the commands from the guild (or globally) instead.")] = False,
     index: IndexOption = None,
 ) -> None:
-    """Push the slash-command definitions to Discord now."""
+    """Push the slash-command definitions to Discord now: to ARTICLEBOT_DEV_GUILD_ID when it is
+    set (as `serve` does), else globally; never both, or that server shows each twice."""
     from bot.run import sync_commands
 
-    raise typer.Exit(sync_commands(_bot_settings(index), guild))
+    settings = _bot_settings(index)
+    raise typer.Exit(sync_commands(settings, sync_target(guild, everywhere,
+                                                         settings.dev_guild_id), clear=clear))
+
+
+def sync_target(guild: int | None, everywhere: bool, dev_guild_id: int | None) -> int | None:
+    """Where `articlebot sync` goes: --guild, else globally with --global, else the dev guild
+    when one is set (as `serve` syncs), else globally (None). Raises CliError for both flags."""
+    if guild is not None and everywhere:
+        raise CliError("--guild and --global name two places; give one")
+    if guild is not None:
+        return guild
+    return None if everywhere else dev_guild_id
 
 
 def _jsonable(value: object) -> Any:

@@ -8,9 +8,18 @@ for its medium (the bot escapes Discord markdown; a terminal needs nothing).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
-from index.models import Answer, Caveat, Coverage, NotAnswered
+from index.models import (
+    Answer,
+    Caveat,
+    Coverage,
+    NotAnswered,
+    OutsideFilters,
+    Quote,
+    SyncOutcome,
+)
 
 SENTENCE_ENDS = ".!?…"
 
@@ -22,6 +31,18 @@ def plural(count: int, noun: str) -> str:
     gets thousands separators.
     """
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+def quote_groups(quotes: Sequence[Quote]) -> list[list[Quote]]:
+    """The quotes grouped by article, to show each article's source once under its quotes.
+
+    Articles come in the order of their best quote (highest score first); an article's quotes
+    in the order they appear in it, so they read as the article tells them.
+    """
+    groups: dict[str, list[Quote]] = {}
+    for quote in sorted(quotes, key=lambda item: item.score, reverse=True):
+        groups.setdefault(quote.article.id, []).append(quote)
+    return [sorted(group, key=lambda item: item.start) for group in groups.values()]
 
 
 def day_text(day: date) -> str:
@@ -66,6 +87,29 @@ def not_found(
     return text
 
 
+def left_out(outside: OutsideFilters) -> str:
+    """What the filters left out that may answer, and which to drop.
+
+    '1 undated article may answer; ask without since', '2 articles outside this period may
+    answer; ask without since/until', '2 articles from other outlets …; ask without source'.
+    The options are named as both the bot and the CLI call them (source, since, until, label).
+    """
+    dates = {"since", "until"} & set(outside.excluded_by)
+    undated = outside.n_undated if dates else 0  # a date filter is what leaves them out
+    where = {
+        ("source",): "from other outlets",
+        ("label",): "without the label asked for",
+    }.get(outside.excluded_by, "outside this period" if set(outside.excluded_by) == dates
+          else "outside these filters")
+    if undated == outside.n_articles and set(outside.excluded_by) == dates:
+        what = plural(outside.n_articles, "undated article")
+    else:
+        what = f"{plural(outside.n_articles, 'article')} {where}"
+        if undated:
+            what += f" ({undated:,} undated)"
+    return f"{what} may answer; ask without {'/'.join(outside.excluded_by)}"
+
+
 def outside_period(since: date | None, until: date | None, newest: date | None) -> str:
     """'no article between … answers this; these are the closest, the latest from D'."""
     period = span_text(since, until)
@@ -89,6 +133,8 @@ def reason_text(answer: Answer) -> str:
         return ""
     if answer.reason is NotAnswered.NO_WORDS:
         return no_words()
+    if answer.reason is NotAnswered.FILTERED and answer.outside is not None:
+        return f"no article within the filters answers this; {left_out(answer.outside)}"
     # NOTHING_RELEVANT, and the fallback for an answer that names no reason.
     return not_found(
         answer.period_since, answer.period_until, answer.collection or answer.coverage
@@ -109,6 +155,18 @@ def note(answer: Answer) -> str:
     if answer.answered and answer.quotes:
         return caveat_text(answer)
     return reason_text(answer)
+
+
+def sync_text(outcome: SyncOutcome) -> str:
+    """What an ingest or reindex did: 'nothing changed', 'added 4, updated 1', or 'built from
+    scratch with 1,464 articles' (a first build or a rebuild)."""
+    if not outcome.changed:
+        return "nothing changed"
+    if outcome.from_scratch:
+        return f"built from scratch with {plural(outcome.added, 'article')}"
+    counts = (("added", outcome.added), ("updated", outcome.updated),
+              ("removed", outcome.removed))
+    return ", ".join(f"{label} {count:,}" for label, count in counts if count) or "changed"
 
 
 def sentence(text: str) -> str:

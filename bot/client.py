@@ -19,6 +19,7 @@ from bot.feedback import AnswerLog, load_salt
 from bot.guards import UserCooldown
 from index.config import Settings
 from index.engine import Engine
+from index.followup import ConversationLog
 from index.store import StateStore, open_state
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ SLOT_WAIT_SECONDS = 5.0
 
 
 def make_intents(settings: BotSettings) -> discord.Intents:
-    """Default intents (none privileged); message content only when ask-channels are set."""
+    """Default intents, plus Message Content (privileged) when follow-ups are on or
+    ask-channels are set: messages that do not mention the bot arrive empty without it."""
     intents = discord.Intents.default()
-    intents.message_content = bool(settings.ask_channel_ids)
+    intents.message_content = settings.follow_ups or bool(settings.ask_channel_ids)
     return intents
 
 
@@ -107,6 +109,10 @@ class ArticleBot(commands.AutoShardedBot):
             settings.ask_cooldown_rate, settings.ask_cooldown_seconds, self.take_token
         )
         self.answers = AnswerLog()
+        # Follow-ups: each thread's (and answer's) conversation, kept by the bot so a cog
+        # reload does not forget it. In memory on purpose: a thread lives in one guild, so in
+        # one shard and one process; the Ask cog restores a forgotten one from the thread.
+        self.conversations = ConversationLog()
         self._state_factory = state_factory
         self._state: StateStore | None = None
         self._owns_state = False  # True when the state store is ours to close, not the engine's
@@ -250,6 +256,11 @@ class ArticleBot(commands.AutoShardedBot):
             log.info("not syncing slash commands: the process running shard 0 does")
             return
         if self.settings.dev_guild_id:
+            if await self.synced_digest():
+                log.warning(
+                    "the commands are also registered globally, so guild %d shows each one "
+                    "twice; remove the global ones with: articlebot sync --clear --global",
+                    self.settings.dev_guild_id)
             await self.sync_commands(self.settings.dev_guild_id)
             return
         digest = payload_digest(command_payload(self.tree), self.application_id)
@@ -259,16 +270,28 @@ class ArticleBot(commands.AutoShardedBot):
             return
         await self.sync_commands(None)
 
-    async def sync_commands(self, guild_id: int | None) -> list[app_commands.AppCommand]:
-        """Sync now: to one guild (instant, global commands copied in) or globally."""
+    async def sync_commands(
+        self, guild_id: int | None, *, clear: bool = False
+    ) -> list[app_commands.AppCommand]:
+        """Sync now: to one guild (instant, global commands copied in) or globally.
+
+        With `clear`, remove the commands from there instead (a guild that also has the global
+        ones shows each twice).
+        """
         if guild_id is not None:
             guild = discord.Object(id=guild_id)
-            self.tree.copy_global_to(guild=guild)
+            if clear:
+                self.tree.clear_commands(guild=guild)
+            else:
+                self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d commands to guild %d", len(synced), guild_id)
             return synced
+        if clear:
+            self.tree.clear_commands(guild=None)
         synced = await self.tree.sync()
-        digest = payload_digest(command_payload(self.tree), self.application_id)
+        # An empty digest after a clear: the next global start registers the commands again.
+        digest = "" if clear else payload_digest(command_payload(self.tree), self.application_id)
         try:
             state = await self.load_state()
             await asyncio.to_thread(state.set_value, COMMANDS_HASH_KEY, digest)

@@ -36,7 +36,15 @@ class BotSettings(Settings):
     )
     ask_channel_ids: Annotated[list[int], NoDecode] = Field(
         default_factory=list,
-        description="Channels where every message is a question (needs message-content intent).",
+        description="Channels where every question is answered without a mention (needs the "
+        "Message Content intent).",
+    )
+    # On by default so threads work as people expect; `serve` carries on without follow-ups
+    # (one warning) when the intent is off in the developer portal.
+    follow_ups: bool = Field(
+        True,
+        description="Answer messages in the bot's threads and replies to its answers as "
+        "follow-up questions without a mention (asks for the Message Content intent).",
     )
     ask_cooldown_seconds: float = Field(
         20.0, ge=0, le=86_400, description="Window of the per-user question cooldown (s)."

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from urllib.parse import quote, urlsplit
 
 import discord
@@ -28,6 +28,7 @@ from index.models import (
     SearchFilters,
     SkippedItem,
     Story,
+    SyncOutcome,
 )
 
 # Discord's hard limits; a message or embed over any of them is rejected with HTTP 400.
@@ -409,25 +410,43 @@ def filters_text(filters: SearchFilters) -> str:
     return fit_rendered(" ".join(parts), TITLE_CHARS, escape_text)
 
 
-def quote_block(quote: Quote, caution_labels: Mapping[str, str], limit: int) -> str:
-    """One quote as a block quote, its attribution and the other outlets, within `limit`.
+def quote_block(quotes: Sequence[Quote], caution_labels: Mapping[str, str], limit: int) -> str:
+    """Quotes from one article as one block quote, then its attribution and the other outlets
+    once, within `limit`.
 
-    The quote matters most: when the attribution would leave it under MIN_QUOTE_CHARS, the
+    The quotes matter most: when the attribution would leave them under MIN_QUOTE_CHARS, the
     attribution loses its link (the title stays as text) and then the list of other outlets;
-    a link is never cut open.
+    a link is never cut open. The quotes share the room left (see `fit_quotes`).
     """
-    source = attribution(quote.article, caution_labels)
+    article = quotes[0].article
+    source = attribution(article, caution_labels)
     if limit - len(source) - 1 < MIN_QUOTE_CHARS:
-        source = attribution(quote.article, caution_labels, linked=False)
+        source = attribution(article, caution_labels, linked=False)
     if limit - len(source) - 1 < MIN_QUOTE_CHARS:
         # Only many long cautions get here; with the link gone there is nothing to cut open.
         source = shorten(source, max(1, limit - MIN_QUOTE_CHARS - 1))
-    also = also_line(quote.article, quote.also)
+    others = {other.id: other for quote in quotes for other in quote.also}
+    also = also_line(article, list(others.values()))
     if also and limit - len(source) - len(also) - 2 >= MIN_QUOTE_CHARS:
         source = f"{source}\n{also}"
-    room = limit - len(source) - 1
-    body = fit_rendered(quote.text, room, block_quote) if room > 2 else ""
+    body = "\n".join(fit_quotes([quote.text for quote in quotes], limit - len(source) - 1))
     return f"{body}\n{source}" if body else source
+
+
+def fit_quotes(texts: Sequence[str], room: int) -> list[str]:
+    """Each text as a block quote, all of them (one line break apart) within `room` characters.
+
+    Each gets an equal share of what is left, shortest first, so what a short quote does not
+    use goes to the longer ones. A text with no room left is dropped ('' for none).
+    """
+    rendered = [""] * len(texts)
+    left = room - (len(texts) - 1)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for position, index in enumerate(order):
+        share = left // (len(texts) - position)
+        rendered[index] = fit_rendered(texts[index], share, block_quote) if share > 2 else ""
+        left -= len(rendered[index])
+    return [text for text in rendered if text]
 
 
 def answer_header(answer: Answer) -> str:
@@ -440,14 +459,20 @@ def answer_header(answer: Answer) -> str:
 
 
 def render_answer(answer: Answer, caution_labels: Mapping[str, str]) -> list[str]:
-    """Message contents for an answer, best quote first, each within CONTENT_LIMIT."""
+    """Message contents for an answer, each within CONTENT_LIMIT.
+
+    Quotes are grouped by article under one attribution (`wording.quote_groups`: articles by
+    their best quote).
+    """
     if not (answer.answered and answer.quotes):
         return pack([question_line(answer.question), not_answered_text(answer)], CONTENT_LIMIT)
     blocks = [answer_header(answer)]
-    quotes = sorted(answer.quotes, key=lambda item: item.score, reverse=True)
-    blocks += [quote_block(item, caution_labels, CONTENT_LIMIT) for item in quotes]
-    shown = {article.id for item in quotes for article in (item.article, *item.also)}
-    further = [hit for hit in answer.results if hit.article.id not in shown]
+    blocks += [quote_block(group, caution_labels, CONTENT_LIMIT)
+               for group in wording.quote_groups(answer.quotes)]
+    shown = {article.id for item in answer.quotes for article in (item.article, *item.also)}
+    # Only articles past the abstention bar (ArticleHit.relevant): the rest of the ranking
+    # fills up with whatever is least unrelated (docs/quality.md, "Also relevant").
+    further = [hit for hit in answer.results if hit.relevant and hit.article.id not in shown]
     heading = "Also relevant: "
     links = fit_list([link(hit.article.title, hit.article.url)
                       for hit in further[:MAX_FURTHER_READING]],
@@ -461,7 +486,11 @@ def render_answer(answer: Answer, caution_labels: Mapping[str, str]) -> list[str
 def not_answered_text(answer: Answer) -> str:
     """Says plainly that nothing answers, and what the part asked about and the whole hold."""
     phrase, span = period_parts(answer)
-    if span:
+    filtered = answer.reason is NotAnswered.FILTERED
+    if filtered:
+        # The filters left out what may answer: say so rather than blame the collection.
+        lines = [note_sentence(wording.reason_text(answer))]
+    elif span:
         asked = f"“{phrase}” ({span})" if phrase else span
         lines = [f"No article for {asked} answers this."]
     else:
@@ -474,8 +503,9 @@ def not_answered_text(answer: Answer) -> str:
             lines.append(f"The whole collection holds {coverage_text(whole)}.")
     else:
         lines.append(f"The collection covers {coverage_text(whole or answer.coverage)}.")
-    # The lines above already say what NOTHING_RELEVANT means; any other reason adds something.
-    if answer.reason is not None and answer.reason is not NotAnswered.NOTHING_RELEVANT:
+    # The lines above already say what NOTHING_RELEVANT and FILTERED mean; any other reason
+    # adds something.
+    if answer.reason not in (None, NotAnswered.NOTHING_RELEVANT, NotAnswered.FILTERED):
         lines.append(note_sentence(wording.reason_text(answer)))
     return "\n".join(lines)
 
@@ -537,7 +567,7 @@ def render_timeline(
         dated = f"**{day}**"
         short = replace(item, text=shorten(item.text, TIMELINE_QUOTE_CHARS))
         limit = CONTENT_LIMIT - len(dated) - 1
-        blocks.append(f"{dated}\n{quote_block(short, caution_labels, limit)}")
+        blocks.append(f"{dated}\n{quote_block([short], caution_labels, limit)}")
     return pack(blocks, CONTENT_LIMIT)
 
 
@@ -551,13 +581,38 @@ def story_line(story: Story) -> str:
     return f"{line} · +{plural(len(others), 'more outlet')}" + (f": {links}" if links else "")
 
 
-def render_whatsnew(stories: Sequence[Story], since: date | None) -> list[str]:
-    """`/whatsnew`: the newest stories, one line each, grouped across outlets."""
-    when = f"since {short_date(since)}" if since else "since the last reindex"
+def render_whatsnew(
+    stories: Sequence[Story], since: date | None, *,
+    last_reindex: SyncOutcome | None = None, last_change: SyncOutcome | None = None,
+) -> list[str]:
+    """`/whatsnew`: the newest stories, one line each, grouped across outlets.
+
+    Without `since`, the stories are what the latest run that changed the index brought in
+    (`last_change`, when known): after a build from scratch that is every article, so nothing
+    is listed as new. A later reindex that changed nothing (`last_reindex`) is named, so the
+    list is not taken for what it brought.
+    """
+    if since is None and last_change is not None and last_change.from_scratch:
+        return [f"Nothing new: the index was built from scratch "
+                f"{relative_time(last_change.finished_at)}, so every article in it arrived "
+                "then. Give `since` for the stories published from a day on."]
+    if since is not None:
+        header, empty = f"**What's new since {short_date(since)}**", f"since {short_date(since)}"
+    elif last_change is not None:
+        run = "reindex" if last_change.kind == "reindex" else "update"
+        at = relative_time(last_change.finished_at)
+        header, empty = f"**What the {run} of {at} brought in**", f"from the {run} of {at}"
+    else:
+        header, empty = "**What's new since the last reindex**", "since the last reindex"
     if not stories:
-        return [f"Nothing new {when}."]
-    return pack([f"**What's new {when}**", *(story_line(story) for story in stories)],
-                CONTENT_LIMIT, "\n")
+        return [f"Nothing new {empty}."]
+    lines = [header]
+    if (since is None and last_change is not None and last_reindex is not None
+            and not last_reindex.changed
+            and last_reindex.finished_at > last_change.finished_at):
+        lines.append(f"-# The latest reindex, {relative_time(last_reindex.finished_at)}, "
+                     "changed nothing.")
+    return pack([*lines, *(story_line(story) for story in stories)], CONTENT_LIMIT, "\n")
 
 
 def follow_line(follow: Follow, *, with_channel: bool) -> str:
@@ -653,8 +708,51 @@ def human_bytes(size: int) -> str:
     return f"{value:.1f} GiB"
 
 
-def render_stats(stats: IndexStats, feedback: Mapping[str, int]) -> discord.Embed:
-    """Figures about the index and the feedback it has had."""
+def moment(text: str) -> datetime | None:
+    """An ISO 8601 time as the stores write it (UTC, with or without its offset); None when
+    it is not one."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def relative_time(when: datetime) -> str:
+    """'<t:…:R>': Discord shows '3 minutes ago' in the reader's language, kept up to date."""
+    return discord.utils.format_dt(when, "R")
+
+
+def full_time(when: datetime) -> str:
+    """'<t:…:R> (<t:…:f>)': how long ago, then the date and time in the reader's time zone."""
+    return f"{relative_time(when)} ({discord.utils.format_dt(when, 'f')})"
+
+
+def last_reindex_text(stats: IndexStats, last_reindex: SyncOutcome | None) -> str:
+    """When the latest reindex ran and what it did, and when the serving index was built.
+
+    '<t:R> (<t:f>) — nothing changed' then 'Index built <t:R> (<t:f>), in 12.5s' on a second
+    line, unless that reindex built it. Without a record of the latest reindex (an index
+    from before they were kept), when the index was built.
+    """
+    built = moment(stats.built_at)
+    build = (f"{full_time(built)}, in {stats.build_seconds:.1f}s" if built
+             else fit_rendered(one_line(stats.built_at), TITLE_CHARS, escape_text) or "never")
+    if last_reindex is None:
+        return build
+    line = f"{full_time(last_reindex.finished_at)} — {wording.sync_text(last_reindex)}"
+    if last_reindex.changed and last_reindex.generation == stats.generation:
+        return f"{line}, in {stats.build_seconds:.1f}s"
+    return f"{line}\nIndex built {build}"
+
+
+def render_stats(
+    stats: IndexStats, feedback: Mapping[str, int], last_reindex: SyncOutcome | None = None
+) -> discord.Embed:
+    """Figures about the index and the feedback it has had; times as Discord timestamps.
+
+    `last_reindex` is what the latest reindex did (None when unknown).
+    """
     embed = discord.Embed(title="Index statistics", colour=EMBED_COLOUR)
     embed.add_field(name="Articles", value=f"{stats.n_articles:,}")
     embed.add_field(name="Passages", value=f"{stats.n_chunks:,}")
@@ -669,10 +767,9 @@ def render_stats(stats: IndexStats, feedback: Mapping[str, int]) -> discord.Embe
     )
     if stats.embed_backend:
         embed.add_field(name="Embedding", value=_field(stats.embed_backend), inline=False)
-    built = stats.built_at or "never"
-    embed.add_field(
-        name="Last reindex", value=_field(f"{built} ({stats.build_seconds:.1f}s)"), inline=False
-    )
+    # Not through _field: its escaping would show the timestamps' markup.
+    embed.add_field(name="Last reindex", value=last_reindex_text(stats, last_reindex),
+                    inline=False)
     if stats.sources:
         top = ", ".join(f"{name} ({count:,})" for name, count in stats.sources[:10])
         embed.add_field(name="Largest outlets", value=_field(top), inline=False)

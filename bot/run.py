@@ -23,6 +23,15 @@ EXIT_FAILED = 1
 # default 5 ms, four of them stall the event loop (heartbeats, interactions) up to ~200 ms.
 # At 1 ms the loop waits at most a few tens of ms (tests/bot/test_bot_reliability.py).
 SWITCH_INTERVAL_SECONDS = 0.001
+# Logged once when Discord refuses the Message Content intent that only follow-ups asked for.
+FOLLOW_UPS_REFUSED = (
+    "the Message Content intent is off in the developer portal: follow-up questions in "
+    "threads need it; continuing without them — enable it or set ARTICLEBOT_FOLLOW_UPS=false"
+)
+
+
+# Gateway close code for an invalid token (Discord's "Authentication failed").
+GATEWAY_BAD_TOKEN = 4004
 
 
 def token_problem(token: str) -> str | None:
@@ -83,26 +92,51 @@ def serve(settings: BotSettings) -> int:
                      "portal's Bot page, or clear ARTICLEBOT_ASK_CHANNEL_IDS.", EXIT_CONFIG)
     except EngineError as error:
         return _fail(str(error), EXIT_CONFIG, [token])
+    except discord.ConnectionClosed as error:
+        # The gateway refused the session after a good login: 4004 is a token reset since.
+        if error.code == GATEWAY_BAD_TOKEN:
+            return _fail("Discord refused the token; reset it in the developer portal and "
+                         "update DISCORD_TOKEN.", EXIT_CONFIG)
+        return _fail(f"Discord closed the connection (code {error.code})", EXIT_FAILED, [token])
     except (discord.HTTPException, discord.GatewayNotFound, OSError) as error:
         return _fail(f"could not reach Discord: {error}", EXIT_FAILED, [token])
     return EXIT_OK
 
 
 async def _serve(settings: BotSettings, token: str) -> None:
-    """Open the engine, connect, and run until the connection ends."""
+    """Open the engine, connect, and run until the connection ends.
+
+    When Discord refuses the Message Content intent (gateway close 4014) and only follow-ups
+    asked for it, log FOLLOW_UPS_REFUSED and run again without it; with ask-channels set,
+    PrivilegedIntentsRequired propagates (they cannot work without it).
+    """
+    try:
+        await _run(settings, token)
+    except discord.PrivilegedIntentsRequired:
+        if settings.ask_channel_ids or not settings.follow_ups:
+            raise
+        log.warning(FOLLOW_UPS_REFUSED)
+        # discord.py closed the first bot (and with it the engine) on the 4014, and a closed
+        # client is not reused: a new one opens the engine again, once, at start.
+        await _run(settings.model_copy(update={"follow_ups": False}), token)
+
+
+async def _run(settings: BotSettings, token: str) -> None:
+    """One bot, with its own engine, until its connection ends."""
     async with ArticleBot(settings, Engine.open) as bot:
         await bot.start(token)
 
 
-def sync_commands(settings: BotSettings, guild_id: int | None) -> int:
-    """Push the slash commands to Discord now: to one guild, or globally when guild_id is None."""
+def sync_commands(settings: BotSettings, guild_id: int | None, *, clear: bool = False) -> int:
+    """Push the slash commands to Discord now: to one guild, or globally when guild_id is None;
+    with `clear`, remove them from there."""
     token = _token(settings)
     problem = token_problem(token)
     if problem:
         return _fail(problem, EXIT_CONFIG)
     setup_logging(settings.log_level, secrets=[token])
     try:
-        count = asyncio.run(_sync(settings, token, guild_id))
+        count = asyncio.run(_sync(settings, token, guild_id, clear))
     except discord.LoginFailure:
         return _fail("Discord refused the token; reset it in the developer portal.", EXIT_CONFIG)
     except discord.Forbidden:
@@ -111,12 +145,15 @@ def sync_commands(settings: BotSettings, guild_id: int | None) -> int:
     except (discord.HTTPException, OSError) as error:
         return _fail(f"sync failed: {error}", EXIT_FAILED, [token])
     where = f"guild {guild_id} (visible now)" if guild_id else "every server (may take an hour)"
-    print(f"Synced {count} commands to {where}.")
+    if clear:
+        print(f"Removed the commands from {where}.")
+    else:
+        print(f"Synced {count} commands to {where}.")
     return EXIT_OK
 
 
-async def _sync(settings: BotSettings, token: str, guild_id: int | None) -> int:
+async def _sync(settings: BotSettings, token: str, guild_id: int | None, clear: bool) -> int:
     """Log in over HTTP only (no gateway, no engine), load the cogs and sync."""
     async with ArticleBot(settings, None, sync_on_start=False) as bot:
         await bot.login(token)  # runs setup_hook, which loads the cogs
-        return len(await bot.sync_commands(guild_id))
+        return len(await bot.sync_commands(guild_id, clear=clear))

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,24 @@ from index.ingest import (
     iter_articles,
     normalized_text_hash,
 )
-from index.models import IngestReport, ParsedArticle, Progress, SkippedItem
-from index.store import NewArticle, NewChunk, Store, StoredArticle, StoreEmpty, StoreWriter
+from index.models import (
+    LAST_CHANGE_KEY,
+    LAST_REINDEX_KEY,
+    IngestReport,
+    ParsedArticle,
+    Progress,
+    SkippedItem,
+    SyncOutcome,
+)
+from index.store import (
+    NewArticle,
+    NewChunk,
+    StateStore,
+    Store,
+    StoredArticle,
+    StoreEmpty,
+    StoreWriter,
+)
 from index.stories import StoryInput, group_stories
 
 log = logging.getLogger(__name__)
@@ -79,6 +96,16 @@ def assign_stories(writer: StoreWriter) -> int:
     story_of = group_stories(inputs)
     writer.set_story_ids(story_of)
     return len(set(story_of.values()))
+
+
+def sync_outcomes(state: StateStore) -> tuple[SyncOutcome | None, SyncOutcome | None]:
+    """What the latest reindex did, and the latest run that wrote a version (blocking).
+
+    Either is None when no run has been recorded (an index from before they were) or the
+    record cannot be read. Raises what the state store raises.
+    """
+    return (SyncOutcome.from_json(state.get_value(LAST_REINDEX_KEY)),
+            SyncOutcome.from_json(state.get_value(LAST_CHANGE_KEY)))
 
 
 def text_hash(text: str) -> str:
@@ -249,18 +276,22 @@ class Builder:
         plan = self._plan(paths, roots, stored, notify)
         if not plan.changes and not (rebuild and planned_on is not None):
             plan.report.seconds = time.perf_counter() - started
+            self._remember(plan.report, sync=sync, from_scratch=False)
             return plan.report
         with self.store.writer(fresh=rebuild) as writer:
             base = writer.base
+            from_scratch = rebuild or base is None  # no article of the version before is kept
             if not rebuild and (base.version if base else None) != planned_on:
                 log.info("the index changed while this run was planned; planning again")
                 stored = writer.stored_articles()
                 if base is not None and base.metadata.get("chunking") != self.manifest_settings():
                     writer.delete_articles(list(stored))  # cut every article again
                     stored = {}
+                    from_scratch = True
                 plan = self._plan(paths, roots, stored, notify)
                 if not plan.changes:  # the other writer brought these changes already
                     plan.report.seconds = time.perf_counter() - started
+                    self._remember(plan.report, sync=sync, from_scratch=False)
                     return plan.report  # leaving the block aborts: nothing is written
             writer.delete_articles([key for key, _ in plan.update] + plan.remove)
             new_chunks, ahead = self._insert(writer, plan.add + plan.update, notify)
@@ -275,8 +306,32 @@ class Builder:
             }
             plan.report.generation = writer.commit(metadata)
         plan.report.seconds = time.perf_counter() - started
+        self._remember(plan.report, sync=sync, from_scratch=from_scratch)
         notify(Progress("done", 1, 1, plan.report.summary()))
         return plan.report
+
+    def _remember(self, report: IngestReport, *, sync: bool, from_scratch: bool) -> None:
+        """Keep what this run did in the state store: every reindex under LAST_REINDEX_KEY,
+        every run that wrote a version under LAST_CHANGE_KEY.
+
+        The state store, not the version's metadata: a run that changes nothing writes no
+        version, and that it changed nothing is what /stats must say. A failure is logged, not
+        raised: the index is written either way, and forgetting costs /stats and /whatsnew a
+        sentence.
+        """
+        outcome = SyncOutcome(
+            kind="reindex" if sync else "ingest", finished_at=datetime.now(UTC),
+            added=report.added, updated=report.updated, removed=report.removed,
+            generation=report.generation, from_scratch=from_scratch and bool(report.generation),
+        )
+        try:
+            state = self.store.state()
+            if sync:
+                state.set_value(LAST_REINDEX_KEY, outcome.to_json())
+            if outcome.changed:
+                state.set_value(LAST_CHANGE_KEY, outcome.to_json())
+        except Exception as exc:  # whatever the backend raises, the run itself succeeded
+            log.warning("could not record what this %s did: %s", outcome.kind, exc)
 
     def _planning_base(self, rebuild: bool) -> tuple[str | None, dict[str, StoredArticle], bool]:
         """The version served now, its articles (none for a rebuild) and whether to rebuild.

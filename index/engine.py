@@ -13,6 +13,7 @@ from index import questions
 from index.build import Builder
 from index.config import Settings
 from index.embedding import Embedder, EmbeddingError, backend_description, make_embedder
+from index.followup import Conversation
 from index.models import (
     Answer,
     ArticleDetail,
@@ -173,17 +174,19 @@ class Engine:
 
     # --- questions
     def ask(
-        self, question: str, filters: SearchFilters | None = None, *, as_of: date | None = None
+        self, question: str, filters: SearchFilters | None = None, *, as_of: date | None = None,
+        context: Conversation | None = None,
     ) -> Answer:
         """Answer a question with verbatim quotes, or abstain when nothing is relevant.
 
         Time words in the question ("last week", "in March") become a period, relative to
-        `as_of` (today by default), that lifts passages published in it.
+        `as_of` (today by default), that lifts passages published in it. `context` is the
+        conversation a follow-up question belongs to (index.followup).
         """
         with self._reading() as snapshot:
             return questions.answer_question(
                 snapshot, self.embedder, self.settings, clean(question), filters or SearchFilters(),
-                as_of or date.today(),
+                as_of or date.today(), context,
             )
 
     # --- news

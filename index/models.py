@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -89,6 +90,9 @@ class ArticleHit:
     score: float
     chunk_id: int
     passage: str
+    # Whether the passage's cosine to the question reaches min_score, the bar below which the
+    # engine abstains: only such articles are offered as further reading.
+    relevant: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,27 @@ class NotAnswered(StrEnum):
 
     NO_WORDS = "no_words"  # the question has no letters or digits
     NOTHING_RELEVANT = "nothing_relevant"  # no passage (in the period asked) passes min_score
+    # Nothing within the question's filters answers, but articles they leave out may
+    # (`Answer.outside` counts them).
+    FILTERED = "filtered"
+
+
+# The filters an article can fail, in the order they are named.
+FILTER_NAMES = ("source", "since", "until", "label")
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideFilters:
+    """Articles a question's filters left out that may answer it.
+
+    Found by one retrieval without the filters, run only when the filtered question
+    abstained: articles with a passage at or above min_score, the question unfiltered
+    passing the abstention bar.
+    """
+
+    n_articles: int
+    n_undated: int  # of them, those without a date (so every since/until leaves them out)
+    excluded_by: tuple[str, ...]  # the filters that left any of them out, among FILTER_NAMES
 
 
 class Caveat(StrEnum):
@@ -148,10 +173,62 @@ class Answer:
     period_until: date | None = None
     period_phrase: str = ""
     collection: Coverage | None = None  # the whole collection, when `coverage` is a filtered part
+    outside: OutsideFilters | None = None  # set with NotAnswered.FILTERED
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (dates as ISO strings)."""
         return jsonable(dataclasses.asdict(self))
+
+
+# Named values in the state store (index.store.StateStore), each a SyncOutcome as JSON.
+LAST_REINDEX_KEY = "last_reindex"  # the latest completed reindex, one that changed nothing too
+LAST_CHANGE_KEY = "last_change"  # the latest ingest or reindex that wrote a version
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """What one completed ingest or reindex did, for `/stats` and `/whatsnew`.
+
+    Kept in the state store (LAST_REINDEX_KEY, LAST_CHANGE_KEY), shared by every process on
+    the store: a run that changes nothing writes no version whose metadata could hold it.
+    """
+
+    kind: str  # "reindex" or "ingest"
+    finished_at: datetime  # timezone-aware, UTC
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    generation: str = ""  # the version it wrote; '' when it changed nothing
+    # The version it wrote holds no article of the one before (a first build or a rebuild), so
+    # everything in it arrived then and nothing is new since the run before.
+    from_scratch: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """True when the run wrote a version."""
+        return bool(self.generation)
+
+    def to_json(self) -> str:
+        """The outcome as a JSON object (the time as ISO 8601)."""
+        return json.dumps(jsonable(dataclasses.asdict(self)), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> SyncOutcome | None:
+        """The outcome `to_json` wrote; None when `text` is None or not one (never raises)."""
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            finished = datetime.fromisoformat(str(data["finished_at"]))
+            return cls(
+                kind=str(data["kind"]),
+                finished_at=finished if finished.tzinfo else finished.replace(tzinfo=UTC),
+                added=int(data.get("added", 0)), updated=int(data.get("updated", 0)),
+                removed=int(data.get("removed", 0)), generation=str(data.get("generation", "")),
+                from_scratch=bool(data.get("from_scratch", False)),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
 
 
 @dataclass(slots=True)

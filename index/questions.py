@@ -11,10 +11,23 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 
+import numpy as np
+
 from index import answer as answering
+from index import followup
 from index.config import Settings
 from index.embedding import Embedder
-from index.models import Answer, ArticleHit, Caveat, NotAnswered, Quote, SearchFilters
+from index.models import (
+    FILTER_NAMES,
+    Answer,
+    ArticleHit,
+    ArticleInfo,
+    Caveat,
+    NotAnswered,
+    OutsideFilters,
+    Quote,
+    SearchFilters,
+)
 from index.retrieve import (
     ScoredChunk,
     article_ranking,
@@ -22,7 +35,7 @@ from index.retrieve import (
     cap_per_article,
     hybrid_search,
 )
-from index.store import ChunkRow, Snapshot
+from index.store import ChunkRow, KeywordStatistics, Snapshot
 from index.timeparse import parse_question_time, recency_weight
 
 QUOTED_CHUNKS = 5  # the best chunks after the per-article cap whose sentences may be quoted
@@ -35,17 +48,22 @@ def answer_question(
     question: str,
     filters: SearchFilters,
     as_of: date,
+    context: followup.Conversation | None = None,
 ) -> Answer:
     """Answer with verbatim quotes, or abstain when nothing is relevant enough.
 
     Time words in the question ("last week", "in March") become a period relative to `as_of`
     that lifts passages published in it; they are left out of the text used for retrieval.
+    With `context` (a follow-up in a conversation, index.followup), a question that leans on
+    it borrows the earlier questions' key terms, and the articles quoted before are drawn in
+    and preferred.
     """
     started = time.perf_counter()
     clean = " ".join(question.split())
     parsed = parse_question_time(clean, as_of) if settings.time_handling else None
     window = parsed.window if parsed else None
     text = parsed.text if parsed and window is not None else clean
+    text = followup.expand(text, context)
     period = (window.since, window.until) if window and (window.since or window.until) else None
     period_filters = narrow(filters, period)
     base = Answer(
@@ -66,6 +84,10 @@ def answer_question(
         bm25_weight=settings.bm25_weight,
         filters=(filters, period_filters) if period is not None else (filters,),
     )
+    ranked, rows = followup.search_in_context(
+        snapshot, query_vector, terms, statistics, ranked, rows, context,
+        filters=filters, bm25_weight=settings.bm25_weight,
+    )
     ranked = boost_by_time(
         ranked,
         {chunk_id: row.published for chunk_id, row in rows.items()},
@@ -80,10 +102,13 @@ def answer_question(
     capped = cap_per_article(ranked, article_of, settings.max_chunks_per_article)
     ranking = article_ranking(capped, article_of)[: settings.results]
     if not ranking:
-        return replace(base, reason=NotAnswered.NOTHING_RELEVANT, elapsed_ms=_ms(started))
+        reason, outside = why_unanswered(snapshot, query_vector, terms, statistics, settings,
+                                         filters)
+        return replace(base, reason=reason, outside=outside, elapsed_ms=_ms(started))
     infos = snapshot.articles([key for key, _ in ranking])
     results = tuple(
-        ArticleHit(infos[key], round(chunk.score, 4), chunk.chunk_id, rows[chunk.chunk_id].text)
+        ArticleHit(infos[key], round(chunk.score, 4), chunk.chunk_id, rows[chunk.chunk_id].text,
+                   relevant=chunk.dense >= settings.min_score)
         for key, chunk in ranking
     )
     top = capped[:QUOTED_CHUNKS]
@@ -92,7 +117,9 @@ def answer_question(
     quotes = (quotes_for(snapshot, weights, top, rows, settings.max_quotes)
               if level != "none" else [])
     if not quotes:
-        return replace(base, results=results, reason=NotAnswered.NOTHING_RELEVANT,
+        reason, outside = why_unanswered(snapshot, query_vector, terms, statistics, settings,
+                                         filters)
+        return replace(base, results=results, reason=reason, outside=outside,
                        elapsed_ms=_ms(started))
     days = [q.article.published for q in quotes if q.article.published]
     newest = max(days) if days else None
@@ -101,6 +128,62 @@ def answer_question(
         caveat=caveat_of(days, period, as_of, settings.stale_after_days), newest=newest,
         elapsed_ms=_ms(started),
     )
+
+
+def why_unanswered(
+    snapshot: Snapshot,
+    query_vector: np.ndarray,
+    terms: Sequence[str],
+    statistics: KeywordStatistics,
+    settings: Settings,
+    filters: SearchFilters,
+) -> tuple[NotAnswered, OutsideFilters | None]:
+    """Why a question abstained: FILTERED when its filters left out articles that may answer.
+
+    Without filters, NOTHING_RELEVANT at no cost. With them, one retrieval without filters:
+    when the unfiltered question would pass the abstention bar (as `answer_question` decides
+    it), the articles it finds with a passage at or above min_score that the filters exclude
+    are counted.
+    """
+    if filters.is_empty():
+        return NotAnswered.NOTHING_RELEVANT, None
+    ranked, rows = hybrid_search(
+        snapshot, query_vector, terms, statistics, candidates=settings.candidates,
+        bm25_weight=settings.bm25_weight,
+    )
+    article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
+    top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:QUOTED_CHUNKS]
+    if not top or answering.confidence(max(c.dense for c in top), settings.min_score) == "none":
+        return NotAnswered.NOTHING_RELEVANT, None
+    keys = list(dict.fromkeys(article_of[c.chunk_id] for c in ranked
+                              if c.dense >= settings.min_score))
+    left_out = [(info, left_out_by(info, filters))
+                for info in snapshot.articles(keys).values()]
+    left_out = [(info, failed) for info, failed in left_out if failed]
+    if not left_out:
+        return NotAnswered.NOTHING_RELEVANT, None
+    return NotAnswered.FILTERED, OutsideFilters(
+        n_articles=len(left_out),
+        n_undated=sum(1 for info, _ in left_out if info.published is None),
+        excluded_by=tuple(name for name in FILTER_NAMES
+                          if any(name in failed for _, failed in left_out)),
+    )
+
+
+def left_out_by(article: ArticleInfo, filters: SearchFilters) -> tuple[str, ...]:
+    """The filters an article fails, among FILTER_NAMES and in their order (() when none).
+
+    As the stores apply them: outlets and labels match exactly, and an undated article fails
+    any since or until.
+    """
+    day = article.published
+    failed = {
+        "source": bool(filters.sources) and article.source not in filters.sources,
+        "since": filters.since is not None and (day is None or day < filters.since),
+        "until": filters.until is not None and (day is None or day > filters.until),
+        "label": bool(filters.labels) and not set(article.labels) & set(filters.labels),
+    }
+    return tuple(name for name in FILTER_NAMES if failed[name])
 
 
 def caveat_of(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
@@ -13,12 +14,26 @@ from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS, UserFacingError, friendly_message, log_error
 from bot.feedback import VoteButton, vote_view
 from bot.guards import clean_question, parse_period
-from bot.render import choice_name, render_answer, thread_name
+from bot.render import choice_name, question_line, render_answer, thread_name
+from index.answer import words
+from index.followup import Conversation
 from index.models import Answer, SearchFilters
 
 log = logging.getLogger(__name__)
 
 AUTOCOMPLETE_CHOICES = 25
+# Messages of a thread read back to restore a forgotten conversation (one request).
+HISTORY_READ = 50
+# In an ask-channel, a message that starts with one of these is a question (so is one that
+# ends with "?"); anything else there is small talk and gets no answer.
+QUESTION_WORDS = frozenset(
+    """who what when where why how which is are was were do does did can could will would
+    should has have had""".split()
+)
+# What may follow a question mark at the end of a question: "really?!", "(why?)", "what?”".
+_AFTER_QUESTION_MARK = " \t\n!.)]}\"'”’»…"
+# How the bot's answers start: the echoed question (bot.render.question_line).
+_QUESTION_PREFIX = question_line("")
 
 
 def build_filters(
@@ -37,6 +52,26 @@ def strip_mentions(content: str, user_id: int) -> str:
     return re.sub(rf"<@!?{user_id}>", " ", content).strip()
 
 
+def looks_like_question(text: str) -> bool:
+    """Whether a message reads as a question: it ends with "?" (or "？"), or its first word is
+    a question word (QUESTION_WORDS). "thanks!", "lol" and "good morning" do not."""
+    if text.rstrip(_AFTER_QUESTION_MARK).endswith(("?", "？")):
+        return True
+    first = words(text)[:1]
+    return bool(first) and first[0] in QUESTION_WORDS
+
+
+def echoed_question(content: str) -> str:
+    """The question one of the bot's answers echoes on its first line ('' when none).
+
+    As rendered (escaped, maybe shortened); good for its key terms, not for showing.
+    """
+    first_line = content.split("\n", 1)[0]
+    if not first_line.startswith(_QUESTION_PREFIX):
+        return ""
+    return first_line[len(_QUESTION_PREFIX):].strip()
+
+
 class Ask(commands.Cog):
     """Answers questions with quotes from the articles."""
 
@@ -51,9 +86,15 @@ class Ask(commands.Cog):
         await self.bot.ask_cooldown.check(user_id)
         return question
 
-    async def answer(self, question: str, filters: SearchFilters) -> Answer:
-        """Ask the engine (in a worker thread, within the concurrency cap)."""
-        return await self.bot.run_engine(self.bot.engine.ask, question, filters)
+    async def answer(
+        self, question: str, filters: SearchFilters, context: Conversation | None = None
+    ) -> Answer:
+        """Ask the engine (in a worker thread, within the concurrency cap); `context` is the
+        conversation of a follow-up (a new question is asked without one, as by /ask)."""
+        ask = self.bot.engine.ask
+        if context is not None:
+            ask = functools.partial(ask, context=context)
+        return await self.bot.run_engine(ask, question, filters)
 
     def render(self, answer: Answer) -> tuple[list[str], discord.ui.View | None]:
         """Message contents and, when quotes were given, the vote buttons for the last one."""
@@ -117,32 +158,100 @@ class Ask(commands.Cog):
 
     # --- questions by message
     def question_in(self, message: discord.Message) -> str | None:
-        """The question a message asks the bot, or None when it is not addressed to it."""
+        """The question a message asks the bot, or None when it is not addressed to it.
+
+        Addressed: a mention, a reply to the bot, a message in the bot's own thread (a
+        follow-up), a direct message, or a question in an ask-channel. In an ask-channel,
+        where nobody addresses the bot, only questions count (`looks_like_question`).
+        """
         me = self.bot.user
         if me is None or message.author.bot or message.author.id == me.id:
             return None
         mentioned = any(user.id == me.id for user in message.mentions)
-        resolved = message.reference.resolved if message.reference else None
-        replied = isinstance(resolved, discord.Message) and resolved.author.id == me.id
-        in_own_thread = (
-            isinstance(message.channel, discord.Thread) and message.channel.owner_id == me.id
-        )
+        replied = self._replied_answer(message) is not None
+        in_own_thread = self._own_thread(message) is not None
         channel_ids = set(self.bot.settings.ask_channel_ids)
         in_ask_channel = message.channel.id in channel_ids or (
             isinstance(message.channel, discord.Thread) and message.channel.parent_id in channel_ids
         )
         direct = message.guild is None
-        if not (mentioned or replied or in_own_thread or in_ask_channel or direct):
+        addressed = mentioned or replied or in_own_thread or direct
+        if not (addressed or in_ask_channel):
             return None
         question = strip_mentions(message.content, me.id)
         # Without the message-content intent, unaddressed messages arrive empty: skip them.
         if not question and not (mentioned or direct):
             return None
+        if not addressed and not looks_like_question(question):
+            return None  # small talk in an ask-channel: nothing, not even a refusal
         return question
+
+    def _own_thread(self, message: discord.Message) -> discord.Thread | None:
+        """The bot's own thread the message is in, if it is in one."""
+        me = self.bot.user
+        channel = message.channel
+        if me is not None and isinstance(channel, discord.Thread) and channel.owner_id == me.id:
+            return channel
+        return None
+
+    def _replied_answer(self, message: discord.Message) -> discord.Message | None:
+        """The bot's message this message replies to, if it replies to one."""
+        me = self.bot.user
+        resolved = message.reference.resolved if message.reference else None
+        if me is not None and isinstance(resolved, discord.Message) and resolved.author.id == me.id:
+            return resolved
+        return None
+
+    def conversation_key(self, message: discord.Message) -> int | None:
+        """Where a follow-up's conversation is kept: the bot's thread it is in, else the id of
+        the bot's answer it replies to. None: a new question, with no conversation."""
+        thread = self._own_thread(message)
+        if thread is not None:
+            return thread.id
+        replied = self._replied_answer(message)
+        return replied.id if replied is not None else None
+
+    async def conversation_for(self, message: discord.Message) -> Conversation | None:
+        """The conversation a follow-up belongs to, or None for a new question.
+
+        Remembered ones come from the bot's ConversationLog. One it forgot (a restart, a
+        day without a word) is restored best-effort from the questions the bot's own answers
+        echo, in the thread or in the answer replied to; the articles they quoted are not
+        restored (the answers link them by URL only), the borrowed terms usually find them.
+        """
+        key = self.conversation_key(message)
+        if key is None:
+            return None
+        remembered = self.bot.conversations.get(key)
+        if remembered is not None:
+            return remembered
+        replied = self._replied_answer(message)
+        texts: list[str] = []
+        if self._own_thread(message) is None and replied is not None:
+            texts = [replied.content]
+        else:
+            me = self.bot.user
+            try:
+                async for earlier in message.channel.history(
+                    limit=HISTORY_READ, before=message
+                ):
+                    if me is not None and earlier.author.id == me.id:
+                        texts.append(earlier.content)
+            except discord.HTTPException as exc:  # e.g. no Read Message History: no context
+                log.info("could not read a thread's history (HTTP %s); no context", exc.status)
+                return None
+            texts.reverse()  # history is newest first
+        conversation = Conversation()
+        for text in texts:
+            question = echoed_question(text)
+            if question:
+                conversation = conversation.then(question)
+        return conversation or None
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        """Answer a message addressed to the bot, in a thread."""
+        """Answer a message addressed to the bot: in a new thread, or in the thread (or
+        direct messages) it came from; a follow-up in the context of its conversation."""
         question = self.question_in(message)
         if question is None:
             return
@@ -152,35 +261,58 @@ class Ask(commands.Cog):
             await self._reply(message, refusal.message)
             return
         try:
-            destination = await self._thread_for(message, question)
+            context = await self.conversation_for(message)
+            destination, reference = await self._destination(message, question)
             async with destination.typing():
-                answer = await self.answer(question, SearchFilters())
+                answer = await self.answer(question, SearchFilters(), context)
             contents, view = self.render(answer)
+            sent: list[discord.Message] = []
             for index, content in enumerate(contents):
-                last = index == len(contents) - 1
-                await destination.send(
-                    content,
-                    allowed_mentions=NO_MENTIONS,
-                    suppress_embeds=True,
-                    **({"view": view} if last and view else {}),
-                )
+                extra: dict[str, object] = {}
+                if index == 0 and reference is not None:
+                    extra["reference"] = reference
+                if index == len(contents) - 1 and view:
+                    extra["view"] = view
+                sent.append(await destination.send(
+                    content, allowed_mentions=NO_MENTIONS, suppress_embeds=True, **extra
+                ))
+            self.remember(question, answer, context, destination, sent)
         except Exception as error:
             log_error(error, f"question by message from user {message.author.id}")
             await self._reply(message, friendly_message(error))
 
-    async def _thread_for(
+    def remember(
+        self,
+        question: str,
+        answer: Answer,
+        context: Conversation | None,
+        destination: discord.abc.Messageable,
+        sent: list[discord.Message],
+    ) -> None:
+        """Keep the conversation under the thread answered in and under each answer message,
+        so messages in the thread and replies to an answer are follow-ups to it."""
+        article_ids = [quote.article.id for quote in answer.quotes]
+        conversation = (context or Conversation()).then(question, article_ids)
+        keys = [message.id for message in sent if message is not None]
+        if isinstance(destination, discord.Thread):
+            keys.append(destination.id)
+        self.bot.conversations.put(keys, conversation)
+
+    async def _destination(
         self, message: discord.Message, question: str
-    ) -> discord.abc.Messageable:
-        """Where to answer: the message's thread or DM, else a new thread from the message."""
+    ) -> tuple[discord.abc.Messageable, discord.MessageReference | None]:
+        """Where to answer, and what the answer replies to: the message's thread or DM; else
+        a new thread from the message; when that fails, the channel, replying to the
+        question (pinging nobody) so the answer is not cut off from it."""
         channel = message.channel
         if message.guild is None or isinstance(channel, discord.Thread):
-            return channel
+            return channel, None
         try:
-            return await message.create_thread(name=thread_name(question))
+            return await message.create_thread(name=thread_name(question)), None
         except discord.HTTPException as exc:
             # No thread permission, or not a channel that has threads: answer in place.
             log.info("could not open a thread (%s); answering in the channel", exc)
-            return channel
+            return channel, message.to_reference(fail_if_not_exists=False)
 
     async def _reply(self, message: discord.Message, text: str) -> None:
         """A short reply that pings nobody; failures are logged once, not retried."""

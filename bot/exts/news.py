@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -10,6 +12,7 @@ from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS
 from bot.guards import clean_question, parse_day, parse_period
 from bot.render import render_timeline, render_whatsnew
+from index.build import sync_outcomes
 
 
 class News(commands.Cog):
@@ -55,11 +58,22 @@ class News(commands.Cog):
         since="Stories published on or after this date (default: what the last reindex added)"
     )
     async def whatsnew(self, interaction: discord.Interaction, since: str | None = None) -> None:
-        """The newest stories, each with the other outlets that told it."""
+        """The newest stories, each with the other outlets that told it.
+
+        Without `since`: what the latest reindex that changed the index brought in (the
+        state store keeps what each run did: index.build.sync_outcomes).
+        """
         since_day = parse_day(since) if since and since.strip() else None
         await interaction.response.defer(thinking=True)
-        stories = await self.bot.run_engine(self.bot.engine.whatsnew, since_day)
-        await self.send_all(interaction, render_whatsnew(stories, since_day))
+        last_reindex = last_change = None
+        if since_day is None:
+            last_reindex, last_change = await asyncio.to_thread(
+                sync_outcomes, await self.bot.load_state())
+        # After a build from scratch every article is "what it brought in": nothing to look up.
+        stories = [] if last_change is not None and last_change.from_scratch else (
+            await self.bot.run_engine(self.bot.engine.whatsnew, since_day))
+        await self.send_all(interaction, render_whatsnew(
+            stories, since_day, last_reindex=last_reindex, last_change=last_change))
 
 
 async def setup(bot: ArticleBot) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import date
@@ -23,7 +24,9 @@ from index.models import (
     Caveat,
     Coverage,
     NotAnswered,
+    OutsideFilters,
     Quote,
+    SearchFilters,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +131,8 @@ def test_bot_commands_get_the_bot_settings_and_the_rest_the_engine_settings(
 ):
     seen: list[object] = []
     monkeypatch.setattr("bot.run.serve", lambda settings: seen.append(settings) or 0)
-    monkeypatch.setattr("bot.run.sync_commands", lambda settings, guild: seen.append(settings) or 0)
+    monkeypatch.setattr("bot.run.sync_commands",
+                        lambda settings, guild, clear=False: seen.append(settings) or 0)
 
     def no_engine(settings: Settings, **_: object) -> Engine:
         seen.append(settings)
@@ -174,3 +178,65 @@ def test_migrate_errors_are_one_line(tmp_path: Path):
         f"error: nothing to copy: {tmp_path / 'none'} holds no collection"]
     same = run_cli("migrate", "--from", "local", "--to", "local", cwd=tmp_path)
     assert same.returncode == 1 and "same backend" in same.stderr
+
+
+def test_quotes_from_one_article_share_one_attribution():
+    bridge = ArticleInfo("a1", "Bridge reopens", "Daily Planet", "https://example.org/1",
+                         date(2023, 3, 12))
+    ferry = ArticleInfo("a2", "Ferries stop", "The Bugle", "https://example.org/2",
+                        date(2023, 3, 13))
+    quotes = (
+        Quote("The bridge reopened on Monday.", bridge, 1, 0, 30, 0.9),
+        Quote("Ferries stop next week.", ferry, 2, 0, 23, 0.85),
+        Quote("Cables were replaced.", bridge, 3, 40, 61, 0.8),
+    )
+    lines = format_answer(canned_answer(quotes=quotes)).splitlines()
+    attributions = [line.strip() for line in lines if line.strip().startswith("— ")]
+    assert attributions == ["— Bridge reopens, Daily Planet, 2023-03-12",
+                            "— Ferries stop, The Bugle, 2023-03-13"]
+    text = "\n".join(lines)
+    assert text.index("reopened on Monday") < text.index("Cables were replaced") < text.index(
+        "— Bridge reopens") < text.index("Ferries stop next week")
+
+
+def test_a_filter_that_left_out_the_answer_is_not_blamed_on_the_collection():
+    answer = canned_answer(
+        quotes=(), answered=False, confidence="none", reason=NotAnswered.FILTERED,
+        filters=SearchFilters(since=date(2024, 1, 1)), outside=OutsideFilters(1, 1, ("since",)),
+    )
+    assert format_answer(answer).splitlines()[0] == (
+        "No article within the filters answers this; 1 undated article may answer; "
+        "ask without since."
+    )
+
+
+def test_the_readme_example_is_what_the_cli_prints():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```\n? ", 1)[1].split("\n```", 1)[0].splitlines()[1:]
+    quote, source, score, confidence = block[:4]
+    title, outlet, day, labels = re.fullmatch(
+        r"    — (.+), (.+), (undated|\d{4}-\d\d-\d\d)(?: \[(.+)\])?", source).groups()
+    article = ArticleInfo("a1", title, "" if outlet == "unknown outlet" else outlet, "",
+                          None if day == "undated" else date.fromisoformat(day),
+                          labels=tuple(labels.split(", ")) if labels else ())
+    text = re.fullmatch(r"  “(.+)”", quote).group(1)
+    answer = canned_answer(
+        quotes=(Quote(text, article, 1, 0, len(text),
+                      float(re.fullmatch(r"      \(score (.+)\)", score).group(1))),),
+        results=(), confidence=re.fullmatch(r"Confidence: (\w+)\.", confidence).group(1),
+    )
+    assert format_answer(answer).splitlines() == block[:4]
+    assert block[4] == "Articles:"
+    assert all(re.fullmatch(r"  \d\. \[\d\.\d{3}\] [0-9a-f]{12}  (-{10}|\d{4}-\d\d-\d\d)  .+", line)
+               for line in block[5:])
+
+
+def test_sync_goes_where_serve_syncs_and_never_both():
+    from articlebot.cli import CliError, sync_target
+
+    assert sync_target(None, False, 4242) == 4242  # the dev guild, as `serve` does
+    assert sync_target(None, False, None) is None  # globally
+    assert sync_target(None, True, 4242) is None  # --global forces it
+    assert sync_target(77, False, 4242) == 77
+    with pytest.raises(CliError, match="--guild and --global"):
+        sync_target(77, True, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from articlebot import wording
-from index.models import Answer, Caveat, Coverage, NotAnswered
+from index.models import Answer, Caveat, Coverage, NotAnswered, OutsideFilters
 
 WHOLE = Coverage(120, date(2023, 1, 2), date(2023, 3, 10))
 
@@ -78,3 +78,28 @@ def test_the_bot_words_counts_with_the_same_helper() -> None:
     from bot import render
 
     assert render.plural is wording.plural  # one helper, not two
+
+
+def test_a_filter_that_left_out_the_answer_is_named_with_what_it_left_out() -> None:
+    def outside(n: int, undated: int, *names: str) -> str:
+        return wording.left_out(OutsideFilters(n, undated, names))
+
+    assert outside(1, 1, "since") == "1 undated article may answer; ask without since"
+    assert outside(1, 1, "since", "until") == (
+        "1 undated article may answer; ask without since/until")
+    assert outside(2, 0, "since", "until") == (
+        "2 articles outside this period may answer; ask without since/until")
+    assert outside(3, 1, "until") == (
+        "3 articles outside this period (1 undated) may answer; ask without until")
+    assert outside(2, 0, "source") == (
+        "2 articles from other outlets may answer; ask without source")
+    assert outside(1, 1, "label") == (
+        "1 article without the label asked for may answer; ask without label")
+    assert outside(3, 1, "source", "since") == (
+        "3 articles outside these filters (1 undated) may answer; ask without source/since")
+    filtered = answer(reason=NotAnswered.FILTERED, outside=OutsideFilters(1, 1, ("since",)))
+    assert wording.reason_text(filtered) == (
+        "no article within the filters answers this; 1 undated article may answer; "
+        "ask without since"
+    )
+    assert wording.note(filtered) == wording.reason_text(filtered)

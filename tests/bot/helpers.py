@@ -191,7 +191,8 @@ class FakeEngine:
         return self.state_store
 
     def ask(
-        self, question: str, filters: SearchFilters | None = None, *, as_of: date | None = None
+        self, question: str, filters: SearchFilters | None = None, *, as_of: date | None = None,
+        context: Any = None,
     ) -> Answer:
         self.events.append("ask")
         self.calls.append(("ask", question, filters))

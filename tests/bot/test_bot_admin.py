@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import re
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
@@ -19,7 +20,7 @@ from bot.exts.admin import Admin
 from bot.guards import admin_check, may_administer
 from bot.render import CONTENT_LIMIT, render_ingest_report, render_skipped
 from index.engine import EngineError
-from index.models import IngestReport, SkippedItem
+from index.models import LAST_REINDEX_KEY, IngestReport, SkippedItem, SyncOutcome
 
 ARTICLES = "/srv/articlebot/articles"
 
@@ -225,3 +226,17 @@ def test_the_admin_list_of_skipped_items_fits_one_message_and_counts_the_rest() 
     assert text.endswith(f"\n…and {5000 - listed:,} more; the log lists them all.")
     assert render_skipped(skipped[:1]).startswith("The reindex could not read 1 item:\n")
     assert render_skipped([]) == ""
+
+
+async def test_stats_after_a_reindex_that_changed_nothing_say_so(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    finished = datetime(2023, 2, 3, 9, 30, tzinfo=UTC)
+    engine.memory.values[LAST_REINDEX_KEY] = SyncOutcome("reindex", finished).to_json()
+    bot = await make_bot(tmp_path, engine)
+    cog = bot.get_cog("Stats")
+    interaction = make_interaction(bot)
+    await cog.stats.callback(cog, interaction)
+    embed = interaction.followup.send.await_args.kwargs["embed"]
+    value = {field.name: field.value for field in embed.fields}["Last reindex"]
+    stamp = int(finished.timestamp())
+    assert value.startswith(f"<t:{stamp}:R> (<t:{stamp}:f>) — nothing changed\nIndex built <t:")

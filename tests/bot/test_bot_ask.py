@@ -302,10 +302,10 @@ def test_strip_mentions() -> None:
     assert strip_mentions(f"<@{BOT_USER_ID}> hi <@!{BOT_USER_ID}>", BOT_USER_ID) == "hi"
 
 
-def test_default_intents_are_not_privileged(tmp_path: Path) -> None:
+def test_intents_without_follow_ups_or_ask_channels_are_not_privileged(tmp_path: Path) -> None:
     from helpers import make_settings
 
     from bot.client import make_intents
 
-    intents = make_intents(make_settings(tmp_path))
+    intents = make_intents(make_settings(tmp_path, follow_ups=False))
     assert not (intents.message_content or intents.members or intents.presences)

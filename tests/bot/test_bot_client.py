@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from unittest.mock import AsyncMock
@@ -54,6 +55,26 @@ async def test_dev_guild_gets_an_instant_copy(tmp_path: Path) -> None:
     assert guild.id == 4242
     assert {cmd.name for cmd in bot.tree.get_commands(guild=guild)} >= {"ask", "reindex"}
     assert COMMANDS_HASH_KEY not in bot.engine.memory.values  # type: ignore[attr-defined]
+
+
+async def test_a_dev_guild_beside_global_commands_is_warned_and_clear_removes_them(
+    tmp_path: Path, caplog
+) -> None:
+    engine = FakeEngine()
+    bot = await make_bot(tmp_path, engine, dev_guild_id=4242)
+    bot._connection.application_id = 1234
+    bot.tree.sync = AsyncMock(return_value=[])
+    await bot.sync_commands(None)  # someone ran `articlebot sync --global` once
+    caplog.set_level(logging.WARNING)
+    await bot.sync_on_start()
+    assert "guild 4242 shows each one twice" in caplog.text
+    assert "articlebot sync --clear --global" in caplog.text
+    await bot.sync_commands(None, clear=True)
+    assert bot.tree.get_commands() == [] and bot.tree.sync.await_args.kwargs == {}
+    assert engine.memory.values[COMMANDS_HASH_KEY] == ""  # the next global start syncs again
+    caplog.clear()
+    await bot.sync_on_start()
+    assert "twice" not in caplog.text
 
 
 async def test_sync_without_an_engine_uses_its_own_state_store(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,14 @@ from helpers import FakeEngine, make_article, make_bot, make_interaction
 
 from bot.errors import BadInput, OnCooldown, report_error
 from bot.exts.ask import build_filters
-from index.models import Quote, SearchFilters, Story
+from index.models import (
+    LAST_CHANGE_KEY,
+    LAST_REINDEX_KEY,
+    Quote,
+    SearchFilters,
+    Story,
+    SyncOutcome,
+)
 
 
 def assert_sent_safely(interaction: object) -> list[str]:
@@ -126,3 +133,21 @@ async def test_whatsnew_refuses_an_unreadable_date_before_defer(tmp_path: Path) 
     with pytest.raises(BadInput):
         await cog.whatsnew.callback(cog, interaction, "someday maybe")
     assert engine.events == []
+
+
+async def test_whatsnew_after_a_no_op_reindex_does_not_list_everything(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    engine.stories = [Story(make_article(n)) for n in range(1, 6)]  # the first build: all of them
+    first = SyncOutcome("reindex", datetime(2023, 2, 1, 10, tzinfo=UTC), added=23,
+                        generation="gen-000001", from_scratch=True)
+    noop = SyncOutcome("reindex", datetime(2023, 2, 3, 9, tzinfo=UTC))
+    engine.memory.values.update(
+        {LAST_CHANGE_KEY: first.to_json(), LAST_REINDEX_KEY: noop.to_json()})
+    bot = await make_bot(tmp_path, engine)
+    cog = bot.get_cog("News")
+    interaction = make_interaction(bot, events=engine.events)
+    await cog.whatsnew.callback(cog, interaction)
+    [content] = assert_sent_safely(interaction)
+    assert content.startswith("Nothing new: the index was built from scratch <t:")
+    assert "Article" not in content
+    assert "whatsnew" not in engine.events  # nothing to look up

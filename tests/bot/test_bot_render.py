@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
 import discord
@@ -55,10 +55,12 @@ from index.models import (
     Follow,
     IndexStats,
     NotAnswered,
+    OutsideFilters,
     Progress,
     Quote,
     SearchFilters,
     Story,
+    SyncOutcome,
 )
 
 CAUTIONS = {"fakenews": "This article is labelled as false."}
@@ -640,3 +642,109 @@ def test_counts_agree_with_their_nouns(count: int) -> None:
     assert also_line(make_article(1), others) == f"Also reported by: {outlets}"
     more = "+1 more outlet" if count == 1 else f"+{count} more outlets"
     assert f" · {more}" in render_whatsnew([Story(make_article(1), others)], None)[0]
+
+
+def test_quotes_from_one_article_share_one_attribution_ordered_by_best_quote() -> None:
+    river, roads = make_article(1, title="River report"), make_article(2, title="Roads report")
+    quotes = (
+        Quote("Roads closed at noon.", roads, 1, 0, 21, 0.95),
+        Quote("Later the river fell.", river, 2, 200, 221, 0.80),
+        Quote("The river rose by two metres.", river, 3, 10, 39, 0.90),
+        Quote("Schools shut too.", river, 4, 100, 117, 0.70),
+    )
+    answer = replace(make_answer(), quotes=quotes, results=())
+    [content] = render_answer(answer, CAUTIONS)
+    assert content.count("— [River report]") == 1
+    assert content.count("— [Roads report]") == 1
+    # Articles by their best quote (Roads 0.95 before River 0.90); an article's quotes in the
+    # order they appear in it, then its attribution once.
+    assert content.index("Roads closed") < content.index("— [Roads report]") < content.index(
+        "The river rose") < content.index("Schools shut") < content.index(
+        "Later the river fell") < content.index("— [River report]")
+
+
+def test_a_group_of_long_quotes_fits_one_message_with_its_attribution() -> None:
+    article = make_article(1, title="Long report")
+    long_text = ("A sentence that goes on. " * 120).strip()
+    quotes = tuple(Quote(long_text, article, n, n * 4000, n * 4000 + len(long_text), 0.9)
+                   for n in range(3))
+    contents = render_answer(replace(make_answer(), quotes=quotes, results=()), CAUTIONS)
+    assert all(len(content) <= CONTENT_LIMIT for content in contents)
+    [block] = [content for content in contents if "— [Long report]" in content]
+    assert block.count("> A sentence") == 3  # each quote kept, each shortened
+
+
+def test_a_filter_that_left_out_the_answer_is_not_blamed_on_the_collection() -> None:
+    answer = replace(
+        make_answer(answered=False), reason=NotAnswered.FILTERED,
+        filters=SearchFilters(since=date(2024, 1, 1)),
+        coverage=Coverage(0, None, None), collection=Coverage(120, None, None),
+        outside=OutsideFilters(1, 1, ("since",)),
+    )
+    [content] = render_answer(answer, CAUTIONS)
+    assert "collection answers" not in content
+    assert content.split("\n")[2:] == [
+        "No article within the filters answers this; 1 undated article may answer; "
+        "ask without since.",
+        "The part asked about (since 2024-01-01) holds 0 articles.",
+        "The whole collection holds 120 articles.",
+    ]
+
+
+def test_also_relevant_lists_only_articles_past_the_relevance_floor() -> None:
+    answer = make_answer()
+    election, bread = make_article(5, title="Turnout record"), make_article(6, title="Bread fair")
+    answer = replace(answer, results=(
+        *answer.results, ArticleHit(election, 0.7, 5, "…"),
+        ArticleHit(bread, 0.6, 6, "…", relevant=False),
+    ))
+    [content] = render_answer(answer, CAUTIONS)
+    assert "Also relevant: [Turnout record]" in content
+    assert "Bread fair" not in content
+
+
+STATS = IndexStats(
+    n_articles=23, n_chunks=70, sources=(), first=None, last=None, model="m", dim=3,
+    index_type="flat", index_bytes=1, generation="gen-000002",
+    built_at="2023-02-01T10:00:00+00:00", build_seconds=12.5,
+)
+BUILT = int(datetime(2023, 2, 1, 10, tzinfo=UTC).timestamp())
+
+
+def test_stats_say_when_in_discord_time_and_what_the_last_reindex_did() -> None:
+    fields = {f.name: f.value for f in render_stats(STATS, {}).fields}
+    assert fields["Last reindex"] == f"<t:{BUILT}:R> (<t:{BUILT}:f>), in 12.5s"
+    later = datetime(2023, 2, 3, 9, 30, tzinfo=UTC)
+    noop = SyncOutcome("reindex", later, generation="")
+    fields = {f.name: f.value for f in render_stats(STATS, {}, noop).fields}
+    stamp = int(later.timestamp())
+    assert fields["Last reindex"] == (
+        f"<t:{stamp}:R> (<t:{stamp}:f>) — nothing changed\n"
+        f"Index built <t:{BUILT}:R> (<t:{BUILT}:f>), in 12.5s"
+    )
+    brought = SyncOutcome("reindex", later, added=4, updated=1, generation="gen-000002")
+    fields = {f.name: f.value for f in render_stats(STATS, {}, brought).fields}
+    assert fields["Last reindex"] == f"<t:{stamp}:R> (<t:{stamp}:f>) — added 4, updated 1, in 12.5s"
+    assert "2023-02-01T10" not in str(fields)  # no raw ISO timestamps
+
+
+def test_whatsnew_after_a_build_from_scratch_lists_nothing_as_new() -> None:
+    built = datetime(2023, 2, 1, 10, tzinfo=UTC)
+    scratch = SyncOutcome("reindex", built, added=23, generation="gen-000001", from_scratch=True)
+    [content] = render_whatsnew([Story(make_article(1))], None, last_change=scratch)
+    assert content.startswith(f"Nothing new: the index was built from scratch <t:{BUILT}:R>")
+    assert "Article 1" not in content
+
+
+def test_whatsnew_names_the_reindex_it_shows_and_a_later_one_that_changed_nothing() -> None:
+    change = SyncOutcome("reindex", datetime(2023, 2, 1, 10, tzinfo=UTC), added=1,
+                         generation="gen-000002")
+    later = datetime(2023, 2, 3, 9, 30, tzinfo=UTC)
+    noop = SyncOutcome("reindex", later)
+    [content] = render_whatsnew([Story(make_article(1))], None, last_reindex=noop,
+                                last_change=change)
+    assert content.split("\n")[:2] == [
+        f"**What the reindex of <t:{BUILT}:R> brought in**",
+        f"-# The latest reindex, <t:{int(later.timestamp())}:R>, changed nothing.",
+    ]
+    assert "Article 1" in content

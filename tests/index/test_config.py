@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DISCORD_FIELDS = {
     "discord_token", "dev_guild_id", "admin_role_ids", "admin_user_ids", "ask_channel_ids",
     "ask_cooldown_seconds", "ask_cooldown_rate", "max_question_chars", "max_concurrent_queries",
-    "log_level", "shard_count", "shard_ids",
+    "log_level", "shard_count", "shard_ids", "follow_ups",
 }
 
 

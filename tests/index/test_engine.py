@@ -2,12 +2,21 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from index import questions
 from index.engine import Engine, IndexMismatchError, IndexMissingError, ReindexInProgressError
-from index.models import SearchFilters
+from index.models import (
+    LAST_CHANGE_KEY,
+    LAST_REINDEX_KEY,
+    NotAnswered,
+    OutsideFilters,
+    SearchFilters,
+    SyncOutcome,
+)
 from index.store.local import generations
 from tests.index.fakes import HashingEmbedder
 
@@ -294,3 +303,94 @@ def test_chunks_repeated_within_one_ingest_are_embedded_once(settings, embedder)
     distinct = embedder.encoded - before
     assert distinct == report.chunks_embedded < new_chunks
     assert distinct <= 12 + 3  # each bulletin's own line, the shared paragraph's chunks once
+
+
+def test_a_filter_that_leaves_out_the_answer_says_so_with_counts(settings, embedder):
+    settings.min_score = 0.4  # the hashing embedder puts the comet and orchard articles below
+    # A dated report of the same news, from another outlet, before the period asked about.
+    (settings.article_dirs[0] / "gazette.json").write_text(json.dumps({
+        "title": "Harbour bridge to reopen", "source": "Port Gazette", "published": "2023-03-01",
+        "text": "The harbour bridge in Port Ellin will reopen on Monday after repairs.",
+    }), encoding="utf-8")
+    engine = build(settings, embedder)
+    question = "When did the harbour bridge reopen?"
+    assert engine.ask(question).answered
+    undated = engine.ask(question, SearchFilters(since=date(2024, 1, 1)))
+    assert not undated.answered and undated.reason is NotAnswered.FILTERED
+    assert undated.outside == OutsideFilters(n_articles=2, n_undated=1, excluded_by=("since",))
+    labelled = engine.ask(question, SearchFilters(labels=("satire",)))
+    assert labelled.reason is NotAnswered.FILTERED
+    assert labelled.outside == OutsideFilters(n_articles=2, n_undated=1, excluded_by=("label",))
+    both = engine.ask(question, SearchFilters(sources=("Port Gazette",), until=date(2023, 2, 1)))
+    assert both.outside == OutsideFilters(n_articles=2, n_undated=1,
+                                          excluded_by=("source", "until"))
+
+
+def test_nothing_anywhere_is_not_blamed_on_the_filter(settings, embedder):
+    settings.min_score = 0.5
+    engine = build(settings, embedder)
+    answer = engine.ask("quantum chromodynamics lattice gauge",
+                        SearchFilters(since=date(2024, 1, 1)))
+    assert answer.reason is NotAnswered.NOTHING_RELEVANT and answer.outside is None
+
+
+def test_the_unfiltered_look_runs_only_when_a_filtered_question_abstains(
+    settings, embedder, monkeypatch
+):
+    settings.min_score = 0.4
+    engine = build(settings, embedder)
+    calls: list[object] = []
+    real = questions.hybrid_search
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs.get("filters"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(questions, "hybrid_search", counted)
+    question = "When did the harbour bridge reopen?"
+    assert engine.ask(question, SearchFilters(labels=("truenews",))).answered
+    assert not engine.ask("quantum chromodynamics lattice gauge").answered
+    assert len(calls) == 2  # one retrieval each
+    engine.ask(question, SearchFilters(labels=("satire",)))
+    assert len(calls) == 4  # the filtered one, then one unfiltered
+
+
+def test_only_articles_past_the_abstention_bar_are_marked_relevant(settings, embedder):
+    settings.min_score = 0.4  # the hashing embedder puts the comet and orchard articles below
+    engine = build(settings, embedder)
+    answer = engine.ask("When did the harbour bridge reopen?")
+    marks = {hit.article.title: hit.relevant for hit in answer.results}
+    assert marks == {"Harbour bridge reopens after repairs": True,
+                     "Amateur astronomer finds a comet": False,
+                     "Record apple harvest in the valley": False}
+
+
+def outcome(engine: Engine, key: str) -> SyncOutcome | None:
+    return SyncOutcome.from_json(engine.state.get_value(key))
+
+
+def test_a_reindex_that_changes_nothing_is_remembered_and_leaves_whats_new(settings, embedder):
+    engine = build(settings, embedder)
+    first = outcome(engine, LAST_CHANGE_KEY)
+    assert first is not None and first.from_scratch and first.added == 3
+    assert first.generation == engine.stats().generation
+    (settings.article_dirs[0] / "storm.txt").write_text(
+        "Storm cuts power on the coast\n\nA storm cut power to the coast on Tuesday.\n",
+        encoding="utf-8")
+    engine.reindex()
+    change = outcome(engine, LAST_CHANGE_KEY)
+    assert change is not None and (change.added, change.from_scratch) == (1, False)
+    assert engine.reindex().changed is False
+    latest = outcome(engine, LAST_REINDEX_KEY)
+    assert latest is not None and latest.kind == "reindex" and not latest.changed
+    assert latest.finished_at >= change.finished_at
+    # What the latest reindex that changed something brought in stays what /whatsnew shows.
+    assert outcome(engine, LAST_CHANGE_KEY) == change
+    assert [s.article.title for s in engine.whatsnew()] == ["Storm cuts power on the coast"]
+
+
+def test_an_unreadable_outcome_is_unknown_not_an_error():
+    assert SyncOutcome.from_json(None) is None
+    assert SyncOutcome.from_json("not json") is None
+    assert SyncOutcome.from_json('{"kind": "reindex"}') is None
+    assert SyncOutcome.from_json("[]") is None
