@@ -33,6 +33,7 @@ from index.timeparse import EARLIEST_DAY, LATEST_DAY, DateError, check_period, r
 if TYPE_CHECKING:
     from bot.config import BotSettings
     from index.engine import Engine
+    from index.feeds import FeedSyncReport
 
 app = typer.Typer(
     name="articlebot",
@@ -219,6 +220,42 @@ def reindex(
     with _progress_bar(sys.stderr.isatty()) as progress:
         report = engine.reindex(progress=progress, rebuild=rebuild)
     _print_report(report, as_json)
+
+
+def _print_feed_report(report: FeedSyncReport, as_json: bool) -> None:
+    """Each feed's outcome a line (failures on stderr, named), then the ingest summary."""
+    if as_json:
+        data = _jsonable(report) | {"summary": report.summary()}
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    for result in report.feeds:
+        if result.status == "error":
+            typer.echo(f"failed {result.url}: {result.error_kind}: {result.error}", err=True)
+        for skipped in result.skipped:
+            typer.echo(f"note {skipped}", err=True)
+    typer.echo(report.summary())
+    if report.ingest is not None:
+        typer.echo(report.ingest.summary())
+
+
+@app.command("sync-feeds")
+def sync_feeds(index: IndexOption = None, as_json: JsonOption = False) -> None:
+    """Fetch the feeds of ARTICLEBOT_FEEDS_FILE and ingest new and changed items."""
+    engine = _engine(_settings(index), create=True)
+    with _progress_bar(sys.stderr.isatty()) as progress:
+        report = engine.sync_feeds(progress=progress)
+    _print_feed_report(report, as_json)
+
+
+@app.command()
+def fetch(
+    urls: Annotated[list[str], typer.Argument(help="Article page URLs (http or https).")],
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch single article pages, extract their text and ingest them."""
+    engine = _engine(_settings(index), create=True)
+    _print_feed_report(engine.fetch_pages(urls), as_json)
 
 
 @app.command()

@@ -35,6 +35,7 @@ EXTENSIONS = (
     "bot.exts.admin",
     "bot.exts.news",
     "bot.exts.follows",
+    "bot.exts.feeds",
 )
 COMMANDS_HASH_KEY = "commands_sha256"  # in the state store: the last global sync's digest
 # How long a question waits for a free engine slot before the user hears "busy".

@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 import discord
@@ -30,6 +31,9 @@ from index.models import (
     Story,
     SyncOutcome,
 )
+
+if TYPE_CHECKING:
+    from index.feeds import FeedSource, FeedState
 
 # Discord's hard limits; a message or embed over any of them is rejected with HTTP 400.
 CONTENT_LIMIT = 2000
@@ -864,3 +868,31 @@ def fit_embed(embed: discord.Embed) -> discord.Embed:
         excess = len(embed) - EMBED_TOTAL_LIMIT
         embed.description = shorten(embed.description, max(1, len(embed.description) - excess))
     return embed
+
+
+def feed_line(feed: FeedSource, state: FeedState) -> str:
+    """'• <url> (Outlet) — ok, fetched <t:R>, 12 articles' or the error it last met."""
+    name = f" ({fit_rendered(one_line(feed.outlet), OUTLET_CHARS, escape_text)})" if (
+        feed.outlet) else ""
+    url = safe_url(feed.url)
+    where = f"<{url}>" if url else fit_rendered(one_line(feed.url), TITLE_CHARS, escape_text)
+    fetched = moment(state.last_fetch)
+    when = f", fetched {relative_time(fetched)}" if fetched else ", not fetched yet"
+    if state.status == "error":
+        problem = fit_rendered(one_line(f"{state.error_kind}: {state.error}"), NOTE_CHARS,
+                               escape_text)
+        status = f"failed ({problem})"
+    else:
+        status = {"new": "waiting", "ok": "ok", "unchanged": "unchanged"}.get(state.status,
+                                                                             state.status)
+    return f"• {where}{name} — {status}{when}, {plural(state.articles, 'article')}"
+
+
+def render_feeds(feeds: Sequence[tuple[FeedSource, FeedState]]) -> list[str]:
+    """`/feeds`: every feed with its last fetch, status and article count, within limits."""
+    if not feeds:
+        return ["No feeds are set: list them in a file and set `ARTICLEBOT_FEEDS_FILE` "
+                "(docs/feeds.md)."]
+    failed = sum(1 for _, state in feeds if state.status == "error")
+    header = f"**{plural(len(feeds), 'feed')}**" + (f", {failed} failing" if failed else "")
+    return pack([header, *(feed_line(feed, state) for feed, state in feeds)], CONTENT_LIMIT, "\n")

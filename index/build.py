@@ -271,7 +271,7 @@ class Builder:
         """
         started = time.perf_counter()
         notify = progress or (lambda _p: None)
-        roots = [Path(p).resolve() for p in self.settings.article_dirs] if sync else None
+        roots = [Path(p).resolve() for p in self.settings.reindexed_dirs()] if sync else None
         planned_on, stored, rebuild = self._planning_base(rebuild)
         plan = self._plan(paths, roots, stored, notify)
         if not plan.changes and not (rebuild and planned_on is not None):

@@ -151,6 +151,44 @@ class Settings(BaseSettings):
         description="Labels that carry a caution on quotes: 'label=text;label2=text'.",
     )
 
+    # --- feeds (docs/feeds.md)
+    feeds_file: Path | None = Field(
+        None,
+        description="File of RSS/Atom feeds to follow, one a line: URL | outlet | label, label "
+        "(outlet and labels optional); none: no feeds.",
+    )
+    feeds_dir: Path = Field(
+        Path("var/feeds"),
+        description="Where fetched articles are kept as JSON files (reindex reads them too).",
+    )
+    feeds_interval_minutes: float = Field(
+        30.0, ge=1, le=1440, description="How often the bot syncs the feeds (minutes)."
+    )
+    fetch_timeout_seconds: float = Field(
+        20.0, gt=0, le=300, description="Longest wait for one web request (seconds)."
+    )
+    fetch_max_mb: float = Field(
+        5.0, gt=0, le=100, description="Largest feed or page body read (MB)."
+    )
+    fetch_per_host: int = Field(
+        2, ge=1, le=16, description="Requests at once to one web host."
+    )
+    fetch_host_delay_seconds: float = Field(
+        1.0, ge=0, le=60, description="Pause between two requests to one web host (seconds)."
+    )
+    fetch_allow_private: bool = Field(
+        False,
+        description="Allow feeds and pages on loopback, private and link-local addresses "
+        "(refused by default, so a feed cannot make the bot probe its own network).",
+    )
+
+    def reindexed_dirs(self) -> list[Path]:
+        """The folders `reindex` syncs: the article folders and, once it exists, feeds_dir."""
+        dirs = list(self.article_dirs)
+        if self.feeds_dir.is_dir() and self.feeds_dir not in dirs:
+            dirs.append(self.feeds_dir)
+        return dirs
+
     @field_validator("article_dirs", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:

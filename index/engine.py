@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index import questions
 from index.build import Builder
@@ -38,6 +39,9 @@ from index.store import (
     make_store,
 )
 from index.text import clean
+
+if TYPE_CHECKING:
+    from index.feeds import FeedSource, FeedState, FeedSyncer, FeedSyncReport
 
 log = logging.getLogger(__name__)
 
@@ -352,8 +356,71 @@ class Engine:
     ) -> IngestReport:
         """Sync the index with the configured article folders: new, changed, removed."""
         return self._build(
-            list(self.settings.article_dirs), sync=True, progress=progress, rebuild=rebuild
+            self.settings.reindexed_dirs(), sync=True, progress=progress, rebuild=rebuild
         )
+
+    # --- feeds (index/feeds)
+    def feeds(self) -> list[FeedSource]:
+        """The feeds of the `feeds_file` setting (none without it). Raises EngineError for a
+        file that cannot be read or has a bad line."""
+        from index.feeds import FeedListError, read_feed_list  # httpx, feedparser: on use
+
+        if self.settings.feeds_file is None:
+            return []
+        try:
+            return read_feed_list(self.settings.feeds_file)
+        except FeedListError as exc:
+            raise EngineError(str(exc)) from exc
+
+    def feed_states(self) -> list[tuple[FeedSource, FeedState]]:
+        """Each feed with what the last syncs kept of it (last fetch, status, articles)."""
+        from index.feeds import FeedState, feed_state_key
+
+        with _unavailable():
+            return [(feed, FeedState.from_json(self.state.get_value(feed_state_key(feed.url))))
+                    for feed in self.feeds()]
+
+    def sync_feeds(
+        self, progress: ProgressCallback | None = None, *, ingest: bool = True
+    ) -> FeedSyncReport:
+        """Fetch every feed, write new and changed items as article files, ingest them.
+
+        The returned report names each feed's outcome; its `ingest` is the ingest report.
+        With `ingest=False` the files are only written (a reindex, which reads feeds_dir,
+        follows). Raises EngineError for a bad feeds file, and what `ingest` raises.
+        """
+        feeds = self.feeds()
+        with _unavailable(), self._syncer() as syncer:
+            report = syncer.sync(feeds)
+        if report.written and ingest:
+            report.ingest = self.ingest(report.written, progress)
+        return report
+
+    def fetch_pages(self, urls: Sequence[str]) -> FeedSyncReport:
+        """Fetch single article pages and ingest them (`articlebot fetch URL…`)."""
+        with _unavailable(), self._syncer() as syncer:
+            report = syncer.fetch_pages(list(urls))
+        if report.written:
+            report.ingest = self.ingest(report.written)
+        return report
+
+    @contextmanager
+    def _syncer(self) -> Iterator[FeedSyncer]:
+        """A feed syncer with the settings' fetch policy (its connections closed after)."""
+        from index.feeds import FeedSyncer, Fetcher, FetchPolicy
+
+        settings = self.settings
+        fetcher = Fetcher(FetchPolicy(
+            timeout_seconds=settings.fetch_timeout_seconds,
+            max_bytes=int(settings.fetch_max_mb * 2**20),
+            per_host=settings.fetch_per_host,
+            host_delay_seconds=settings.fetch_host_delay_seconds,
+            allow_private=settings.fetch_allow_private,
+        ))
+        try:
+            yield FeedSyncer(fetcher, self.state, settings.feeds_dir)
+        finally:
+            fetcher.close()
 
     def _build(
         self, paths: list[Path], *, sync: bool, progress: ProgressCallback | None,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections import defaultdict
-from collections.abc import Sequence
 
 import discord
 from discord import app_commands
@@ -14,14 +13,14 @@ from discord.ext import commands
 from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS, friendly_message, log_error, send_ephemeral
 from bot.guards import admin_check
+from bot.posting import post_follow_matches
 from bot.render import (
     render_failure,
-    render_follow_match,
     render_ingest_report,
     render_progress,
     render_skipped,
 )
-from index.models import ArticleHit, Follow, IngestReport, Progress
+from index.models import IngestReport, Progress
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +132,13 @@ class Admin(commands.Cog):
         """
         relay = ProgressRelay()
         updates = asyncio.create_task(relay.relay(interaction, self.progress_every))
+        feeds_note = ""
         try:
+            if self.bot.settings.feeds_file is not None:
+                # Fetched items are written to feeds_dir, which the reindex reads: one version.
+                feeds = await self.bot.run_engine(
+                    functools.partial(self.bot.engine.sync_feeds, ingest=False), slot=False)
+                feeds_note = f"\nFeeds: {feeds.summary()}."
             report = await self.bot.run_engine(self.bot.engine.reindex, relay.update, slot=False)
         except Exception as error:
             log_error(error, "reindex")
@@ -142,59 +147,8 @@ class Admin(commands.Cog):
             updates.cancel()
         self.bot.dispatch("index_updated")
         log.info("reindex done: %s", report.summary())
-        return render_ingest_report(report), report, render_skipped(report.skipped)
-
-
-async def post_follow_matches(bot: ArticleBot, article_ids: Sequence[str]) -> int:
-    """Post the new articles matching each followed topic in its channel; messages sent.
-
-    A channel that is gone, or where the bot may not post, is logged once and skipped; a
-    failure here never undoes the reindex, so it is logged and not raised.
-    """
-    try:
-        matches = await bot.run_engine(bot.engine.follow_matches, list(article_ids))
-    except Exception as error:
-        log_error(error, "matching new articles to followed topics")
-        return 0
-    by_channel: dict[int, list[tuple[Follow, list[ArticleHit]]]] = defaultdict(list)
-    for follow, hits in matches:
-        if hits:
-            by_channel[follow.channel_id].append((follow, hits))
-    sent = 0
-    for channel_id, channel_matches in by_channel.items():
-        channel = await follow_channel(bot, channel_id)
-        if channel is None:
-            continue
-        try:
-            for follow, hits in channel_matches:
-                for content in render_follow_match(follow, hits):
-                    await channel.send(
-                        content, allowed_mentions=NO_MENTIONS, suppress_embeds=True
-                    )
-                    sent += 1
-        except (discord.Forbidden, discord.NotFound) as exc:
-            log.warning("cannot post followed topics in channel %d (HTTP %s); skipping it",
-                        channel_id, exc.status)
-        except discord.HTTPException as exc:
-            log.warning("posting followed topics in channel %d failed (HTTP %s): %s",
-                        channel_id, exc.status, exc.text)
-    return sent
-
-
-async def follow_channel(bot: ArticleBot, channel_id: int) -> discord.abc.Messageable | None:
-    """The channel a follow posts to, from the cache or Discord; None (logged) when unusable."""
-    channel = bot.get_channel(channel_id)
-    if channel is None:
-        try:
-            channel = await bot.fetch_channel(channel_id)
-        except discord.HTTPException as exc:
-            log.warning("followed channel %d is gone or hidden (HTTP %s); skipping it",
-                        channel_id, exc.status)
-            return None
-    if not isinstance(channel, discord.abc.Messageable):
-        log.warning("followed channel %d cannot take messages; skipping it", channel_id)
-        return None
-    return channel
+        return (render_ingest_report(report) + feeds_note, report,
+                render_skipped(report.skipped))
 
 
 async def setup(bot: ArticleBot) -> None:

@@ -40,7 +40,7 @@ _CONTROL_CHARS = re.compile(r"[\x01-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 _MAX_CONTROL_SHARE = 0.01
 
 
-class _Unreadable(Exception):
+class _Unreadable(ValueError):
     """A file that cannot be read as text; the message is the reason shown to the user."""
 
 
@@ -104,6 +104,14 @@ def guess_encoding(data: bytes) -> str:
     if any("cp1252" in match.could_be_from_charset for match in matches):
         return "cp1252"
     return best.encoding
+
+
+def decode_html(data: bytes, charset: str | None = None) -> str:
+    """A web page's text: the charset the server sent, else the one the page declares
+    (<meta charset>, XML declaration), else UTF-8, else a guess. Raises ValueError (a subclass)
+    when the bytes are binary or decode to no text."""
+    declared = charset or html_body_declared_encoding(data[:DECLARATION_BYTES])
+    return clean_text(_decode_text(data, declared))
 
 
 def _decode_text(data: bytes, declared: str | None = None) -> str:

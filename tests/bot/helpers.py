@@ -15,6 +15,7 @@ import discord
 from bot.client import ArticleBot
 from bot.config import BotSettings
 from index.engine import ReindexInProgressError
+from index.feeds import FeedResult, FeedSource, FeedState, FeedSyncReport
 from index.models import (
     Answer,
     ArticleDetail,
@@ -288,6 +289,20 @@ class FakeEngine:
 
     def feedback_counts(self) -> dict[str, int]:
         return self.state.feedback_counts()
+
+    def sync_feeds(self, progress: Any = None, *, ingest: bool = True) -> FeedSyncReport:
+        self.events.append("sync_feeds")
+        self.calls.append(("sync_feeds", ingest))
+        result = FeedResult("https://feeds.example/rss", "ok", new=len(self.new_article_ids))
+        report = FeedSyncReport([result], requests=3)
+        if ingest:
+            report.ingest = IngestReport(added=len(self.new_article_ids),
+                                         new_article_ids=list(self.new_article_ids))
+        return report
+
+    def feed_states(self) -> list[tuple[FeedSource, FeedState]]:
+        return [(FeedSource("https://feeds.example/rss", "Feeds Example"),
+                 FeedState(status="ok", last_fetch="2023-02-01T10:00:00+00:00", articles=4))]
 
     def close(self) -> None:
         self.closed = True

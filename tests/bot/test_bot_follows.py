@@ -12,8 +12,9 @@ import pytest
 from helpers import FakeEngine, http_error, make_bot, make_interaction
 
 from bot.errors import BadInput, NotAllowed, friendly_message, report_error
-from bot.exts.admin import Admin, post_follow_matches
+from bot.exts.admin import Admin
 from bot.exts.follows import MAX_FOLLOWS_PER_CHANNEL, find_follow
+from bot.posting import post_follow_matches
 from index.models import Follow
 
 ADMIN = discord.Permissions(manage_guild=True)

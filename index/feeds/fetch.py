@@ -1,0 +1,242 @@
+"""Polite, bounded HTTP for feeds and article pages (httpx).
+
+- Only http(s); a host that resolves to a loopback, private, link-local or otherwise
+  non-public address is refused unless `allow_private` (a feed must not make the bot probe
+  its own network). Every redirect hop is checked the same way; at most `max_redirects`.
+- Conditional requests: the caller passes the ETag / Last-Modified it kept, and a 304 costs
+  nothing more.
+- Timeouts on every request; a body over `max_bytes` is refused as it streams in.
+- Retries with exponential backoff (tenacity) on timeouts, connection errors and 5xx; none on
+  4xx.
+- robots.txt (urllib.robotparser) for article pages, fetched once per host and run.
+- At most `per_host` requests at once to one host, `host_delay` seconds apart.
+
+The name check resolves the host before the request; a DNS answer that changes in between
+(rebinding) is not caught here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+import urllib.robotparser
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+USER_AGENT = "articlebot/0.1 (+https://github.com/articlebot; feed reader)"
+
+
+class FetchError(Exception):
+    """A fetch that failed for good; `kind` names why (dns, timeout, http 404, private, …)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class _Retryable(Exception):
+    """A failure worth another try (timeout, connection error, 5xx)."""
+
+    def __init__(self, error: FetchError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A response: status 200 with its body, or 304 (not modified) with none."""
+
+    url: str  # after redirects
+    status: int
+    body: bytes = b""
+    content_type: str = ""
+    charset: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(slots=True)
+class FetchPolicy:
+    """Limits of every request (see the module docstring)."""
+
+    timeout_seconds: float = 20.0
+    max_bytes: int = 5 * 2**20
+    max_redirects: int = 5
+    attempts: int = 3
+    backoff_seconds: float = 0.5
+    per_host: int = 2
+    host_delay_seconds: float = 1.0
+    allow_private: bool = False
+    respect_robots: bool = True
+    user_agent: str = USER_AGENT
+
+
+def _address_is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    return ip.is_global and not ip.is_multicast
+
+
+def check_host(url: str, allow_private: bool) -> None:
+    """Refuse a URL that is not http(s) or whose host resolves to a non-public address.
+
+    Raises FetchError (kind 'scheme', 'dns' or 'private').
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise FetchError("scheme", f"not an http(s) URL: {url[:200]}")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchError("dns", f"cannot resolve {parts.hostname}: {exc}") from exc
+    for info in infos:
+        if not _address_is_public(str(info[4][0])):
+            raise FetchError("private", f"{parts.hostname} resolves to a non-public address "
+                             f"({info[4][0]}); refused")
+
+
+@dataclass
+class Fetcher:
+    """One HTTP client with the policy's limits, shared by the threads of a sync."""
+
+    policy: FetchPolicy = field(default_factory=FetchPolicy)
+
+    def __post_init__(self) -> None:
+        self._client = httpx.Client(
+            timeout=self.policy.timeout_seconds, follow_redirects=False,
+            headers={"User-Agent": self.policy.user_agent},
+        )
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.Semaphore] = defaultdict(
+            lambda: threading.Semaphore(self.policy.per_host))
+        self._last: dict[str, float] = {}
+        self._robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
+        self.requests = 0  # every request sent, redirects and retries included
+        self.not_modified = 0
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._client.close()
+
+    @contextmanager
+    def _host_turn(self, host: str) -> Iterator[None]:
+        with self._lock:
+            slot = self._slots[host]
+        with slot:
+            with self._lock:
+                wait = self._last.get(host, 0.0) + self.policy.host_delay_seconds
+                now = time.monotonic()
+                self._last[host] = max(now, wait)
+            if wait > now:
+                time.sleep(wait - now)
+            yield
+
+    def get(self, url: str, *, etag: str | None = None,
+            last_modified: str | None = None) -> Fetched:
+        """GET with the policy's limits; 304 when the kept validators still hold.
+
+        Raises FetchError: kinds scheme, dns, private, timeout, connect, http <status>,
+        too-many-redirects, too-large.
+        """
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        retrying = Retrying(
+            stop=stop_after_attempt(self.policy.attempts),
+            wait=wait_exponential(multiplier=self.policy.backoff_seconds),
+            retry=retry_if_exception(lambda exc: isinstance(exc, _Retryable)),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._follow(url, headers)
+        except _Retryable as exc:
+            raise exc.error from None
+        raise AssertionError("unreachable")  # pragma: no cover - reraise=True
+
+    def _follow(self, url: str, headers: dict[str, str]) -> Fetched:
+        current = url
+        for _ in range(self.policy.max_redirects + 1):
+            check_host(current, self.policy.allow_private)
+            response = self._one(current, headers)
+            if isinstance(response, Fetched):
+                return response
+            current = response
+        raise FetchError("too-many-redirects",
+                         f"more than {self.policy.max_redirects} redirects from {url}")
+
+    def _one(self, url: str, headers: dict[str, str]) -> Fetched | str:
+        """One request: its result, or the target URL of a redirect."""
+        host = urlsplit(url).hostname or ""
+        with self._host_turn(host):
+            with self._lock:
+                self.requests += 1
+            try:
+                with self._client.stream("GET", url, headers=headers) as response:
+                    if response.has_redirect_location:  # is_redirect counts 304 too
+                        return urljoin(url, response.headers.get("location", ""))
+                    if response.status_code == 304:
+                        with self._lock:
+                            self.not_modified += 1
+                        return Fetched(url=url, status=304)
+                    if response.status_code >= 500:
+                        raise _Retryable(FetchError(
+                            f"http {response.status_code}", f"HTTP {response.status_code}"))
+                    if response.status_code >= 400:
+                        raise FetchError(f"http {response.status_code}",
+                                         f"HTTP {response.status_code}")
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > self.policy.max_bytes:
+                        raise FetchError("too-large", f"body of {int(declared):,} bytes is over "
+                                         f"the {self.policy.max_bytes:,}-byte limit")
+                    body = bytearray()
+                    for block in response.iter_bytes():
+                        body += block
+                        if len(body) > self.policy.max_bytes:
+                            raise FetchError("too-large", f"body is over the "
+                                             f"{self.policy.max_bytes:,}-byte limit")
+                    return Fetched(
+                        url=url, status=response.status_code, body=bytes(body),
+                        content_type=response.headers.get("content-type", ""),
+                        charset=response.charset_encoding,
+                        etag=response.headers.get("etag"),
+                        last_modified=response.headers.get("last-modified"),
+                    )
+            except httpx.TimeoutException as exc:
+                raise _Retryable(FetchError("timeout", f"timed out: {exc}")) from exc
+            except httpx.TransportError as exc:
+                raise _Retryable(FetchError("connect", f"cannot connect: {exc}")) from exc
+
+    def allowed_by_robots(self, url: str) -> bool:
+        """True when the host's robots.txt lets our user agent fetch `url` (or has none)."""
+        if not self.policy.respect_robots:
+            return True
+        parts = urlsplit(url)
+        root = f"{parts.scheme}://{parts.netloc}"
+        with self._lock:
+            known = root in self._robots
+            parser = self._robots.get(root)
+        if not known:
+            parser = None
+            try:
+                fetched = self.get(f"{root}/robots.txt")
+                if fetched.status == 200:
+                    parser = urllib.robotparser.RobotFileParser()
+                    parser.parse(fetched.body.decode("utf-8", "replace").splitlines())
+            except FetchError:
+                parser = None  # no robots.txt (404) or none reachable: nothing forbidden
+            with self._lock:
+                self._robots[root] = parser
+        return parser is None or parser.can_fetch(self.policy.user_agent, url)
