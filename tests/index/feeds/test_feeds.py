@@ -252,3 +252,22 @@ def test_the_cli_names_each_failed_feed_and_sums_up(web: Web, engine: Engine, mo
     assert out.splitlines()[0] == ("feeds: 2 (0 unchanged, 1 failed); items: new 2, updated 0; "
                                    "requests 5 (0 not modified)")  # feeds, robots.txt, 2 pages
     assert out.splitlines()[1].startswith("added 2, updated 0")
+
+
+def test_an_rss_1_0_feed_is_read(web: Web, engine: Engine, feed_settings: Settings,
+                                 tmp_path: Path):
+    link = serve_story(web, "comet")
+    web.routes["/rdf"] = Page((
+        '<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
+        ' xmlns="http://purl.org/rss/1.0/"><channel rdf:about="http://example.test/">'
+        "<title>Oslen Weekly</title><link>http://example.test/</link>"
+        "<description>d</description></channel>"
+        f'<item rdf:about="{link}"><title>{STORIES["comet"][0]}</title><link>{link}</link>'
+        "</item></rdf:RDF>").encode(), "application/rdf+xml")
+    feeds = tmp_path / "rdf.txt"
+    feeds.write_text(web.url("/rdf") + "\n", encoding="utf-8")
+    rdf = Engine.open(feed_settings.model_copy(update={"feeds_file": feeds}), create=True,
+                      embedder=HashingEmbedder())
+    report = rdf.sync_feeds()
+    assert (report.feeds[0].status, report.feeds[0].new) == ("ok", 1)
+    assert rdf.ask("Who found the new comet?").quotes[0].article.source == "Oslen Weekly"
