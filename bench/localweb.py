@@ -96,24 +96,25 @@ def serving() -> Iterator[Web]:
             if page.delay:
                 time.sleep(page.delay)
             if page.location:
+                state.seen.append((self.path, page.status))  # before the client can read it
                 self.send_response(page.status)
                 self.send_header("Location", page.location)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                state.seen.append((self.path, page.status))
                 return
             tag = '"' + hashlib.sha256(page.body).hexdigest()[:16] + '"'
             if page.etag and page.status == 200 and self.headers.get("If-None-Match") == tag:
+                state.seen.append((self.path, 304))
                 self.send_response(304)
                 self.send_header("ETag", tag)
                 self.end_headers()
-                state.seen.append((self.path, 304))
                 return
             self._answer(page.status, page.body, page.content_type,
                          {"ETag": tag} if page.etag else {})
 
         def _answer(self, status: int, body: bytes, content_type: str,
                     headers: dict[str, str] | None = None) -> None:
+            state.seen.append((self.path, status))  # recorded before the client can read it
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -122,7 +123,6 @@ def serving() -> Iterator[Web]:
             self.end_headers()
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(body)
-            state.seen.append((self.path, status))
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
