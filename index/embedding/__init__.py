@@ -52,12 +52,19 @@ def auto_choice(model: str, cache_dir: Path | None = None) -> BackendChoice | No
     """The backend `auto` takes for this model here, measured at the first call on a machine;
     None for a model only torch can serve (not Transformer + Pooling)."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    try:
-        fingerprint = model_fingerprint(read_model_spec(model, resolve_model(model)).folder)
-    except EmbeddingError:
+    fingerprint = _exportable_fingerprint(model)
+    if fingerprint is None:
         return None
     return choose(model, fingerprint, cache_dir,
                   build=lambda name: make_embedder(model, name, cache_dir))
+
+
+def _exportable_fingerprint(model: str) -> str | None:
+    """The hash of the model's files, or None for a model only torch can serve."""
+    try:
+        return model_fingerprint(read_model_spec(model, resolve_model(model)).folder)
+    except EmbeddingError:
+        return None
 
 
 def resolve_backend(model: str, backend: str, cache_dir: Path | None = None) -> str:
@@ -77,9 +84,8 @@ def backend_description(model: str, backend: str, cache_dir: Path | None = None)
     if backend != AUTO:
         return f"{backend} (set)"
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    try:
-        fingerprint = model_fingerprint(read_model_spec(model, resolve_model(model)).folder)
-    except EmbeddingError:
+    fingerprint = _exportable_fingerprint(model)
+    if fingerprint is None:
         return "auto: torch (the only backend that serves this model)"
     found = remembered(cache_dir, choice_key(fingerprint))
     if found is None:
