@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[Progress], None]
 
 
+# Named value in the state store: "1" while fetched articles wait for their ingest.
+FEEDS_PENDING_KEY = "feeds_pending_ingest"
+
+
 class EngineError(Exception):
     """A failure with a message fit to show a user as one line."""
 
@@ -392,8 +396,20 @@ class Engine:
         feeds = self.feeds()
         with _unavailable(), self._syncer() as syncer:
             report = syncer.sync(feeds)
-        if report.written and ingest:
-            report.ingest = self.ingest(report.written, progress)
+        if not ingest:
+            return report
+        with _unavailable():
+            # Set while files written by a sync wait for their ingest: if that ingest fails, the
+            # next sync ingests the whole folder (unchanged files cost a hash check), so an
+            # item is never left out because its file was already written.
+            pending = self.state.get_value(FEEDS_PENDING_KEY) == "1"
+            if report.written or pending:
+                self.state.set_value(FEEDS_PENDING_KEY, "1")
+        if report.written or pending:
+            paths = [self.settings.feeds_dir] if pending else report.written
+            report.ingest = self.ingest(paths, progress)
+            with _unavailable():
+                self.state.set_value(FEEDS_PENDING_KEY, "")
         return report
 
     def fetch_pages(self, urls: Sequence[str]) -> FeedSyncReport:

@@ -271,3 +271,22 @@ def test_an_rss_1_0_feed_is_read(web: Web, engine: Engine, feed_settings: Settin
     report = rdf.sync_feeds()
     assert (report.feeds[0].status, report.feeds[0].new) == ("ok", 1)
     assert rdf.ask("Who found the new comet?").quotes[0].article.source == "Oslen Weekly"
+
+
+def test_items_whose_ingest_failed_go_in_at_the_next_sync(web: Web, engine: Engine,
+                                                         monkeypatch):
+    publish(web)
+    ingest = engine.ingest
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine, "ingest", full_disk)
+    with pytest.raises(OSError):
+        engine.sync_feeds()  # the files are written, their ingest fails
+    monkeypatch.setattr(engine, "ingest", ingest)
+    report = engine.sync_feeds()  # the feeds answer 304: nothing new is written
+    assert [r.status for r in report.feeds] == ["unchanged", "unchanged"]
+    assert report.ingest is not None and report.ingest.added == 3
+    assert engine.count_articles() == 3
+    assert engine.sync_feeds().ingest is None  # done: nothing pending any more
