@@ -31,6 +31,7 @@ from index.models import (
     Story,
     SyncOutcome,
 )
+from index.text import strip_bidi
 
 if TYPE_CHECKING:
     from index.feeds import FeedSource, FeedState
@@ -91,12 +92,6 @@ _MARKDOWN_CHARS = re.compile(r"([\\*_~|`>\[\]<#])")
 _LINE_START_MARKERS = re.compile(r"^(\s*)([-+]|\d+\.)", re.MULTILINE)
 _MASS_MENTIONS = re.compile(r"@(everyone|here)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)")
-# Bidirectional controls: embeddings and overrides (U+202A-U+202E), isolates (U+2066-U+2069)
-# and the LRM, RLM and ALM marks. Any of them reorders the text after it, so a title could
-# make "exe.gpj" read "jpg.exe" or swap the outlet and the date. They are dropped rather than
-# isolated: a dropped control cannot be closed early by another, and Unicode's bidi algorithm
-# still shows right-to-left scripts in their order without them.
-_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # One of our own masked links. Untrusted text never holds an unescaped "[" (escape_text), so
 # only links this module built match.
 _OWN_LINK = re.compile(r"(?<!\\)\[((?:\\.|[^\\\[\]])*)\]\(<[^<>\s]*>\)")
@@ -108,15 +103,6 @@ _DOTS = ".。．｡"
 _ADDRESS_LIKE = re.compile(
     rf"[^\W_]:/|www[{_DOTS}]|[\w-][{_DOTS}][^\W\d_]{{2}}", re.IGNORECASE
 )
-
-
-def strip_bidi(text: str) -> str:
-    """Text without bidirectional controls; every render path goes through it.
-
-    escape_text and one_line call it, so markdown, embeds, thread names and autocomplete
-    labels all lose them.
-    """
-    return _BIDI_CONTROLS.sub("", text)
 
 
 def escape_text(text: str) -> str:

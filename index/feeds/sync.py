@@ -167,6 +167,15 @@ def _extract(html: str, origin: str) -> ParsedArticle | None:
     return None
 
 
+def _article_record(page: ParsedArticle, **fields: Any) -> dict[str, Any]:
+    """An article file's record: the extracted page's fields, with `fields` taking precedence."""
+    return {
+        "title": page.title, "text": page.text, "url": page.url, "source": page.source,
+        "date": page.published.isoformat() if page.published else None,
+        "authors": list(page.authors), "labels": list(page.labels),
+    } | fields
+
+
 def _write_atomically(path: Path, text: str) -> bool:
     """Write when the content differs; True when the file changed."""
     if path.is_file() and path.read_text(encoding="utf-8") == text:
@@ -293,10 +302,8 @@ class FeedSyncer:
                     raise FetchError("no text", "no main text found in the page")
                 path = self.out_dir / "pages" / (
                     hashlib.sha256(url.encode()).hexdigest()[:16] + ".json")
-                record = {"title": page.title, "text": page.text, "url": fetched.url,
-                          "source": page.source or (urlsplit(fetched.url).hostname or ""),
-                          "date": page.published.isoformat() if page.published else None,
-                          "authors": list(page.authors), "labels": list(page.labels)}
+                record = _article_record(page, url=fetched.url, source=page.source or (
+                    urlsplit(fetched.url).hostname or ""))
                 if _write_atomically(path, json.dumps(record, ensure_ascii=False, indent=1)):
                     result.written.append(path)
                     result.new += 1
@@ -330,13 +337,10 @@ class FeedSyncer:
             return None
         title = " ".join(str(entry.get("title", "") or "").split()) or page.title
         authors = [str(a.get("name", "")) for a in entry.get("authors", []) if a.get("name")]
-        return {
-            "title": title,
-            "text": page.text,
-            "url": link or page.url,
-            "source": feed.outlet or state.title or page.source,
-            "date": _entry_date(entry) or (page.published.isoformat() if page.published
-                                           else None),
-            "authors": authors or list(page.authors),
-            "labels": list(dict.fromkeys([*feed.labels, *page.labels])),
-        }
+        return _article_record(
+            page, title=title, url=link or page.url,
+            source=feed.outlet or state.title or page.source,
+            date=_entry_date(entry) or (page.published.isoformat() if page.published else None),
+            authors=authors or list(page.authors),
+            labels=list(dict.fromkeys([*feed.labels, *page.labels])),
+        )
