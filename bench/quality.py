@@ -528,11 +528,12 @@ def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict
     fused chunks); the others are alternatives measured against it.
     """
     from index import answer as answering
+    from index import text as analysis
     from index.retrieve import cap_per_article, hybrid_search
 
     settings = engine.settings
     text = " ".join(question.split())
-    terms = answering.query_terms(text)
+    terms = analysis.terms(text)
     statistics = snapshot.keyword_statistics(terms)
     ranked, rows = hybrid_search(
         snapshot, engine.embedder.encode_query(text), terms, statistics,

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from index.models import Span
-from index.text import fold
+from index.text import stem, stem_set
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 # Score margins relative to the abstention threshold that name how sure an answer is.
 HIGH_MARGIN = 0.20
 MEDIUM_MARGIN = 0.08
@@ -36,66 +33,12 @@ class ScoredSentence:
     score: float
 
 
-STEM_SUFFIXES = ("ing", "ed", "es", "s")
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def stem(word: str) -> str:
-    """A light stem so 'elections' matches 'election' (the keyword index stems the same way)."""
-    for suffix in STEM_SUFFIXES:
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
-def words(text: str) -> list[str]:
-    """The text's words, folded (`index.text.fold`: Unicode form, invisible characters and
-    case do not matter), in order."""
-    return _WORD.findall(fold(text))
-
-
-# Words too common to help a keyword match; kept short on purpose (BM25's IDF does the rest).
-STOP_WORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    out over own same she should so some such than that the their theirs them then there these
-    they this those through to too under until up very was we were what when where which while
-    who whom why will with would you your yours yourself yourselves week weeks""".split()
-)
-
-
-def query_terms(text: str) -> list[str]:
-    """The distinct non-stop words of a text, casefolded, in order."""
-    terms: list[str] = []
-    for word in words(text):
-        if word not in STOP_WORDS and word not in terms:
-            terms.append(word)
-    return terms
-
-
-@functools.lru_cache(maxsize=256)
-def stem_forms(stems: tuple[str, ...]) -> dict[str, str]:
-    """Every word that stems to one of these stems, mapped to its stem.
-
-    `stem` only ever strips one suffix, so the stem itself and the stem plus each suffix are
-    all the candidates: counting these words in a text counts its stems exactly, without
-    stemming every word of it (this is on the ask path, for every candidate passage). Cached:
-    one question scores many passages and sentences with the same stems; do not mutate.
-    """
-    return {
-        form: base
-        for base in stems
-        for form in (base, *(base + suffix for suffix in STEM_SUFFIXES))
-        if stem(form) == base
-    }
-
-
 def term_weights(
     terms: Sequence[str], doc_counts: Mapping[str, int], n_docs: int
 ) -> dict[str, float]:
-    """IDF weight of each query term (rare words count more)."""
+    """IDF weight of each query term's stem (rare words count more): BM25's IDF,
+    log(1 + (N − df + 0.5) / (df + 0.5)) (Robertson and Zaragoza, "The Probabilistic
+    Relevance Framework: BM25 and Beyond", 2009)."""
     weights = {}
     for term in terms:
         df = doc_counts.get(term, 0)
@@ -108,8 +51,7 @@ def coverage_score(text: str, weights: Mapping[str, float]) -> float:
     total = sum(weights.values())
     if total <= 0:
         return 0.0
-    found = set(words(text))
-    present = {base for form, base in stem_forms(tuple(weights)).items() if form in found}
+    present = stem_set(text)
     return sum(weight for term, weight in weights.items() if term in present) / total
 
 

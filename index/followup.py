@@ -20,10 +20,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from index.answer import query_terms, words
 from index.models import SearchFilters
 from index.retrieve import ScoredChunk, score_candidates
 from index.store import ChunkRow, KeywordStatistics, Snapshot
+from index.text import terms as query_terms
+from index.text import tokens
 
 # What a conversation keeps: enough for the thread's topic, not a transcript.
 MAX_QUESTIONS = 6
@@ -84,7 +85,7 @@ def leans_on_context(question: str) -> bool:
     'And in March?' (a leading connective) do; 'Who won the Vale of Aster council
     election in June?' does not.
     """
-    said = words(question)
+    said = tokens(question)
     if not said:
         return False
     if said[0] in LEADING_CONNECTIVES or tuple(said[:2]) in LEADING_PHRASES:

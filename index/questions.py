@@ -14,6 +14,7 @@ from datetime import date
 import numpy as np
 
 from index import answer as answering
+from index import text as analysis
 from index import followup
 from index.config import Settings
 from index.embedding import Embedder
@@ -77,7 +78,7 @@ def answer_question(
     if not any(ch.isalnum() for ch in text):
         return replace(base, reason=NotAnswered.NO_WORDS, elapsed_ms=_ms(started))
     query_vector = embedder.encode_query(text)
-    terms = answering.query_terms(text)
+    terms = analysis.terms(text)
     statistics = snapshot.keyword_statistics(terms)
     ranked, rows = hybrid_search(
         snapshot, query_vector, terms, statistics, candidates=settings.candidates,
@@ -280,7 +281,7 @@ def timeline(
     if not any(ch.isalnum() for ch in text):
         return []
     query_vector = embedder.encode_query(text)
-    terms = answering.query_terms(text)
+    terms = analysis.terms(text)
     statistics = snapshot.keyword_statistics(terms)
     scored, rows = hybrid_search(
         snapshot, query_vector, terms, statistics, candidates=max(100, limit * 5),

@@ -25,7 +25,6 @@ similar (`vector_threshold - CENTROID_MARGIN`) and whose dates together span at 
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +32,8 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+
+from index.text import STOP_WORDS, tokens
 
 SHINGLE_WORDS = 5
 # Near-duplicates share their opening; hashing only this many words keeps ingest fast.
@@ -48,19 +49,11 @@ LEAD_OVERLAP = 0.2
 MIN_SHARED_TITLE_WORDS = 2
 CENTROID_MARGIN = 0.05
 BLOCK = 512
-_TOKEN = re.compile(r"\w+")
-_STOPWORDS = frozenset(
-    re.findall(
-        r"\w+",
-        """a about after again against all also an and any are as at be because been before
-        being but by can could did do does doing down during each few for from further had has
-        have having he her here hers him his how i if in into is it its just more most my new
-        no nor not now of off on once only or other our out over own same she should so some
-        such than that the their them then there these they this those through to too under
-        until up very was we were what when where which while who whom why will with would you
-        your says said say news live update updates latest video watch photos here's what's
-        how's who's it's s t one two first year years week day today 2022 2023 us u""",
-    )
+# Headline words that say nothing of which event a story is about, on top of the analyser's
+# stop words; read off the 2023 news corpus's titles.
+_NOT_SALIENT = STOP_WORDS | frozenset(
+    """says said say news live update updates latest video watch photos here what how who s t
+    one two first year years day today 2022 2023 us u""".split()
 )
 
 
@@ -146,8 +139,8 @@ def _within_days(first: StoryInput, second: StoryInput, max_days: int) -> bool:
 def _salient(text: str, limit: int | None = None) -> frozenset[str]:
     """Lowercased content words (no stopwords, no short words), the first `limit` of them."""
     words: list[str] = []
-    for token in _TOKEN.findall(text.lower()):
-        if len(token) > 2 and token not in _STOPWORDS and not token.isdigit():
+    for token in tokens(text):
+        if len(token) > 2 and token not in _NOT_SALIENT and not token.isdigit():
             words.append(token)
             if limit is not None and len(words) >= limit:
                 break
@@ -177,7 +170,7 @@ def _minhash_signatures(texts: Sequence[str]) -> np.ndarray:
     signatures = np.full((len(texts), NUM_PERM), empty, dtype=np.uint64)
     word_hashes: dict[str, int] = {}
     for row, text in enumerate(texts):
-        words = _TOKEN.findall(text[: MAX_WORDS * 12].lower())[:MAX_WORDS]
+        words = tokens(text[: MAX_WORDS * 12])[:MAX_WORDS]
         if len(words) < MIN_WORDS:
             continue
         for word in set(words).difference(word_hashes):
@@ -212,7 +205,7 @@ def _identical_short_text_pairs(articles: Sequence[StoryInput]) -> list[tuple[in
     """
     by_text: dict[str, list[int]] = defaultdict(list)
     for index, article in enumerate(articles):
-        words = _TOKEN.findall(article.text[: MIN_WORDS * 12].lower())
+        words = tokens(article.text[: MIN_WORDS * 12])
         if 0 < len(words) < MIN_WORDS:
             by_text[" ".join(words)].append(index)
     return [(members[0], other) for members in by_text.values() for other in members[1:]]

@@ -15,7 +15,7 @@ from bot.errors import NO_MENTIONS, UserFacingError, friendly_message, log_error
 from bot.feedback import VoteButton, vote_view
 from bot.guards import clean_question, parse_period
 from bot.render import choice_name, question_line, render_answer, thread_name
-from index.answer import words
+from index.text import tokens
 from index.followup import Conversation
 from index.models import Answer, SearchFilters
 
@@ -57,7 +57,7 @@ def looks_like_question(text: str) -> bool:
     a question word (QUESTION_WORDS). "thanks!", "lol" and "good morning" do not."""
     if text.rstrip(_AFTER_QUESTION_MARK).endswith(("?", "？")):
         return True
-    first = words(text)[:1]
+    first = tokens(text)[:1]
     return bool(first) and first[0] in QUESTION_WORDS
 
 

@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from index.answer import words
+from index.text import terms, tokens
 from index.engine import Engine
 from index.ingest import normalized_text_hash
 from index.text import clean, fold
@@ -36,7 +36,7 @@ def test_clean_makes_every_variant_the_same_stored_text(variant):
 ])
 def test_fold_compares_what_a_reader_sees(first, second):
     assert fold(first) == fold(second)
-    assert words(first) == words(second)
+    assert tokens(first) == tokens(second)
     assert normalized_text_hash(first) == normalized_text_hash(second)
 
 
@@ -78,3 +78,17 @@ def test_variants_match_in_search_titles_and_duplicates(settings, embedder, tmp_
     assert answer.quotes[0].chunk_id in hits
     quote = answer.quotes[0]
     assert stored[quote.start:quote.end] == quote.text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Café Łódź re-opens", ("cafe", "łodz", "re", "opens")),    # diacritics go, as in FTS5
+    ("snake_case 3.5% O\u2019Dowd\u2019s", ("snake", "case", "3", "5", "o", "dowd", "s")),
+    ("\ufb01nance \uff21\uff22", ("finance", "ab")),
+    ("", ()),
+])
+def test_tokens_split_as_the_keyword_index_does(text, expected):
+    assert tokens(text) == expected
+
+
+def test_question_terms_drop_stop_words_and_repeats():
+    assert terms("Who won the vote, and who voted?") == ["won", "vote", "voted"]

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from index.models import ArticleInfo, ChunkSpan, Coverage, ParsedArticle, SearchFilters, Span
+from index.text import tokens
 from index.store.base import (
     ArticleSummary,
     ChunkRow,
@@ -219,10 +220,10 @@ def term_document_counts(conn: sqlite3.Connection, terms: Sequence[str]) -> dict
 
 
 def average_chunk_words(conn: sqlite3.Connection) -> float:
-    """Mean number of words in a chunk (BM25's length normalisation)."""
-    row = conn.execute(
-        "SELECT avg(length(text) - length(replace(text, ' ', '')) + 1) FROM chunks"
-    ).fetchone()
+    """Mean number of words in a chunk, counted by the analyser (`index.text.tokens`) as BM25
+    counts a candidate's length; a full scan (~25 µs a chunk), so the writer records it."""
+    conn.create_function("analysed_words", 1, lambda text: len(tokens(text)), deterministic=True)
+    row = conn.execute("SELECT avg(analysed_words(text)) FROM chunks").fetchone()
     return float(row[0] or 1.0)
 
 

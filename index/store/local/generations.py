@@ -152,7 +152,8 @@ class Generation(Snapshot):
         return db.term_document_counts(self.conn(), terms)
 
     def _mean_chunk_words(self) -> float:
-        return db.average_chunk_words(self.conn())
+        recorded = self.manifest.get("counts", {}).get("mean_chunk_words")
+        return float(recorded) if recorded else db.average_chunk_words(self.conn())
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
         """Chunks by id."""

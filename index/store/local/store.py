@@ -312,7 +312,8 @@ class LocalWriter(StoreWriter):
             self._conn.execute("PRAGMA optimize")
             counts = {"articles": db.count_articles(self._conn),
                       "chunks": db.count_chunks(self._conn),
-                      "tokens": db.count_tokens(self._conn)}
+                      "tokens": db.count_tokens(self._conn),
+                      "mean_chunk_words": db.average_chunk_words(self._conn)}
             self._conn.close()
             manifest = {**metadata, "counts": counts, "index_type": index_type,
                         "built_at": built_at}

@@ -60,6 +60,7 @@ from index.store.base import (
     WriterBusy,
 )
 from index.store.postgres.schema import migrate
+from index.text import tokens
 
 log = logging.getLogger(__name__)
 
@@ -895,7 +896,7 @@ class PostgresWriter(StoreWriter):
             self._pending[chunk_id] = {
                 "id": chunk_id, "article_id": article_id, "ord": ord_,
                 "start": chunk.span.start, "end": chunk.span.end,
-                "n_tokens": chunk.span.n_tokens, "n_words": text.count(" ") + 1,
+                "n_tokens": chunk.span.n_tokens, "n_words": len(tokens(text)),
                 "text_hash": chunk.text_hash, "text": text, "embedding": None,
                 "source": parsed.source, "published": parsed.published,
                 "labels": list(parsed.labels),

@@ -495,3 +495,24 @@ def test_a_snapshot_is_a_snapshot(store: Store) -> None:
     write(opened(store), NEWS())
     with store.reading() as snapshot:
         assert isinstance(snapshot, Snapshot)
+
+
+def test_the_keyword_index_counts_terms_and_lengths_as_the_analyser_does(store: Store) -> None:
+    """BM25's document counts come from the store and its term counts from `index.text`:
+    both must stem and split alike, or a term weighs one thing in the index and another in
+    scoring (once: "voted/voting/votes" one stem in the index, three in scoring)."""
+    from index.text import stem, tokens
+
+    sentences = ["Voters voted in the general election; voting generously.",
+                 "Relational conditions: the ponies agreed, hopefulness ran high.",
+                 "Buses ran late; the bus-driver's union said 3.5% more trams."]
+    write(opened(store), [article("words", [(TOPICS[i], s) for i, s in enumerate(sentences)])])
+    forms = ["votes", "voting", "elections", "generous", "relations", "conditional", "pony",
+             "agreeing", "hopeful", "running", "bus", "drivers", "union", "trams", "5"]
+    with store.reading() as snapshot:
+        statistics = snapshot.keyword_statistics(forms)
+        for form in forms:
+            expected = sum(stem(form) in {stem(t) for t in tokens(s)} for s in sentences)
+            assert statistics.doc_counts[form] == expected, form
+        mean = sum(len(tokens(s)) for s in sentences) / len(sentences)
+        assert statistics.mean_chunk_words == pytest.approx(mean)
