@@ -135,6 +135,8 @@ def reason_text(answer: Answer) -> str:
         return no_words()
     if answer.reason is NotAnswered.FILTERED and answer.outside is not None:
         return f"no article within the filters answers this; {left_out(answer.outside)}"
+    if answer.reason is NotAnswered.NOT_MENTIONED and answer.unmentioned:
+        return f"no article mentions {answer.unmentioned}"
     # NOTHING_RELEVANT, and the fallback for an answer that names no reason.
     return not_found(
         answer.period_since, answer.period_until, answer.collection or answer.coverage

@@ -257,6 +257,32 @@ class EvalQuestion:
     text: str
     answers: tuple[str, ...]
     gold_ids: tuple[str, ...] = ()
+    half: str = ""  # "train" or "test": see `squad_half` and `week_half`
+
+
+Half = Literal["all", "train", "test"]
+# The news sets are split by week: the first four weeks of 2023 train, the rest test.
+LAST_TRAIN_DAY = "2023-01-29"
+
+
+def squad_half(title: str) -> Literal["train", "test"]:
+    """The half a SQuAD article (by title) falls in: a stable hash, ~50/50.
+
+    Anything tuned or trained on SQuAD uses the train half; its figures come from the test half.
+    """
+    return "train" if hashlib.sha256(title.encode()).digest()[0] % 2 == 0 else "test"
+
+
+def week_half(day: str) -> Literal["train", "test"]:
+    """The half a news question falls in by its date (ISO, or the quiz's "20230106" weeks):
+    the weeks up to LAST_TRAIN_DAY train, later ones test."""
+    iso = day if "-" in day else f"{day[:4]}-{day[4:6]}-{day[6:8]}"
+    return "train" if iso <= LAST_TRAIN_DAY else "test"
+
+
+def in_half(questions: Sequence[EvalQuestion], half: Half) -> list[EvalQuestion]:
+    """The questions of one half (all of them for 'all')."""
+    return list(questions) if half == "all" else [q for q in questions if q.half == half]
 
 
 def squad_url(title: str, paragraph: int) -> str:
@@ -294,7 +320,7 @@ def squad_records(
             key = article_key(ParsedArticle(text=text, origin="squad", url=url))
             for qa in paragraph["qas"]:
                 golds = tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
-                questions.append(EvalQuestion(qa["question"], golds, (key,)))
+                questions.append(EvalQuestion(qa["question"], golds, (key,), squad_half(title)))
     return records, questions
 
 
@@ -315,7 +341,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def news_questions(path: Path) -> list[EvalQuestion]:
     """Quiz questions with their gold answer strings (an empty list: unanswerable)."""
     return [
-        EvalQuestion(str(row["question"]), tuple(str(a) for a in row.get("answers") or ()))
+        EvalQuestion(str(row["question"]), tuple(str(a) for a in row.get("answers") or ()),
+                     half=week_half(str(row.get("week") or "20991231")))
         for row in read_jsonl(path)
     ]
 
@@ -471,10 +498,16 @@ def eval_squad(
     *,
     title_mode: TitleMode = "title",
     embedder: Any = None,
+    half: Half = "all",
 ) -> dict[str, Any]:
-    """SQuAD v1.1 dev: every paragraph an article; article-level ranking and quote figures."""
+    """SQuAD v1.1 dev: every paragraph an article; article-level ranking and quote figures.
+
+    `half`: only the questions of that half of the articles (`half_of`); every paragraph is
+    still in the index.
+    """
     engine, questions = squad_index(settings, data, title_mode, embedder)
     try:
+        questions = in_half(questions, half)
         questions = questions[:limit] if limit else questions
         outcomes = ask_all(engine, questions, "squad")
     finally:
@@ -482,7 +515,8 @@ def eval_squad(
     metrics = squad_metrics(
         outcomes, [q.gold_ids[0] for q in questions], [q.answers for q in questions]
     )
-    return {"dataset": "squad", "title_mode": title_mode, **metrics, **_setting_fields(settings)}
+    return {"dataset": "squad", "title_mode": title_mode, "half": half, **metrics,
+            **_setting_fields(settings)}
 
 
 def eval_news(
@@ -492,10 +526,14 @@ def eval_news(
     limit: int | None = None,
     *,
     embedder: Any = None,
+    half: Half = "all",
 ) -> dict[str, Any]:
-    """News quiz questions against a news corpus: passage hits and abstention accounting."""
+    """News quiz questions against a news corpus: passage hits and abstention accounting.
+
+    `half`: only the questions of those weeks (`week_half`).
+    """
     engine = news_index(settings, corpus, embedder)
-    asked = news_questions(questions)
+    asked = in_half(news_questions(questions), half)
     asked = asked[:limit] if limit else asked
     try:
         outcomes = ask_all(engine, asked, "news")
@@ -503,7 +541,8 @@ def eval_news(
         engine.close()
     reachable = gold_in_corpus(asked, (str(row.get("text", "")) for row in read_jsonl(corpus)))
     metrics = news_metrics(outcomes, [q.answers for q in asked], reachable)
-    return {"dataset": "news", "corpus": corpus.name, **metrics, **_setting_fields(settings)}
+    return {"dataset": "news", "corpus": corpus.name, "half": half, **metrics,
+            **_setting_fields(settings)}
 
 
 def _setting_fields(settings: Settings) -> dict[str, Any]:
@@ -525,10 +564,12 @@ def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict
     """Candidate abstention signals for one question, from the same retrieval the engine runs.
 
     'dense5' is what `Engine.ask` compares with `min_score` (best cosine among the top five
-    fused chunks); the others are alternatives measured against it.
+    fused chunks); the others are alternatives measured against it. 'answer5' is the sentence
+    ranker's best probability among the sentences of those chunks.
     """
     from index import answer as answering
     from index import text as analysis
+    from index.questions import sentence_candidates
     from index.retrieve import cap_per_article, hybrid_search
 
     settings = engine.settings
@@ -540,16 +581,20 @@ def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict
         candidates=settings.candidates, bm25_weight=settings.bm25_weight,
     )
     if not ranked:
-        return {"dense5": 0.0, "dense1": 0.0, "coverage1": 0.0, "coverage5": 0.0}
+        return {"dense5": 0.0, "dense1": 0.0, "coverage1": 0.0, "coverage5": 0.0,
+                "answer5": 0.0}
     article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
     top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:5]
     weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
     coverages = [answering.coverage_score(rows[c.chunk_id].text, weights) for c in top]
+    sentences = answering.score_sentences(sentence_candidates(snapshot, top, rows),
+                                          answering.QuestionAnalysis.of(text, weights))
     return {
         "dense5": max(c.dense for c in top),
         "dense1": top[0].dense,
         "coverage1": coverages[0],
         "coverage5": max(coverages),
+        "answer5": sentences[0].score if sentences else 0.0,
     }
 
 
@@ -577,9 +622,13 @@ def candidate_signals() -> dict[str, SignalFn]:
         "coverage1": lambda s: s["coverage1"],
         "coverage5": lambda s: s["coverage5"],
     }
+    blends["answer5"] = lambda s: s["answer5"]
     for share in (0.3, 0.5, 0.7):
         blends[f"{share}*dense5+{1 - share:.1f}*coverage5"] = (
             lambda s, w=share: w * s["dense5"] + (1 - w) * s["coverage5"]
+        )
+        blends[f"{share}*dense5+{1 - share:.1f}*answer5"] = (
+            lambda s, w=share: w * s["dense5"] + (1 - w) * s["answer5"]
         )
     return blends
 
@@ -700,11 +749,13 @@ def sweep(
     corpus: Path | None = NEWS_CORPUS,
     questions: Path = NEWS_QUESTIONS,
     sample: int | None = None,
+    half: Half = "all",
 ) -> list[dict[str, Any]]:
     """Retrieval figures for each settings override in the grid, on SQuAD (and news).
 
     `sample` SQuAD questions are spread over all articles. Questions are embedded once up
-    front, so latencies here are not comparable to a plain run and are left out.
+    front, so latencies here are not comparable to a plain run and are left out. `half`: the
+    questions of one half of each set (tune on 'train').
     """
     from index.embedding import make_embedder
 
@@ -717,9 +768,9 @@ def sweep(
     news_qs: list[EvalQuestion] = []
     if corpus is not None:
         news_engine = news_index(settings, corpus, embedder)
-        news_qs = news_questions(questions)
+        news_qs = in_half(news_questions(questions), half)
         engines.append(news_engine)
-    squad_qs = spread(squad_qs, sample)
+    squad_qs = spread(in_half(squad_qs, half), sample)
     embedder.prime([q.text for q in squad_qs] + [q.text for q in news_qs])
     rows = []
     try:
@@ -907,6 +958,11 @@ SetOption = Annotated[
         "from the environment and .env).",
     ),
 ]
+HalfOption = Annotated[
+    Half,
+    typer.Option("--half", help="Ask only one half: SQuAD split by article title, news by week "
+                 "(train: up to 2023-01-29). 'test' for anything trained or tuned on 'train'."),
+]
 JsonOption = Annotated[
     bool,
     typer.Option("--json", help="Print the figures as one line of JSON (sweep: a list, a row "
@@ -928,9 +984,10 @@ def squad_command(
     squad: SquadOption = SQUAD_DATA,
     overrides: SetOption = None,
     as_json: JsonOption = False,
+    half: HalfOption = "all",
 ) -> None:
     """SQuAD v1.1 dev, each paragraph an article: recall@1/5, MRR@10, quote hits, latency (ms)."""
-    _print(eval_squad(_settings(overrides), squad, limit, title_mode=title), as_json)
+    _print(eval_squad(_settings(overrides), squad, limit, title_mode=title, half=half), as_json)
 
 
 @app.command("news")
@@ -940,9 +997,10 @@ def news_command(
     questions: QuestionsOption = NEWS_QUESTIONS,
     overrides: SetOption = None,
     as_json: JsonOption = False,
+    half: HalfOption = "all",
 ) -> None:
     """News quiz against a news corpus: hit@1/5/10, quote hits, abstentions, latency (ms)."""
-    _print(eval_news(_settings(overrides), corpus, questions, limit), as_json)
+    _print(eval_news(_settings(overrides), corpus, questions, limit, half=half), as_json)
 
 
 # Words that end no sentence in news text when followed by a dot: a sentence ending in one
@@ -1035,6 +1093,7 @@ def sweep_command(
     questions: QuestionsOption = NEWS_QUESTIONS,
     overrides: SetOption = None,
     as_json: JsonOption = False,
+    half: HalfOption = "all",
 ) -> None:
     """Retrieval figures for each settings override in a grid, on SQuAD and the news quiz.
 
@@ -1043,7 +1102,8 @@ def sweep_command(
     """
     rows = json.loads(grid) if grid else DEFAULT_GRID
     corpus_or_none = None if squad_only else corpus
-    _print(sweep(_settings(overrides), rows, squad, corpus_or_none, questions, limit), as_json)
+    _print(sweep(_settings(overrides), rows, squad, corpus_or_none, questions, limit, half),
+           as_json)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from index.models import (
     Quote,
     SearchFilters,
     SkippedItem,
+    Span,
     Story,
     SyncOutcome,
 )
@@ -166,9 +167,16 @@ def fit_rendered(text: str, limit: int, render: Callable[[str], str]) -> str:
     return rendered
 
 
-def block_quote(text: str) -> str:
-    """Escape text and put every non-empty line of it inside a Discord block quote."""
-    lines = [line.strip() for line in escape_text(text).split("\n")]
+def block_quote(text: str, answer: Span | None = None) -> str:
+    """Escape text and put every non-empty line of it inside a Discord block quote, with the
+    `answer` (character offsets into `text`) in bold when it is whole in the text and on one
+    line."""
+    escaped = escape_text(text)
+    if answer is not None and answer.end <= len(text) and "\n" not in text[answer.start:answer.end]:
+        escaped = (escape_text(text[: answer.start]) + "**"
+                   + escape_text(text[answer.start : answer.end]) + "**"
+                   + escape_text(text[answer.end :]))
+    lines = [line.strip() for line in escaped.split("\n")]
     return "\n".join(f"> {line}" for line in lines if line)
 
 
@@ -419,22 +427,33 @@ def quote_block(quotes: Sequence[Quote], caution_labels: Mapping[str, str], limi
     also = also_line(article, list(others.values()))
     if also and limit - len(source) - len(also) - 2 >= MIN_QUOTE_CHARS:
         source = f"{source}\n{also}"
-    body = "\n".join(fit_quotes([quote.text for quote in quotes], limit - len(source) - 1))
+    body = "\n".join(fit_quotes([quote.text for quote in quotes], limit - len(source) - 1,
+                                 [quote.answer for quote in quotes]))
     return f"{body}\n{source}" if body else source
 
 
-def fit_quotes(texts: Sequence[str], room: int) -> list[str]:
+def fit_quotes(
+    texts: Sequence[str], room: int, answers: Sequence[Span | None] = ()
+) -> list[str]:
     """Each text as a block quote, all of them (one line break apart) within `room` characters.
 
     Each gets an equal share of what is left, shortest first, so what a short quote does not
-    use goes to the longer ones. A text with no room left is dropped ('' for none).
+    use goes to the longer ones. A text with no room left is dropped ('' for none). `answers`
+    (one per text, or none) are set in bold while the text cut to its share still holds them.
     """
+    marks = list(answers) or [None] * len(texts)
     rendered = [""] * len(texts)
     left = room - (len(texts) - 1)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for position, index in enumerate(order):
         share = left // (len(texts) - position)
-        rendered[index] = fit_rendered(texts[index], share, block_quote) if share > 2 else ""
+        text, answer = texts[index], marks[index]
+
+        def render(cut: str, text: str = text, answer: Span | None = answer) -> str:
+            whole = answer is not None and cut[: answer.end] == text[: answer.end]
+            return block_quote(cut, answer if whole else None)
+
+        rendered[index] = fit_rendered(text, share, render) if share > 2 else ""
         left -= len(rendered[index])
     return [text for text in rendered if text]
 
@@ -477,7 +496,9 @@ def not_answered_text(answer: Answer) -> str:
     """Says plainly that nothing answers, and what the part asked about and the whole hold."""
     phrase, span = period_parts(answer)
     filtered = answer.reason is NotAnswered.FILTERED
-    if filtered:
+    if answer.reason is NotAnswered.NOT_MENTIONED:
+        lines = [note_sentence(wording.reason_text(answer))]
+    elif filtered:
         # The filters left out what may answer: say so rather than blame the collection.
         lines = [note_sentence(wording.reason_text(answer))]
     elif span:
@@ -495,7 +516,8 @@ def not_answered_text(answer: Answer) -> str:
         lines.append(f"The collection covers {coverage_text(whole or answer.coverage)}.")
     # The lines above already say what NOTHING_RELEVANT and FILTERED mean; any other reason
     # adds something.
-    if answer.reason not in (None, NotAnswered.NOTHING_RELEVANT, NotAnswered.FILTERED):
+    if answer.reason not in (None, NotAnswered.NOTHING_RELEVANT, NotAnswered.FILTERED,
+                             NotAnswered.NOT_MENTIONED):
         lines.append(note_sentence(wording.reason_text(answer)))
     return "\n".join(lines)
 

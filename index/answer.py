@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from index.answertype import (
+    AnswerType,
+    EntityKind,
+    answer_entity,
+    answers_type,
+    expected_type,
+    new_entities,
+)
 from index.models import Span
-from index.text import stem, stem_set
+from index.text import stem, stem_set, tokens
 
 # Score margins relative to the abstention threshold that name how sure an answer is.
 HIGH_MARGIN = 0.20
@@ -55,32 +69,173 @@ def coverage_score(text: str, weights: Mapping[str, float]) -> float:
     return sum(weight for term, weight in weights.items() if term in present) / total
 
 
+@dataclass(frozen=True, slots=True)
+class QuestionAnalysis:
+    """What sentence scoring needs to know about a question."""
+
+    tokens: frozenset[str]  # the question's tokens (index.text.tokens), for "not in the question"
+    wanted: AnswerType
+    weights: Mapping[str, float]  # IDF weight of each question stem (`term_weights`)
+
+    @classmethod
+    def of(cls, question: str, weights: Mapping[str, float]) -> QuestionAnalysis:
+        """Analyse a question (its text as retrieval used it) with its stems' weights."""
+        return cls(frozenset(tokens(question)), expected_type(question), dict(weights))
+
+
+# Words that make a sentence lean on the one before it ("He said...", "This was...").
+LEANING_WORDS = frozenset(
+    "he she it they his her its their this that these those there such which".split()
+)
+# A sentence shorter than this (characters) rarely says enough on its own: quoted with the one
+# before it, as is a sentence that opens with a LEANING_WORD.
+SHORT_SENTENCE_CHARS = 60
+
+
+def stands_alone(sentence: str) -> bool:
+    """Whether a sentence can be quoted without the one before it (long enough, and not
+    opening with a word that points back: "He said...", "This was...")."""
+    first = tokens(sentence)[:1]
+    return len(sentence) >= SHORT_SENTENCE_CHARS and not (first and first[0] in LEANING_WORDS)
+
+
+def quoted_span(
+    sentence: SentenceCandidate, before: SentenceCandidate | None, question: QuestionAnalysis
+) -> tuple[Span, Span | None]:
+    """What to quote for a chosen sentence, and where the answer lies in it (pure).
+
+    Returns the article offsets of the quote — the sentence, with `before` (the sentence before
+    it in its chunk, None when it is quoted already or there is none) when the sentence does
+    not stand alone — and the answer's offsets within the quote: the first entity of the kind
+    the question asks for that the question lacks, or None.
+    """
+    start = sentence.span.start
+    if before is not None and not stands_alone(sentence.text):
+        start = before.span.start
+    entity = answer_entity(sentence.text, question.wanted, question.tokens)
+    offset = sentence.span.start - start
+    answer = None if entity is None else Span(offset + entity.start, offset + entity.end)
+    return Span(start, sentence.span.end), answer
+
+
+# Sentence features the ranker weighs, in the order of its coefficients.
+FEATURES = (
+    "passage_score",   # the chunk's fused (and time-boosted) score
+    "passage_rank",    # the chunk's rank among the quoted ones (0 = best)
+    "coverage",        # share of the question's IDF weight present (coverage_score)
+    "type_match",      # an entity of the expected answer type that the question lacks
+    "typed_question",  # the question expects an entity type at all (not why/how)
+    "new_names",       # names the question lacks, capped at 3
+    "new_numbers",     # numbers and amounts the question lacks, capped at 3
+    "new_dates",       # dates the question lacks, capped at 3
+    "opens_article",   # the article's first sentence (a news lede)
+    "leans_back",      # starts with a word that points back (he, this, they...)
+    "log_length",      # ln(characters)
+    "neighbour_coverage",  # the best coverage of the sentences before and after it
+)
+
+
+def sentence_features(
+    candidates: Sequence[SentenceCandidate], question: QuestionAnalysis
+) -> np.ndarray:
+    """Features of each candidate sentence for the ranker: float64 array (n, len(FEATURES)).
+
+    Neighbours are the candidates before and after in the same chunk (candidates come in
+    article order within each chunk, as `sentence_candidates` makes them).
+    """
+    features = np.zeros((len(candidates), len(FEATURES)), dtype=np.float64)
+    cover = [coverage_score(c.text, question.weights) for c in candidates]
+    typed = question.wanted is not AnswerType.OTHER
+    for row, candidate in enumerate(candidates):
+        found = new_entities(candidate.text, question.tokens)
+        kinds = [entity.kind for entity in found]
+        neighbours = [cover[i] for i in (row - 1, row + 1)
+                      if 0 <= i < len(candidates) and candidates[i].chunk_id == candidate.chunk_id]
+        first = tokens(candidate.text)[:1]
+        features[row] = (
+            candidate.chunk_score,
+            candidate.chunk_rank,
+            cover[row],
+            float(any(answers_type(entity, question.wanted) for entity in found)),
+            float(typed),
+            min(3, kinds.count(EntityKind.NAME)),
+            min(3, kinds.count(EntityKind.NUMBER)),
+            min(3, kinds.count(EntityKind.DATE)),
+            float(candidate.span.start == 0),
+            float(bool(first) and first[0] in LEANING_WORDS),
+            math.log(max(len(candidate.text), 1)),
+            max(neighbours, default=0.0),
+        )
+    return features
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceRanker:
+    """Logistic regression over `FEATURES`: P(the sentence holds the answer).
+
+    Trained by `python -m bench.answers train` on half of SQuAD v1.1 dev (split by article;
+    the other half is where it is measured); the weights ship in `sentence_ranker.json`.
+    """
+
+    features: tuple[str, ...]
+    coefficients: np.ndarray  # float64 (len(features),), on the raw feature scale
+    intercept: float
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """P(answer) of each row of a (n, len(FEATURES)) array: float64 (n,)."""
+        logits = features @ self.coefficients + self.intercept
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def to_json(self, **provenance: Any) -> str:
+        """The ranker as `sentence_ranker.json` holds it, with how it was made."""
+        return json.dumps({"features": list(self.features),
+                           "coefficients": [round(float(c), 6) for c in self.coefficients],
+                           "intercept": round(self.intercept, 6), **provenance}, indent=2) + "\n"
+
+
+RANKER_FILE = Path(__file__).with_name("sentence_ranker.json")
+
+
+@functools.cache
+def default_ranker() -> SentenceRanker:
+    """The shipped ranker (`sentence_ranker.json`).
+
+    Raises ValueError when the file's features are not this code's `FEATURES`.
+    """
+    data = json.loads(RANKER_FILE.read_text(encoding="utf-8"))
+    if tuple(data["features"]) != FEATURES:
+        raise ValueError(f"{RANKER_FILE.name} was trained on other features: retrain it "
+                         "with `python -m bench.answers train`")
+    return SentenceRanker(FEATURES, np.asarray(data["coefficients"], dtype=np.float64),
+                          float(data["intercept"]))
+
+
 def score_sentences(
     candidates: Sequence[SentenceCandidate],
-    weights: Mapping[str, float],
-    *,
-    lexical_weight: float = 0.5,
-    rank_penalty: float = 0.02,
+    question: QuestionAnalysis,
+    ranker: SentenceRanker | None = None,
 ) -> list[ScoredSentence]:
-    """Score sentences by their chunk's score plus how much of the question they cover."""
-    scored = []
-    for candidate in candidates:
-        lexical = coverage_score(candidate.text, weights)
-        score = (
-            candidate.chunk_score
-            + lexical_weight * lexical
-            - rank_penalty * candidate.chunk_rank
-        )
-        scored.append(ScoredSentence(candidate, score))
+    """Score sentences by how likely each holds the answer (the ranker's probability), best
+    first."""
+    if not candidates:
+        return []
+    ranker = ranker or default_ranker()
+    probabilities = ranker.probabilities(sentence_features(candidates, question))
+    scored = [ScoredSentence(c, float(p)) for c, p in zip(candidates, probabilities, strict=True)]
     scored.sort(key=lambda s: -s.score)
     return scored
+
+
+# A sentence is quoted after the first only when its probability is at least this share of the
+# first's: chosen on SQuAD's train half (docs/quality.md, "Answer-aware quotes").
+QUOTE_MIN_RATIO = 0.3
 
 
 def pick_quotes(
     scored: Sequence[ScoredSentence],
     max_quotes: int,
     *,
-    min_ratio: float = 0.85,
+    min_ratio: float | None = None,
     group_of: Callable[[SentenceCandidate], tuple[str, str]] | None = None,
 ) -> list[ScoredSentence]:
     """The best sentences: at most max_quotes, no repeats, none far below the best.
@@ -88,6 +243,7 @@ def pick_quotes(
     With `group_of` (sentence → (story id, article id)), a story is quoted from one article
     only: the same story from another outlet would repeat the first quote.
     """
+    min_ratio = QUOTE_MIN_RATIO if min_ratio is None else min_ratio
     picked: list[ScoredSentence] = []
     seen_text: set[str] = set()
     story_article: dict[str, str] = {}

@@ -80,6 +80,9 @@ class Quote:
     end: int
     score: float
     also: tuple[ArticleInfo, ...] = ()  # the same story told by other articles (other outlets)
+    # The answer inside `text` (character offsets into it) when one was found: an entity of
+    # the kind the question asks for (index.answertype). Renderers may set it in bold.
+    answer: Span | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,8 @@ class NotAnswered(StrEnum):
     # Nothing within the question's filters answers, but articles they leave out may
     # (`Answer.outside` counts them).
     FILTERED = "filtered"
+    # A name the question is about occurs in no article (`Answer.unmentioned` holds it).
+    NOT_MENTIONED = "not_mentioned"
 
 
 # The filters an article can fail, in the order they are named.
@@ -174,6 +179,7 @@ class Answer:
     period_phrase: str = ""
     collection: Coverage | None = None  # the whole collection, when `coverage` is a filtered part
     outside: OutsideFilters | None = None  # set with NotAnswered.FILTERED
+    unmentioned: str = ""  # set with NotAnswered.NOT_MENTIONED: the name as the question wrote it
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (dates as ISO strings)."""

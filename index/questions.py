@@ -6,16 +6,18 @@ Pure of storage details: everything is read from a `Snapshot`, and the result is
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date
 
 import numpy as np
 
 from index import answer as answering
-from index import text as analysis
 from index import followup
+from index import text as analysis
+from index.answertype import unmentioned_name
 from index.config import Settings
 from index.embedding import Embedder
 from index.models import (
@@ -50,6 +52,7 @@ def answer_question(
     filters: SearchFilters,
     as_of: date,
     context: followup.Conversation | None = None,
+    observe: SentenceObserver | None = None,
 ) -> Answer:
     """Answer with verbatim quotes, or abstain when nothing is relevant enough.
 
@@ -57,7 +60,8 @@ def answer_question(
     that lifts passages published in it; they are left out of the text used for retrieval.
     With `context` (a follow-up in a conversation, index.followup), a question that leans on
     it borrows the earlier questions' key terms, and the articles quoted before are drawn in
-    and preferred.
+    and preferred. `observe`, when given, sees every candidate sentence with its ranker
+    features (how bench/answers.py trains the sentence ranker).
     """
     started = time.perf_counter()
     clean = " ".join(question.split())
@@ -112,10 +116,17 @@ def answer_question(
                    relevant=chunk.dense >= settings.min_score)
         for key, chunk in ranking
     )
+    # Retrieval still ran, so the articles nearest to the question are listed.
+    unmentioned = unmentioned_name(
+        text, lambda words: snapshot.keyword_statistics(words).doc_counts)
+    if unmentioned:
+        return replace(base, results=results, reason=NotAnswered.NOT_MENTIONED,
+                       unmentioned=unmentioned, elapsed_ms=_ms(started))
     top = capped[:QUOTED_CHUNKS]
     level = answering.confidence(max(c.dense for c in top), settings.min_score)
     weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
-    quotes = (quotes_for(snapshot, weights, top, rows, settings.max_quotes)
+    asked = answering.QuestionAnalysis.of(text, weights)
+    quotes = (quotes_for(snapshot, asked, top, rows, settings.max_quotes, observe)
               if level != "none" else [])
     if not quotes:
         reason, outside = why_unanswered(snapshot, query_vector, terms, statistics, settings,
@@ -204,24 +215,30 @@ def caveat_of(
     return None
 
 
+SentenceObserver = Callable[[Sequence[answering.SentenceCandidate], np.ndarray], None]
+
+
 def quotes_for(
     snapshot: Snapshot,
-    weights: dict[str, float],
+    question: answering.QuestionAnalysis,
     top: Sequence[ScoredChunk],
     rows: dict[int, ChunkRow],
     max_quotes: int,
+    observe: SentenceObserver | None = None,
 ) -> list[Quote]:
-    """The sentences of the top chunks that most directly answer the question.
+    """The sentences of the top chunks most likely to hold the answer (the sentence ranker).
 
     A story told by several articles is quoted once; the others are listed with it.
     """
     candidates = sentence_candidates(snapshot, top, rows)
+    if observe is not None:
+        observe(candidates, answering.sentence_features(candidates, question))
     picked = answering.pick_quotes(
-        answering.score_sentences(candidates, weights),
+        answering.score_sentences(candidates, question),
         max_quotes,
         group_of=lambda c: (rows[c.chunk_id].story_id, rows[c.chunk_id].article_key),
     )
-    return as_quotes(snapshot, picked, rows)
+    return as_quotes(snapshot, picked, rows, candidates, question)
 
 
 def sentence_candidates(
@@ -246,23 +263,41 @@ def as_quotes(
     snapshot: Snapshot,
     picked: Sequence[answering.ScoredSentence],
     rows: dict[int, ChunkRow],
+    candidates: Sequence[answering.SentenceCandidate] = (),
+    question: answering.QuestionAnalysis | None = None,
 ) -> list[Quote]:
-    """Quotes with their articles and the other articles of the same story."""
+    """Quotes with their articles and the other articles of the same story.
+
+    With the `candidates` the sentences were picked from, a sentence that does not stand
+    alone (`answering.stands_alone`) is quoted with the sentence before it in its chunk,
+    unless that one is quoted already: still one verbatim slice of the article. With the
+    `question`, the answer it asks for is marked in each quote (`Quote.answer`).
+    """
     keys = list({rows[s.candidate.chunk_id].article_key for s in picked})
     infos = snapshot.articles(keys)
     stories = snapshot.story_members(list({rows[s.candidate.chunk_id].story_id for s in picked}))
+    before = {(c.chunk_id, c.span.start): b for b, c in itertools.pairwise(candidates)
+              if b.chunk_id == c.chunk_id}
+    quoted = {(s.candidate.chunk_id, s.candidate.span.start) for s in picked}
     quotes = []
     for sentence in picked:
-        row = rows[sentence.candidate.chunk_id]
+        candidate = sentence.candidate
+        row = rows[candidate.chunk_id]
+        previous = before.get((candidate.chunk_id, candidate.span.start))
+        if previous is not None and (previous.chunk_id, previous.span.start) in quoted:
+            previous = None
+        span, answer = (answering.quoted_span(candidate, previous, question)
+                        if question is not None else (candidate.span, None))
         also = tuple(a for a in stories.get(row.story_id, []) if a.id != row.article_key)
         quotes.append(Quote(
-            text=sentence.candidate.text,
+            text=row.text[span.start - row.start : span.end - row.start],
             article=infos[row.article_key],
-            chunk_id=sentence.candidate.chunk_id,
-            start=sentence.candidate.span.start,
-            end=sentence.candidate.span.end,
+            chunk_id=candidate.chunk_id,
+            start=span.start,
+            end=span.end,
             score=round(sentence.score, 4),
             also=also,
+            answer=answer,
         ))
     return quotes
 
@@ -294,13 +329,14 @@ def timeline(
         best_per_story.setdefault(rows[chunk.chunk_id].story_id, chunk)
     chosen = list(best_per_story.values())[:limit]
     weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
+    question = answering.QuestionAnalysis.of(text, weights)
     # Each story's chunk is scored on its own (rank 0): no story is penalised for the
     # stories ranked before it.
     candidates = sentence_candidates(snapshot, chosen, rows, ranked=False)
     picked = []
     for chunk in chosen:
         scored_sentences = answering.score_sentences(
-            [c for c in candidates if c.chunk_id == chunk.chunk_id], weights
+            [c for c in candidates if c.chunk_id == chunk.chunk_id], question
         )
         if scored_sentences:
             picked.append(scored_sentences[0])

@@ -136,7 +136,8 @@ STOP_WORDS = frozenset(
     is it its itself just me more most my myself new no nor not now of off on once only or other
     our ours out over own same she should so some such than that the their theirs them then
     there these they this those through to too under until up very was we were what when where
-    which while who whom why will with would you your yours yourself yourselves week weeks""".split()
+    which while who whom why will with would you your yours yourself yourselves week weeks"""
+    .split()
 )
 
 _STEMMER = Stemmer.Stemmer("porter")

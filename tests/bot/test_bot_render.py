@@ -31,6 +31,7 @@ from bot.render import (
     date_span,
     escape_text,
     fit_embed,
+    fit_quotes,
     link,
     render_answer,
     render_article,
@@ -59,6 +60,7 @@ from index.models import (
     Progress,
     Quote,
     SearchFilters,
+    Span,
     Story,
     SyncOutcome,
 )
@@ -748,3 +750,28 @@ def test_whatsnew_names_the_reindex_it_shows_and_a_later_one_that_changed_nothin
         f"-# The latest reindex, <t:{int(later.timestamp())}:R>, changed nothing.",
     ]
     assert "Article 1" in content
+
+
+def test_the_answer_inside_a_quote_is_bold_and_its_markdown_still_escaped() -> None:
+    article = make_article(1, title="Council report")
+    text = "She is Ann *Lee*, who ran the parks service."
+    quote = Quote(text, article, 1, 0, len(text), 0.9, answer=Span(7, 16))
+    [content] = render_answer(replace(make_answer(), quotes=(quote,), results=()), CAUTIONS)
+    assert "> She is **Ann \\*Lee\\***, who ran the parks service." in content
+
+
+def test_a_quote_cut_before_its_answer_ends_has_no_bold() -> None:
+    text = "The council met for hours and then, late at night, named Ann Lee."
+    answer = Span(text.index("Ann"), len(text) - 1)
+    [cut] = fit_quotes([text], 40, [answer])
+    assert "**" not in cut and cut.startswith("> The council")
+    [whole] = fit_quotes([text], 200, [answer])
+    assert whole.endswith("**Ann Lee**.")
+
+
+def test_a_question_about_names_no_article_mentions_says_so() -> None:
+    answer = replace(make_answer(answered=False), reason=NotAnswered.NOT_MENTIONED,
+                     unmentioned="Zentrivo Labs")
+    [content] = render_answer(answer, CAUTIONS)
+    assert "No article mentions Zentrivo Labs." in content
+    assert "answers this" not in content

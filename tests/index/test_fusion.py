@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from index.answer import (
+    QuestionAnalysis,
     SentenceCandidate,
     confidence,
     coverage_score,
@@ -43,7 +44,8 @@ def test_sentences_covering_rare_question_words_win():
         SentenceCandidate(1, 0, 0.5, Span(0, 10), "The weather was fine."),
         SentenceCandidate(1, 0, 0.5, Span(11, 30), "The bridge will reopen on Monday."),
     ]
-    best = pick_quotes(score_sentences(candidates, weights), max_quotes=3)
+    question = QuestionAnalysis.of("When will the bridge reopen?", weights)
+    best = pick_quotes(score_sentences(candidates, question), max_quotes=3)
     assert best[0].candidate.text == "The bridge will reopen on Monday."
 
 
@@ -53,7 +55,8 @@ def test_pick_quotes_drops_repeats_and_weak_tails():
         SentenceCandidate(2, 1, 1.0, Span(0, 5), "Same  text."),
         SentenceCandidate(3, 2, 0.1, Span(0, 5), "Weak."),
     ]
-    picked = pick_quotes(score_sentences(candidates, {}), max_quotes=3)
+    picked = pick_quotes(score_sentences(candidates, QuestionAnalysis.of("What?", {})),
+                         max_quotes=3)
     assert [p.candidate.chunk_id for p in picked] == [1]
 
 

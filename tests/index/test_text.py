@@ -7,10 +7,9 @@ import unicodedata
 
 import pytest
 
-from index.text import terms, tokens
 from index.engine import Engine
 from index.ingest import normalized_text_hash
-from index.text import clean, fold
+from index.text import clean, fold, terms, tokens
 
 NFC = "Café Łódź reopens"
 VARIANTS = [

@@ -9,7 +9,6 @@ from datetime import date
 from pathlib import Path
 
 from index.models import ArticleInfo, ChunkSpan, Coverage, ParsedArticle, SearchFilters, Span
-from index.text import tokens
 from index.store.base import (
     ArticleSummary,
     ChunkRow,
@@ -18,6 +17,7 @@ from index.store.base import (
     StoredArticle,
     StoreError,
 )
+from index.text import tokens
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles(

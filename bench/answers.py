@@ -1,0 +1,289 @@
+"""The sentence ranker: training on half of SQuAD, and the answer-phrase question set.
+
+```
+python -m bench.answers train [--limit N] [--json]        # writes index/sentence_ranker.json
+python -m bench.answers own [--questions PATH] [--json]    # bench/data/answers-8w.jsonl
+```
+
+`train` asks the train halves — SQuAD v1.1 dev split by article title
+(`bench.quality.squad_half`), the news quiz and our own set split by week
+(`bench.quality.week_half`) — through the engine and records every candidate sentence's ranker
+features (`index.answer.FEATURES`) with its label: does it contain a gold answer. A logistic
+regression (scikit-learn) is fitted on them and written, on the raw feature scale, to
+`index/sentence_ranker.json`. Its figures come from the other halves only: `python -m
+bench.quality squad --half test`, `python -m bench.quality news --half test`, `own --half test`.
+
+`own` asks our own questions over corpus-8w (bench/data/answers-8w.jsonl): answerable ones
+whose answer is a verbatim phrase of one article (who/where/when/how many/which), and ones the
+collection cannot answer. quote_hit@k: a gold phrase in one of the first k quotes (any
+article); hit@5: in a quote or one of the top five passages; abstention on each kind.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import typer
+
+from bench.options import MAX_QUESTIONS
+from bench.quality import (
+    LAST_TRAIN_DAY,
+    NEWS_CORPUS,
+    NEWS_QUESTIONS,
+    REPO_ROOT,
+    SQUAD_DATA,
+    Half,
+    HalfOption,
+    contains_answer,
+    in_half,
+    latency,
+    log,
+    mean,
+    news_index,
+    news_questions,
+    squad_index,
+    week_half,
+)
+from index.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from index.engine import Engine
+
+OWN_QUESTIONS = REPO_ROOT / "bench" / "data" / "answers-8w.jsonl"
+# The day our own questions are asked on: just after the corpus's last week.
+OWN_AS_OF = date(2023, 3, 6)
+# scikit-learn's default strength; the ranker only orders a question's ~20 candidates.
+REGULARISATION_C = 1.0
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="The sentence ranker: train it on SQuAD's train half; our own set.")
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A question to train on: its text, gold answers, and the day it is asked on."""
+
+    text: str
+    answers: tuple[str, ...]
+    as_of: date
+
+
+def collect_features(
+    engine: Engine, asked: Sequence[Asked], label: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features (float64 (n, len(FEATURES))), labels (bool (n,)) and question numbers (int
+    (n,)) of every candidate sentence the engine considers for these questions."""
+    from index import questions as pipeline
+    from index.answer import FEATURES
+    from index.models import SearchFilters
+
+    rows: list[np.ndarray] = [np.zeros((0, len(FEATURES)))]
+    labels: list[np.ndarray] = [np.zeros(0, dtype=bool)]
+    groups: list[np.ndarray] = [np.zeros(0, dtype=int)]
+    with engine.store.reading() as snapshot:
+        for number, question in enumerate(asked):
+            def observe(candidates: Sequence[Any], features: np.ndarray,
+                        gold: tuple[str, ...] = question.answers, n: int = number) -> None:
+                rows.append(features)
+                labels.append(np.array([contains_answer(c.text, gold) for c in candidates],
+                                       dtype=bool))
+                groups.append(np.full(len(candidates), n))
+
+            pipeline.answer_question(snapshot, engine.embedder, engine.settings,
+                                     " ".join(question.text.split()), SearchFilters(),
+                                     question.as_of, observe=observe)
+            if (number + 1) % 1000 == 0:
+                log(f"{label} {number + 1}/{len(asked)} questions")
+    return np.concatenate(rows), np.concatenate(labels), np.concatenate(groups)
+
+
+def training_sets(
+    settings: Settings, squad: Path, corpus: Path, quiz: Path, own: Path, limit: int | None
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Candidate features and labels of each set's train half: SQuAD by article, the news
+    quiz and our own set by week (`bench.quality.week_half`)."""
+    sets = {}
+    engine, squad_questions = squad_index(settings, squad, "title")
+    try:
+        asked = [Asked(q.text, q.answers, date.today())
+                 for q in in_half(squad_questions, "train")][:limit]
+        sets["squad"] = collect_features(engine, asked, "squad")
+    finally:
+        engine.close()
+    engine = news_index(settings, corpus)
+    try:
+        quiz_asked = [Asked(q.text, q.answers, date.today())
+                      for q in in_half(news_questions(quiz), "train") if q.answers][:limit]
+        sets["news_quiz"] = collect_features(engine, quiz_asked, "news quiz")
+        own_asked = [Asked(row["question"], tuple(row["answers"]), OWN_AS_OF)
+                     for row in own_questions(own, "train") if row["answers"]][:limit]
+        sets["own"] = collect_features(engine, own_asked, "own")
+    finally:
+        engine.close()
+    return sets
+
+
+def fit(
+    features: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """Logistic regression on standardised features (each row weighted by `weights`),
+    returned on the raw feature scale: coefficients float64 (n_features,), intercept."""
+    from sklearn.linear_model import LogisticRegression
+
+    centre = features.mean(axis=0)
+    scale = features.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=REGULARISATION_C, max_iter=2000)
+    model.fit((features - centre) / scale, labels, sample_weight=weights)
+    coefficients = model.coef_[0] / scale
+    intercept = float(model.intercept_[0] - np.sum(model.coef_[0] * centre / scale))
+    return coefficients, intercept
+
+
+def top1_hit_rate(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> float:
+    """Share of questions whose best-scored candidate holds the answer."""
+    hits = []
+    for group in np.unique(groups):
+        mask = groups == group
+        hits.append(bool(labels[mask][int(np.argmax(scores[mask]))]))
+    return mean(hits)
+
+
+@app.command("train")
+def train_command(
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, max=MAX_QUESTIONS, help="Only the first N questions of each set.")]
+    = None,
+    squad: Annotated[Path, typer.Option("--squad", help="SQuAD v1.1 dev (.json.gz).")] = SQUAD_DATA,
+    corpus: Annotated[Path, typer.Option("--corpus", help="The news corpus.")] = NEWS_CORPUS,
+    quiz: Annotated[Path, typer.Option("--quiz", help="The news quiz.")] = NEWS_QUESTIONS,
+    own: Annotated[Path, typer.Option("--own", help="Our answers set.")] = OWN_QUESTIONS,
+    write: Annotated[bool, typer.Option(help="Write index/sentence_ranker.json.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="One line of JSON.")] = False,
+) -> None:
+    """Fit the sentence ranker on the train halves and write its weights.
+
+    SQuAD's train half has ~30 times the questions of the two news sets' train weeks
+    together, and its questions restate their sentence far more than news questions do; so
+    each domain (encyclopedic, news) carries the same total weight, fixed beforehand, not tuned.
+    """
+    from index.answer import FEATURES, RANKER_FILE, SentenceRanker, default_ranker
+
+    started = time.perf_counter()
+    sets = training_sets(load_settings(), squad, corpus, quiz, own, limit)
+    news_rows = sum(len(sets[name][1]) for name in ("news_quiz", "own"))
+    domain_weight = {"squad": 1.0 / len(sets["squad"][1]), "news_quiz": 1.0 / news_rows,
+                     "own": 1.0 / news_rows}
+    features = np.concatenate([sets[name][0] for name in sets])
+    labels = np.concatenate([sets[name][1] for name in sets])
+    weights = np.concatenate([np.full(len(sets[name][1]), domain_weight[name] * len(labels))
+                              for name in sets])
+    coefficients, intercept = fit(features, labels, weights)
+    ranker = SentenceRanker(FEATURES, coefficients, intercept)
+    report: dict[str, Any] = {"sets": {}}
+    for name, (x, y, groups) in sets.items():
+        report["sets"][name] = {
+            "n_questions": len(np.unique(groups)), "n_sentences": len(y),
+            "top1_before": round(top1_hit_rate(default_ranker().probabilities(x), y, groups), 4),
+            "top1_after": round(top1_hit_rate(ranker.probabilities(x), y, groups), 4),
+        }
+    report["coefficients"] = dict(zip(FEATURES, (round(float(c), 4) for c in coefficients),
+                                      strict=True))
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    if write:
+        counts = ", ".join(f"{name} {facts['n_questions']}"
+                           for name, facts in report["sets"].items())
+        RANKER_FILE.write_text(ranker.to_json(
+            trained="python -m bench.answers train: train halves of SQuAD v1.1 dev (by title), "
+                    f"the news quiz and bench/data/answers-8w.jsonl (weeks to {LAST_TRAIN_DAY}); "
+                    f"questions: {counts}; the two domains weighted equally",
+        ), encoding="utf-8")
+    typer.echo(json.dumps(report) if as_json else json.dumps(report, indent=2))
+
+
+def own_questions(path: Path, half: Half = "all") -> list[dict[str, Any]]:
+    """The rows of an answers set (see bench/data/answers-8w.jsonl), of one half by week
+    (unanswerable rows, which have no date, alternate between the halves)."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    if half == "all":
+        return rows
+    undated = 0
+    kept = []
+    for row in rows:
+        if row.get("published"):
+            side = week_half(row["published"])
+        else:
+            side = ("train", "test")[undated % 2]
+            undated += 1
+        if side == half:
+            kept.append(row)
+    return kept
+
+
+def eval_own(settings: Settings, corpus: Path, path: Path, half: Half = "all") -> dict[str, Any]:
+    """quote_hit@1/@3, hit@5 and abstention on our own set, overall and by answer type."""
+    rows = own_questions(path, half)
+    engine = news_index(settings, corpus)
+    outcomes = []
+    try:
+        for row in rows:
+            started = time.perf_counter()
+            answer = engine.ask(row["question"], as_of=OWN_AS_OF)
+            ms = (time.perf_counter() - started) * 1000.0
+            quotes = [quote.text for quote in answer.quotes]
+            passages = [hit.passage for hit in answer.results[:5]]
+            gold = row["answers"]
+            outcomes.append({
+                "kind": row["kind"], "type": row["type"], "answered": answer.answered, "ms": ms,
+                "quote_hit@1": bool(gold) and contains_answer(" ".join(quotes[:1]), gold),
+                "quote_hit@3": bool(gold) and any(contains_answer(q, gold) for q in quotes[:3]),
+                "hit@5": bool(gold) and (any(contains_answer(q, gold) for q in quotes)
+                                         or any(contains_answer(p, gold) for p in passages)),
+                "reason": answer.reason.value if answer.reason else "",
+            })
+    finally:
+        engine.close()
+    answerable = [o for o in outcomes if o["kind"] == "answerable"]
+    unanswerable = [o for o in outcomes if o["kind"] == "unanswerable"]
+
+    def rates(group: Sequence[dict[str, Any]]) -> dict[str, float]:
+        return {metric: round(mean(float(o[metric]) for o in group), 4)
+                for metric in ("quote_hit@1", "quote_hit@3", "hit@5")}
+
+    return {
+        "dataset": "own", "questions": path.name, "half": half, "n_answerable": len(answerable),
+        "n_unanswerable": len(unanswerable), **rates(answerable),
+        "false_abstention_rate": round(mean(float(not o["answered"]) for o in answerable), 4),
+        "unanswerable_abstention_rate": round(
+            mean(float(not o["answered"]) for o in unanswerable), 4),
+        "reasons_unanswerable": dict(Counter(o["reason"] or "answered" for o in unanswerable)),
+        "by_type": {kind: rates([o for o in answerable if o["type"] == kind])
+                    for kind in sorted({o["type"] for o in answerable})},
+        **latency([o["ms"] for o in outcomes]),
+    }
+
+
+@app.command("own")
+def own_command(
+    questions: Annotated[Path, typer.Option("--questions", help="An answers set (.jsonl).")]
+    = OWN_QUESTIONS,
+    corpus: Annotated[Path, typer.Option("--corpus", help="The corpus the set was written on.")]
+    = NEWS_CORPUS,
+    as_json: Annotated[bool, typer.Option("--json", help="One line of JSON.")] = False,
+    half: HalfOption = "all",
+) -> None:
+    """Our answer-phrase questions over corpus-8w: quote hits, abstention, by answer type."""
+    report = eval_own(load_settings(), corpus, questions, half)
+    typer.echo(json.dumps(report) if as_json else json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    app()

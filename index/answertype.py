@@ -1,0 +1,290 @@
+"""What kind of answer a question asks for, and where a sentence holds one.
+
+A question's expected answer type comes from its question words (who → a person, where → a
+place, when → a date, how many/much → a number, which/what X → a name; the classic first step
+of factoid QA, e.g. Li and Roth, "Learning Question Classifiers", COLING 2002, coarse
+classes). A sentence holds an answer of that type when it has an entity of that kind that the
+question does not already contain: "The city has appointed a new director" names nobody; "Ann
+Lee, 52, got the job" does.
+
+Entities are spotted by patterns over the verbatim sentence, not by a statistical tagger:
+numbers and amounts, dates, and names (runs of capitalised words). spaCy's small English
+model (en_core_web_sm) was measured against these patterns as the sentence ranker's entity
+source (docs/quality.md, "Answer-aware quotes"): it tags ~6,300 words/s on this machine, which
+would more than double the year's ingest or cost ~130 ms a question at query time, for no
+better quote choice on the held-out half. Everything here is pure and runs in microseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from index.text import STOP_WORDS, fold, tokens
+
+
+class AnswerType(StrEnum):
+    """The kind of thing a question asks for."""
+
+    PERSON = "person"
+    PLACE = "place"
+    DATE = "date"
+    NUMBER = "number"
+    NAME = "name"  # an organisation, team, product, title...: any proper name
+    OTHER = "other"  # why, how, what happened: no entity answers it
+
+
+class EntityKind(StrEnum):
+    """What a spotted entity is."""
+
+    NUMBER = "number"
+    DATE = "date"
+    NAME = "name"
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """An entity in a text: character offsets [start, end) into it, and its kind.
+
+    `person_like`: a name of two or more capitalised words, or after a title (Mr, Dr,
+    President...). `place_like`: a name after a locative preposition (in, at, from, near...).
+    """
+
+    start: int
+    end: int
+    kind: EntityKind
+    person_like: bool = False
+    place_like: bool = False
+
+
+_PLACE_NOUNS = frozenset(
+    """city cities country countries town towns state states place places village villages
+    region regions county counties island islands nation nations venue venues stadium stadiums
+    province provinces continent capital district neighborhood neighbourhood area location
+    airport port river lake mountain street building""".split()
+)
+_DATE_NOUNS = frozenset("year years date day days month months time century decade".split())
+_NUMBER_NOUNS = frozenset(
+    """percentage percent share number amount price cost total figure rate age sum many much
+    score""".split()
+)
+_PERSON_NOUNS = frozenset(
+    """person people man woman men women player players actor actress singer rapper author
+    writer president leader ceo founder coach judge director minister senator officer athlete
+    star chef artist celebrity candidate""".split()
+)
+
+
+def expected_type(question: str) -> AnswerType:
+    """The answer type a question asks for, from its question words (pure).
+
+    >>> expected_type("Who got the job?"), expected_type("How much funding was awarded?")
+    (<AnswerType.PERSON: 'person'>, <AnswerType.NUMBER: 'number'>)
+    """
+    words = tokens(question)
+    for index, word in enumerate(words):
+        following = words[index + 1 : index + 4]
+        if word in ("who", "whom", "whose"):
+            return AnswerType.PERSON
+        if word == "where":
+            return AnswerType.PLACE
+        if word == "when":
+            return AnswerType.DATE
+        if word == "how" and following:
+            if following[0] in ("many", "much", "old", "far", "long", "big", "large", "tall",
+                                "often", "fast", "high", "deep"):
+                return AnswerType.NUMBER
+            return AnswerType.OTHER
+        if word in ("which", "what"):
+            nouns = [w for w in following if w not in STOP_WORDS][:2]
+            if any(n in _PLACE_NOUNS for n in nouns):
+                return AnswerType.PLACE
+            if any(n in _DATE_NOUNS for n in nouns):
+                return AnswerType.DATE
+            if any(n in _NUMBER_NOUNS for n in nouns):
+                return AnswerType.NUMBER
+            if any(n in _PERSON_NOUNS for n in nouns):
+                return AnswerType.PERSON
+            if word == "which" or (following and following[0] not in STOP_WORDS):
+                return AnswerType.NAME
+            return AnswerType.OTHER
+        if word == "why":
+            return AnswerType.OTHER
+    return AnswerType.OTHER
+
+
+_MONTHS = (r"(?:Jan(?:uary|\.)?|Feb(?:ruary|\.)?|Mar(?:ch|\.)?|Apr(?:il|\.)?|May|June?|"
+           r"July?|Aug(?:ust|\.)?|Sep(?:t(?:ember|\.)?|\.)?|Oct(?:ober|\.)?|Nov(?:ember|\.)?|"
+           r"Dec(?:ember|\.)?)")
+_WEEKDAYS = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_DATE = re.compile(
+    rf"\b(?:{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+(?:1[89]|20)\d\d)?"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTHS}(?:,?\s+(?:1[89]|20)\d\d)?"
+    rf"|{_MONTHS}\s+(?:of\s+)?(?:1[89]|20)\d\d"
+    rf"|{_WEEKDAYS}(?:\s+(?:morning|afternoon|evening|night))?"
+    r"|(?:1[89]|20)\d\d(?:s\b)?"
+    r"|\d{1,2}(?::\d\d)?\s*(?:a\.m\.|p\.m\.|am\b|pm\b)"
+    r"|(?:yesterday|tomorrow|last\s+(?:week|month|year|night)|next\s+(?:week|month|year))"
+    rf"|{_MONTHS})\b",
+)
+_NUMBER_WORDS = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                 r"fifteen|twenty|thirty|forty|fifty|hundred|dozen|dozens|hundreds|"
+                 r"thousands|millions|billions)")
+_SCALE = r"(?:\s*(?:%|percent|per\s+cent|million|billion|trillion|thousand|hundred|[mbk]n?\b))?"
+_NUMBER = re.compile(
+    rf"(?:[$£€¥]\s?)?\b\d(?:[\d,]*\d)?(?:\.\d+)?{_SCALE}"
+    rf"|\b{_NUMBER_WORDS}(?:[\s-]+{_NUMBER_WORDS})*{_SCALE}\b",
+    re.IGNORECASE,
+)
+# A name: capitalised words (initials, hyphens, apostrophes, inner capitals allowed), joined
+# by spaces or by a few lowercase particles ("Bank of England", "Ludwig van Beethoven").
+_CAPITALISED = r"(?:[A-Z][\w'’.-]*[\w.]|[A-Z]\.?)"
+_PARTICLES = r"(?:of|de|del|der|da|di|van|von|bin|al|la|le|du|the|and|&)"
+_NAME = re.compile(rf"\b{_CAPITALISED}(?:\s+(?:{_PARTICLES}\s+)?{_CAPITALISED})*")
+_TITLES = frozenset(
+    """mr mrs ms dr sir dame president prime minister senator sen rep gov governor mayor
+    king queen prince princess pope coach chief ceo judge justice secretary chancellor
+    general gen captain capt officer rev professor prof lord lady""".split()
+)
+_LOCATIVES = frozenset("in at from near to into across outside inside toward towards".split())
+
+
+def entities(text: str) -> list[Entity]:
+    """The numbers, dates and names in a text, in order, not overlapping (pure).
+
+    Dates win over numbers and names over the same characters ("March 3, 2023" is one date,
+    not a name and two numbers). A capitalised word that opens the text or follows sentence
+    punctuation counts as a name only when it is not a common word ("The", "But", "He").
+    """
+    found: list[Entity] = []
+    taken = bytearray(len(text))
+
+    def free(start: int, end: int) -> bool:
+        return not any(taken[start:end])
+
+    def take(entity: Entity) -> None:
+        found.append(entity)
+        taken[entity.start : entity.end] = b"\x01" * (entity.end - entity.start)
+
+    for match in _DATE.finditer(text):
+        if free(*match.span()):
+            take(Entity(match.start(), match.end(), EntityKind.DATE))
+    for match in _NUMBER.finditer(text):
+        if free(*match.span()):
+            take(Entity(match.start(), match.end(), EntityKind.NUMBER))
+    for match in _NAME.finditer(text):
+        start, end = match.span()
+        words = match.group().split()
+        # Sentence-initial common words ("The", "But") are not names; drop them from the front.
+        while words and _opens_sentence(text, start) and fold(words[0].strip(".")) in _NOT_NAMES:
+            start = text.index(words[1], start) if len(words) > 1 else end
+            words = words[1:]
+        end = _trim_end(text, start, end)
+        if not words or start >= end or not free(start, end):
+            continue
+        before = text[max(0, start - 30) : start].split()
+        previous = fold(before[-1].strip(".,")) if before else ""
+        take(Entity(start, end, EntityKind.NAME,
+                    person_like=len(words) >= 2 or previous in _TITLES,
+                    place_like=previous in _LOCATIVES))
+    found.sort(key=lambda entity: entity.start)
+    return found
+
+
+# Capitalised only because they open a sentence or a heading, never a name on their own.
+_NOT_NAMES = STOP_WORDS | _TITLES | frozenset(
+    """said says according after before however meanwhile yet still there here this that
+    these those it its many some several most new former late last first""".split()
+)
+
+
+def _opens_sentence(text: str, start: int) -> bool:
+    """Whether the word at `start` opens the text, a sentence, a quotation or a clause."""
+    before = text[:start].rstrip()
+    return not before or before[-1] in ".!?:;\"“‘'(—–-"
+
+
+def _trim_end(text: str, start: int, end: int) -> int:
+    """The end of a name without a sentence-final full stop ("...in Leeds." → "Leeds")."""
+    while end > start and text[end - 1] in ".-'’":
+        end -= 1
+    return end
+
+
+def answers_type(entity: Entity, wanted: AnswerType) -> bool:
+    """Whether an entity is the kind of answer a question of type `wanted` asks for."""
+    if wanted is AnswerType.NUMBER:
+        return entity.kind is EntityKind.NUMBER
+    if wanted is AnswerType.DATE:
+        return entity.kind is EntityKind.DATE
+    if wanted is AnswerType.PERSON:
+        return entity.kind is EntityKind.NAME and entity.person_like
+    if wanted is AnswerType.PLACE:
+        return entity.kind is EntityKind.NAME and (entity.place_like or not entity.person_like)
+    if wanted is AnswerType.NAME:
+        return entity.kind is EntityKind.NAME
+    return False
+
+
+def new_entities(text: str, question_tokens: frozenset[str]) -> list[Entity]:
+    """The entities of a text that the question does not already contain: at least one of
+    an entity's words (folded) is not among the question's tokens."""
+    return [entity for entity in entities(text)
+            if not set(tokens(text[entity.start : entity.end])) <= question_tokens]
+
+
+def answer_entity(
+    text: str, wanted: AnswerType, question_tokens: frozenset[str]
+) -> Entity | None:
+    """The first entity of the text of the wanted type that the question does not contain."""
+    if wanted is AnswerType.OTHER:
+        return None
+    for entity in new_entities(text, question_tokens):
+        if answers_type(entity, wanted):
+            return entity
+    return None
+
+
+_YEAR = re.compile(r"^(?:1[89]|20|21)\d\d$")
+
+
+def key_names(question: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The names and years a question is about, as written, each with its tokens that count:
+    not stop words, not single letters (a possessive's "s", an initial) ("Who founded
+    Zentrivo Labs in 2031?" → [("Zentrivo Labs", ("zentrivo", "labs")), ("2031", ("2031",))]).
+    """
+    found = []
+    for entity in entities(question):
+        phrase = question[entity.start : entity.end]
+        if entity.kind is EntityKind.NAME:
+            words = tuple(t for t in tokens(phrase) if len(t) > 1 and t not in STOP_WORDS)
+        elif entity.kind is EntityKind.DATE and _YEAR.match(phrase):
+            words = (phrase,)
+        else:
+            continue
+        if words:
+            found.append((phrase, words))
+    return found
+
+
+def unmentioned_name(
+    question: str, doc_counts: Callable[[Sequence[str]], Mapping[str, int]]
+) -> str:
+    """The question's names and years, joined by "or", when every one of them has a word that
+    is in no chunk; '' when the question names nothing or the collection mentions any name.
+
+    `doc_counts(words)` gives each word's document count in the collection (the keyword
+    index's, so stemmed as it stems). One unknown word makes a name unknown: "Zentrivo Labs" is
+    not in a collection that holds "labs" but never "Zentrivo". A question that also names
+    something the collection knows is left to retrieval: quiz questions often name a person
+    the articles do not while asking about one they do (docs/quality.md, "Abstention").
+    """
+    names = key_names(question)
+    if not names:
+        return ""
+    counts = doc_counts(sorted({word for _, words in names for word in words}))
+    if all(any(counts.get(word, 0) == 0 for word in words) for _, words in names):
+        return " or ".join(dict.fromkeys(phrase for phrase, _ in names))
+    return ""
