@@ -132,6 +132,12 @@ FEATURES = (
     "leans_back",      # starts with a word that points back (he, this, they...)
     "log_length",      # ln(characters)
     "neighbour_coverage",  # the best coverage of the sentences before and after it
+    # Whether the question is restated anywhere: SQuAD-like questions reuse their sentence's
+    # words and coverage finds the answer; news questions rarely do, and there the answer type
+    # must. Relative to the question's best candidate, so one model serves both.
+    "coverage_gap",    # the best coverage among the candidates minus this one's
+    "type_match_unrestated",  # type_match × (1 − the best coverage)
+    "best_coverage",   # the best coverage among the candidates
 )
 
 
@@ -145,6 +151,7 @@ def sentence_features(
     """
     features = np.zeros((len(candidates), len(FEATURES)), dtype=np.float64)
     cover = [coverage_score(c.text, question.weights) for c in candidates]
+    best = max(cover, default=0.0)
     typed = question.wanted is not AnswerType.OTHER
     for row, candidate in enumerate(candidates):
         found = new_entities(candidate.text, question.tokens)
@@ -152,11 +159,12 @@ def sentence_features(
         neighbours = [cover[i] for i in (row - 1, row + 1)
                       if 0 <= i < len(candidates) and candidates[i].chunk_id == candidate.chunk_id]
         first = tokens(candidate.text)[:1]
+        type_match = float(any(answers_type(entity, question.wanted) for entity in found))
         features[row] = (
             candidate.chunk_score,
             candidate.chunk_rank,
             cover[row],
-            float(any(answers_type(entity, question.wanted) for entity in found)),
+            type_match,
             float(typed),
             min(3, kinds.count(EntityKind.NAME)),
             min(3, kinds.count(EntityKind.NUMBER)),
@@ -165,6 +173,9 @@ def sentence_features(
             float(bool(first) and first[0] in LEANING_WORDS),
             math.log(max(len(candidate.text), 1)),
             max(neighbours, default=0.0),
+            best - cover[row],
+            type_match * (1.0 - best),
+            best,
         )
     return features
 

@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     )
     max_chunks_per_article: int = Field(2, ge=1, le=20, description="Chunks kept per article.")
     max_quotes: int = Field(3, ge=1, le=5, description="Sentences quoted in an answer.")
-    bm25_weight: float = Field(0.3, ge=0, le=1, description="Keyword share of the fused score.")
+    bm25_weight: float = Field(0.4, ge=0, le=1, description="Keyword share of the fused score.")
     min_score: float = Field(
         0.40, ge=-1, le=1,
         description="Below this best-passage similarity the answer abstains (calibrated).",
