@@ -44,6 +44,8 @@ EVAL_RESULTS = 10
 # Answerable questions allowed to abstain when the threshold is chosen from data.
 MAX_FALSE_ABSTAIN = 0.05
 THRESHOLDS_SHOWN = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55)
+# What the engine compares with min_answer_score (`index.answer.answer_score`).
+ENGINE_SIGNAL = "answer_score"
 
 TitleMode = Literal["title", "none", "prefix"]
 
@@ -554,6 +556,7 @@ def _setting_fields(settings: Settings) -> dict[str, Any]:
         "bm25_weight": settings.bm25_weight,
         "max_chunks_per_article": settings.max_chunks_per_article,
         "min_score": settings.min_score,
+        "min_answer_score": settings.min_answer_score,
     }
 
 
@@ -563,9 +566,9 @@ def _setting_fields(settings: Settings) -> dict[str, Any]:
 def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict[str, float]:
     """Candidate abstention signals for one question, from the same retrieval the engine runs.
 
-    'dense5' is what `Engine.ask` compares with `min_score` (best cosine among the top five
-    fused chunks); the others are alternatives measured against it. 'answer5' is the sentence
-    ranker's best probability among the sentences of those chunks.
+    ENGINE_SIGNAL is what `Engine.ask` compares with `min_answer_score` (`answer_score` of
+    'dense5', the best cosine among the top five fused chunks, and 'answer5', the sentence
+    ranker's best probability among their sentences); the others are alternatives.
     """
     from index import answer as answering
     from index import text as analysis
@@ -582,7 +585,7 @@ def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict
     )
     if not ranked:
         return {"dense5": 0.0, "dense1": 0.0, "coverage1": 0.0, "coverage5": 0.0,
-                "answer5": 0.0}
+                "answer5": 0.0, ENGINE_SIGNAL: 0.0}
     article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
     top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:5]
     weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
@@ -595,6 +598,8 @@ def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict
         "coverage1": coverages[0],
         "coverage5": max(coverages),
         "answer5": sentences[0].score if sentences else 0.0,
+        ENGINE_SIGNAL: answering.answer_score(
+            max(c.dense for c in top), sentences[0].score if sentences else 0.0),
     }
 
 
@@ -623,6 +628,7 @@ def candidate_signals() -> dict[str, SignalFn]:
         "coverage5": lambda s: s["coverage5"],
     }
     blends["answer5"] = lambda s: s["answer5"]
+    blends[ENGINE_SIGNAL] = lambda s: s[ENGINE_SIGNAL]
     for share in (0.3, 0.5, 0.7):
         blends[f"{share}*dense5+{1 - share:.1f}*coverage5"] = (
             lambda s, w=share: w * s["dense5"] + (1 - w) * s["coverage5"]
@@ -660,13 +666,15 @@ def calibrate(
     questions: Path = NEWS_QUESTIONS,
     max_false: float = MAX_FALSE_ABSTAIN,
     sample: int | None = 3000,
+    half: Half = "all",
 ) -> dict[str, Any]:
-    """Choose `min_score` from data: answerable in-domain questions vs unrelated ones.
+    """Choose `min_answer_score` from data: answerable in-domain questions vs unrelated ones.
 
     Answerable = questions whose gold is in the top five results against their own index
     (SQuAD paragraphs; news passages). Unrelated = SQuAD questions against the news index and
     news questions against the SQuAD index; all of these should abstain. `sample` SQuAD
-    questions, spread over all articles, stand for the 10,570.
+    questions, spread over all articles, stand for the 10,570. `half`: only the questions of
+    that half of each set (choose on 'train', check on 'test').
     """
     from index.embedding import make_embedder
 
@@ -675,8 +683,8 @@ def calibrate(
     )
     squad_engine, squad_qs = squad_index(settings, squad, "title", embedder)
     news_engine = news_index(settings, corpus, embedder)
-    news_qs = news_questions(questions)
-    squad_qs = spread(squad_qs, sample)
+    news_qs = in_half(news_questions(questions), half)
+    squad_qs = spread(in_half(squad_qs, half), sample)
     embedder.prime([q.text for q in squad_qs] + [q.text for q in news_qs])
     try:
         squad_out = ask_all(squad_engine, squad_qs, "squad")
@@ -698,11 +706,13 @@ def calibrate(
     ]
     # The signal is recomputed outside the engine; check it decides as the engine did.
     decisions = [
-        (s["dense5"] >= settings.min_score) == o.answered
+        (s[ENGINE_SIGNAL] >= settings.min_answer_score) == o.answered
         for s, o in zip(squad_in + news_in, squad_out + news_out, strict=True)
     ]
     report: dict[str, Any] = {
         "signal_matches_engine": mean(float(same) for same in decisions),
+        "half": half,
+        "engine_signal": ENGINE_SIGNAL,
         "max_false_abstention": max_false,
         "n_squad_answerable": len(squad_hits),
         "n_news_answerable": len(news_hits),
@@ -723,19 +733,20 @@ def calibrate(
             "news_to_squad_abstention_rate": news_out_of_domain,
         }
         return {
-            name: rate_below([s["dense5"] for s in signals], threshold)
+            name: rate_below([s[ENGINE_SIGNAL] for s in signals], threshold)
             for name, signals in groups.items()
         }
 
-    report["dense5_by_threshold"] = {f"{t:.2f}": rates_at(t) for t in THRESHOLDS_SHOWN}
+    report["by_threshold"] = {f"{t:.2f}": rates_at(t) for t in THRESHOLDS_SHOWN}
     # The threshold must keep false abstentions low on both kinds of answerable question, so
     # the stricter (lower) of the two in-domain thresholds is the one proposed.
     threshold = min(
-        report["news_in_domain"]["dense5"]["threshold"],
-        report["squad_in_domain"]["dense5"]["threshold"],
+        report["news_in_domain"][ENGINE_SIGNAL]["threshold"],
+        report["squad_in_domain"][ENGINE_SIGNAL]["threshold"],
     )
-    report["min_score"] = threshold
-    report["at_min_score"] = rates_at(threshold)
+    report["min_answer_score"] = threshold
+    report["at_min_answer_score"] = rates_at(threshold)
+    report["at_current_setting"] = rates_at(settings.min_answer_score)
     return report
 
 
@@ -1059,13 +1070,14 @@ def calibrate_command(
     questions: QuestionsOption = NEWS_QUESTIONS,
     overrides: SetOption = None,
     as_json: JsonOption = False,
+    half: HalfOption = "all",
 ) -> None:
-    """Choose min_score from data: answerable questions vs unrelated ones (SQuAD vs news).
+    """Choose min_answer_score from data: answerable questions vs unrelated ones (SQuAD vs news).
 
     Proposes the threshold under which at most 5% of answerable questions abstain, and
     compares the engine's signal with alternatives.
     """
-    result = calibrate(_settings(overrides), squad, corpus, questions, sample=limit)
+    result = calibrate(_settings(overrides), squad, corpus, questions, sample=limit, half=half)
     _print(result, as_json)
 
 

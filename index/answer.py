@@ -275,8 +275,19 @@ def pick_quotes(
     return picked
 
 
+# The abstention signal's share of the best passage's cosine; the rest is the sentence ranker's
+# best probability. Chosen on the train halves (docs/quality.md, "Abstention calibration").
+DENSE_SHARE = 0.5
+
+
+def answer_score(best_cosine: float, best_probability: float) -> float:
+    """How likely the question is answered at all: a blend of the best passage's cosine to the
+    question and the ranker's best sentence probability (both 0..1 in practice)."""
+    return DENSE_SHARE * best_cosine + (1.0 - DENSE_SHARE) * best_probability
+
+
 def confidence(best_score: float, threshold: float) -> str:
-    """Name how sure an answer is from its best passage score."""
+    """Name how sure an answer is from its answer score (`answer_score`) and the threshold."""
     if best_score < threshold:
         return "none"
     if best_score >= threshold + HIGH_MARGIN:

@@ -121,7 +121,13 @@ class Settings(BaseSettings):
     bm25_weight: float = Field(0.4, ge=0, le=1, description="Keyword share of the fused score.")
     min_score: float = Field(
         0.40, ge=-1, le=1,
-        description="Below this best-passage similarity the answer abstains (calibrated).",
+        description="A passage this similar to the question is relevant: listed as further "
+        "reading, in timelines, and counted when filters leave it out (calibrated).",
+    )
+    min_answer_score: float = Field(
+        0.36, ge=0, le=1,
+        description="Below this answer score (half the best passage's similarity, half the "
+        "best sentence's answer probability) the answer abstains (calibrated).",
     )
     time_handling: bool = Field(
         True, description="Read time words in questions ('last week') and prefer newer articles."

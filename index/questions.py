@@ -106,9 +106,11 @@ def answer_question(
     article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
     capped = cap_per_article(ranked, article_of, settings.max_chunks_per_article)
     ranking = article_ranking(capped, article_of)[: settings.results]
+    weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
+    asked = answering.QuestionAnalysis.of(text, weights)
     if not ranking:
         reason, outside = why_unanswered(snapshot, query_vector, terms, statistics, settings,
-                                         filters)
+                                         filters, asked)
         return replace(base, reason=reason, outside=outside, elapsed_ms=_ms(started))
     infos = snapshot.articles([key for key, _ in ranking])
     results = tuple(
@@ -123,14 +125,13 @@ def answer_question(
         return replace(base, results=results, reason=NotAnswered.NOT_MENTIONED,
                        unmentioned=unmentioned, elapsed_ms=_ms(started))
     top = capped[:QUOTED_CHUNKS]
-    level = answering.confidence(max(c.dense for c in top), settings.min_score)
-    weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
-    asked = answering.QuestionAnalysis.of(text, weights)
-    quotes = (quotes_for(snapshot, asked, top, rows, settings.max_quotes, observe)
+    candidates, scored = rank_sentences(snapshot, asked, top, rows, observe)
+    level = answering.confidence(answer_score_of(top, scored), settings.min_answer_score)
+    quotes = (quotes_for(snapshot, asked, candidates, scored, rows, settings.max_quotes)
               if level != "none" else [])
     if not quotes:
         reason, outside = why_unanswered(snapshot, query_vector, terms, statistics, settings,
-                                         filters)
+                                         filters, asked)
         return replace(base, results=results, reason=reason, outside=outside,
                        elapsed_ms=_ms(started))
     days = [q.article.published for q in quotes if q.article.published]
@@ -149,13 +150,14 @@ def why_unanswered(
     statistics: KeywordStatistics,
     settings: Settings,
     filters: SearchFilters,
+    asked: answering.QuestionAnalysis,
 ) -> tuple[NotAnswered, OutsideFilters | None]:
     """Why a question abstained: FILTERED when its filters left out articles that may answer.
 
     Without filters, NOTHING_RELEVANT at no cost. With them, one retrieval without filters:
-    when the unfiltered question would pass the abstention bar (as `answer_question` decides
-    it), the articles it finds with a passage at or above min_score that the filters exclude
-    are counted.
+    when the unfiltered question would pass the abstention bar (min_answer_score, as
+    `answer_question` decides it), the articles it finds with a passage at or above min_score
+    that the filters exclude are counted.
     """
     if filters.is_empty():
         return NotAnswered.NOTHING_RELEVANT, None
@@ -165,7 +167,10 @@ def why_unanswered(
     )
     article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
     top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:QUOTED_CHUNKS]
-    if not top or answering.confidence(max(c.dense for c in top), settings.min_score) == "none":
+    if not top or answering.confidence(
+        answer_score_of(top, rank_sentences(snapshot, asked, top, rows)[1]),
+        settings.min_answer_score,
+    ) == "none":
         return NotAnswered.NOTHING_RELEVANT, None
     keys = list(dict.fromkeys(article_of[c.chunk_id] for c in ranked
                               if c.dense >= settings.min_score))
@@ -218,23 +223,43 @@ def caveat_of(
 SentenceObserver = Callable[[Sequence[answering.SentenceCandidate], np.ndarray], None]
 
 
-def quotes_for(
+def rank_sentences(
     snapshot: Snapshot,
     question: answering.QuestionAnalysis,
     top: Sequence[ScoredChunk],
     rows: dict[int, ChunkRow],
-    max_quotes: int,
     observe: SentenceObserver | None = None,
-) -> list[Quote]:
-    """The sentences of the top chunks most likely to hold the answer (the sentence ranker).
-
-    A story told by several articles is quoted once; the others are listed with it.
-    """
+) -> tuple[list[answering.SentenceCandidate], list[answering.ScoredSentence]]:
+    """Every sentence of the top chunks, and the same sentences by the ranker's probability
+    that each holds the answer, best first."""
     candidates = sentence_candidates(snapshot, top, rows)
     if observe is not None:
         observe(candidates, answering.sentence_features(candidates, question))
+    return candidates, answering.score_sentences(candidates, question)
+
+
+def answer_score_of(
+    top: Sequence[ScoredChunk], scored: Sequence[answering.ScoredSentence]
+) -> float:
+    """The abstention signal (`answering.answer_score`) of the top chunks and their sentences."""
+    best_cosine = max((chunk.dense for chunk in top), default=0.0)
+    return answering.answer_score(best_cosine, scored[0].score if scored else 0.0)
+
+
+def quotes_for(
+    snapshot: Snapshot,
+    question: answering.QuestionAnalysis,
+    candidates: Sequence[answering.SentenceCandidate],
+    scored: Sequence[answering.ScoredSentence],
+    rows: dict[int, ChunkRow],
+    max_quotes: int,
+) -> list[Quote]:
+    """The sentences most likely to hold the answer, as quotes (`rank_sentences` scored them).
+
+    A story told by several articles is quoted once; the others are listed with it.
+    """
     picked = answering.pick_quotes(
-        answering.score_sentences(candidates, question),
+        scored,
         max_quotes,
         group_of=lambda c: (rows[c.chunk_id].story_id, rows[c.chunk_id].article_key),
     )

@@ -115,7 +115,8 @@ def test_a_run_reports_each_corpus_without_and_with_context(
         FollowUpPair("news-8w", "Who found the comet in Oslen?", "When will it be brightest?",
                      ("March",)),
     ]
-    settings = Settings(_env_file=None, index_dir=tmp_path / "unused", min_score=0.05)
+    settings = Settings(_env_file=None, index_dir=tmp_path / "unused", min_score=0.05,
+                        min_answer_score=0.0)
     default = followup.CONTEXT_BOOST
     report = followups.evaluate(settings, pairs, samples_dir=samples, news_corpus=news,
                                 boosts=(default, 0.0), embedder=HashingEmbedder())

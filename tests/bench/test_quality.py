@@ -144,13 +144,16 @@ def test_auc() -> None:
 
 
 def test_compare_signals_reports_each_candidate() -> None:
-    answerable = [{"dense5": 0.6 + i / 100, "dense1": 0.6, "coverage1": 0.9, "coverage5": 0.9}
-                  for i in range(20)]
-    unrelated = [{"dense5": 0.2, "dense1": 0.2, "coverage1": 0.1, "coverage5": 0.2}] * 10
+    answerable = [{"dense5": 0.6 + i / 100, "dense1": 0.6, "coverage1": 0.9, "coverage5": 0.9,
+                   "answer5": 0.5, "answer_score": 0.55 + i / 200} for i in range(20)]
+    unrelated = [{"dense5": 0.2, "dense1": 0.2, "coverage1": 0.1, "coverage5": 0.2,
+                  "answer5": 0.5, "answer_score": 0.35}] * 10
     table = quality.compare_signals(answerable, unrelated)
-    assert table["dense5"]["unrelated_abstention_rate"] == 1.0
-    assert table["dense5"]["false_abstention_rate"] <= 0.05
-    assert table["dense5"]["auc"] == 1.0
+    for signal in ("dense5", quality.ENGINE_SIGNAL):
+        assert table[signal]["unrelated_abstention_rate"] == 1.0
+        assert table[signal]["false_abstention_rate"] <= 0.05
+        assert table[signal]["auc"] == 1.0
+    assert table["answer5"]["auc"] == 0.5  # the same for both: no signal
 
 
 def test_spread_takes_items_across_the_whole_sequence() -> None:
@@ -230,7 +233,8 @@ def test_cached_queries_embed_each_question_once() -> None:
 @pytest.fixture
 def eval_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setattr(quality, "EVAL_DIR", tmp_path / "eval")
-    return Settings(_env_file=None, index_dir=tmp_path / "unused", min_score=0.0)
+    return Settings(_env_file=None, index_dir=tmp_path / "unused", min_score=0.0,
+                    min_answer_score=0.0)
 
 
 def write_gz(path: Path, text: str) -> Path:
@@ -300,10 +304,11 @@ def test_calibrate_on_synthetic_data(
     assert report["n_squad_answerable"] == 3
     assert report["n_news_answerable"] == 1
     assert report["n_unrelated"] == 4
-    assert report["min_score"] == min(report["news_in_domain"]["dense5"]["threshold"],
-                                      report["squad_in_domain"]["dense5"]["threshold"])
-    assert report["at_min_score"]["news_false_abstention_rate"] == 0.0
-    assert set(report["dense5_by_threshold"]) == {"0.30", "0.35", "0.40", "0.45", "0.50", "0.55"}
+    signal = quality.ENGINE_SIGNAL
+    assert report["min_answer_score"] == min(report["news_in_domain"][signal]["threshold"],
+                                             report["squad_in_domain"][signal]["threshold"])
+    assert report["at_min_answer_score"]["news_false_abstention_rate"] == 0.0
+    assert set(report["by_threshold"]) == {"0.30", "0.35", "0.40", "0.45", "0.50", "0.55"}
 
 
 # --- the real data, with the real model

@@ -188,7 +188,8 @@ async def serve_bot(
 
     def start(**overrides: Any) -> Served:
         values = dict(discord_token=fake.token, index_dir=index_dir, article_dirs=[articles],
-                      model=MODEL, min_score=0.05, admin_role_ids=[fake.admin_role_id])
+                      model=MODEL, min_score=0.05, min_answer_score=0.0,
+                      admin_role_ids=[fake.admin_role_id])
         settings = BotSettings(_env_file=None, **{**values, **overrides})
         started.append(Served(settings, monkeypatch))
         return started[-1]

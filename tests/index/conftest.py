@@ -60,4 +60,5 @@ def settings(tmp_path: Path, article_dir: Path) -> Settings:
         article_dirs=[article_dir],
         model="test-hashing",
         min_score=0.05,
+        min_answer_score=0.0,
     )

@@ -28,6 +28,7 @@ def settings_for(index_dir: Path, article_dir: Path, model: str = "test-hashing"
     return Settings(
         _env_file=None, index_dir=index_dir, article_dirs=[article_dir], model=model,
         min_score=0.05,
+        min_answer_score=0.0,
     )
 
 

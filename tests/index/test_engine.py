@@ -112,7 +112,7 @@ def test_faiss_ids_match_sqlite_chunks(settings, embedder):
 
 
 def test_irrelevant_question_abstains(settings, embedder):
-    settings.min_score = 0.5
+    settings.min_score = settings.min_answer_score = 0.5
     engine = build(settings, embedder)
     answer = engine.ask("quantum chromodynamics lattice gauge")
     assert not answer.answered and not answer.quotes
@@ -306,7 +306,8 @@ def test_chunks_repeated_within_one_ingest_are_embedded_once(settings, embedder)
 
 
 def test_a_filter_that_leaves_out_the_answer_says_so_with_counts(settings, embedder):
-    settings.min_score = 0.4  # the hashing embedder puts the comet and orchard articles below
+    settings.min_score = settings.min_answer_score = 0.4  # the hashing embedder: comet, orchard
+    # articles below
     # A dated report of the same news, from another outlet, before the period asked about.
     (settings.article_dirs[0] / "gazette.json").write_text(json.dumps({
         "title": "Harbour bridge to reopen", "source": "Port Gazette", "published": "2023-03-01",
@@ -327,7 +328,7 @@ def test_a_filter_that_leaves_out_the_answer_says_so_with_counts(settings, embed
 
 
 def test_nothing_anywhere_is_not_blamed_on_the_filter(settings, embedder):
-    settings.min_score = 0.5
+    settings.min_score = settings.min_answer_score = 0.5
     engine = build(settings, embedder)
     answer = engine.ask("quantum chromodynamics lattice gauge",
                         SearchFilters(since=date(2024, 1, 1)))
@@ -337,7 +338,7 @@ def test_nothing_anywhere_is_not_blamed_on_the_filter(settings, embedder):
 def test_the_unfiltered_look_runs_only_when_a_filtered_question_abstains(
     settings, embedder, monkeypatch
 ):
-    settings.min_score = 0.4
+    settings.min_score = settings.min_answer_score = 0.4
     engine = build(settings, embedder)
     calls: list[object] = []
     real = questions.hybrid_search
@@ -356,7 +357,8 @@ def test_the_unfiltered_look_runs_only_when_a_filtered_question_abstains(
 
 
 def test_only_articles_past_the_abstention_bar_are_marked_relevant(settings, embedder):
-    settings.min_score = 0.4  # the hashing embedder puts the comet and orchard articles below
+    settings.min_score = settings.min_answer_score = 0.4  # the hashing embedder: comet, orchard
+    # articles below
     engine = build(settings, embedder)
     answer = engine.ask("When did the harbour bridge reopen?")
     marks = {hit.article.title: hit.relevant for hit in answer.results}

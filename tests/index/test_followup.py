@@ -204,7 +204,7 @@ def two_stories(tmp_path: Path) -> Engine:
     for name, text in ARTICLES.items():
         (folder / name).write_text(text, encoding="utf-8")
     settings = Settings(_env_file=None, index_dir=tmp_path / "index", article_dirs=[folder],
-                        model="test-hashing", min_score=0.05)
+                        model="test-hashing", min_score=0.05, min_answer_score=0.05)
     engine = Engine.open(settings, create=True, embedder=HashingEmbedder())
     engine.reindex()
     return engine

@@ -79,7 +79,7 @@ def test_every_bad_item_is_skipped_by_name_and_good_ones_go_in(tmp_path: Path) -
     root = tmp_path / "articles"
     expected = bad_folder(root, tmp_path / "private")
     settings = Settings(_env_file=None, index_dir=tmp_path / "index", article_dirs=[root],
-                        model="test-hashing", min_score=0.05)
+                        model="test-hashing", min_score=0.05, min_answer_score=0.0)
     engine = Engine.open(settings, create=True, embedder=HashingEmbedder())
     report = engine.reindex()
 
@@ -119,7 +119,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     base = tmp_path_factory.mktemp("questions")
     write_articles(base / "articles", 200)
     settings = Settings(_env_file=None, index_dir=base / "index",
-                        article_dirs=[base / "articles"], model="test-hashing", min_score=0.05)
+                        article_dirs=[base / "articles"], model="test-hashing", min_score=0.05,
+                        min_answer_score=0.0)
     built = Engine.open(settings, create=True, embedder=HashingEmbedder())
     built.reindex()
     return built

@@ -42,7 +42,7 @@ def test_soak_questions_while_reindexing(tmp_path: Path) -> None:
     article_dir = tmp_path / "articles"
     paths = write_articles(article_dir, ARTICLES)
     settings = Settings(_env_file=None, index_dir=tmp_path / "index", article_dirs=[article_dir],
-                        model="test-hashing", min_score=0.05)
+                        model="test-hashing", min_score=0.05, min_answer_score=0.0)
     engine = Engine.open(settings, create=True, embedder=HashingEmbedder())
     engine.reindex()
     questions = [f"What happened with the {topic} in {place}?"

@@ -32,7 +32,7 @@ def settings_for(url: str, work: Path, article_dirs: list[Path] | None = None) -
     """Settings of one worker process: the shared database, a folder of its own."""
     return Settings(_env_file=None, store="postgres", database_url=SecretStr(url),
                     index_dir=work / "index", article_dirs=article_dirs or [],
-                    model="test-hashing", min_score=0.05)
+                    model="test-hashing", min_score=0.05, min_answer_score=0.0)
 
 
 def article(name: str, round_: int, edition: int) -> str:
