@@ -724,8 +724,9 @@ def calibrate(
             news_hits, squad_out_of_domain + news_out_of_domain, max_false
         ),
     }
-    def rates_at(threshold: float) -> dict[str, float]:
-        """How often each group of questions abstains at a threshold of the engine's signal."""
+    def rates_at(threshold: float, signal: str = ENGINE_SIGNAL) -> dict[str, float]:
+        """How often each group of questions abstains at a threshold of a signal (the
+        engine's by default)."""
         groups = {
             "news_false_abstention_rate": news_hits,
             "squad_false_abstention_rate": squad_hits,
@@ -733,7 +734,7 @@ def calibrate(
             "news_to_squad_abstention_rate": news_out_of_domain,
         }
         return {
-            name: rate_below([s[ENGINE_SIGNAL] for s in signals], threshold)
+            name: rate_below([s[signal] for s in signals], threshold)
             for name, signals in groups.items()
         }
 
@@ -747,6 +748,8 @@ def calibrate(
     report["min_answer_score"] = threshold
     report["at_min_answer_score"] = rates_at(threshold)
     report["at_current_setting"] = rates_at(settings.min_answer_score)
+    # The signal the engine abstained on before the sentence ranker, at its threshold then.
+    report["dense5_at_min_score"] = rates_at(settings.min_score, "dense5")
     return report
 
 

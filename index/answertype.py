@@ -19,6 +19,7 @@ words/s here, so tagging at ingest would about double the year's ingest time, an
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -153,8 +154,10 @@ _TITLES = frozenset(
 _LOCATIVES = frozenset("in at from near to into across outside inside toward towards".split())
 
 
-def entities(text: str) -> list[Entity]:
-    """The numbers, dates and names in a text, in order, not overlapping (pure).
+@functools.lru_cache(maxsize=4096)
+def entities(text: str) -> tuple[Entity, ...]:
+    """The numbers, dates and names in a text, in order, not overlapping (pure; memoised:
+    ~50 µs a sentence, and the passages of popular articles are scored again and again).
 
     Dates win over numbers and names over the same characters ("March 3, 2023" is one date,
     not a name and two numbers). A capitalised word that opens the text or follows sentence
@@ -192,7 +195,7 @@ def entities(text: str) -> list[Entity]:
                     person_like=len(words) >= 2 or previous in _TITLES,
                     place_like=previous in _LOCATIVES))
     found.sort(key=lambda entity: entity.start)
-    return found
+    return tuple(found)
 
 
 # Capitalised only because they open a sentence or a heading, never a name on their own.

@@ -12,7 +12,7 @@ import numpy as np
 
 from index.models import SearchFilters
 from index.store import ChunkRow, KeywordStatistics, Snapshot
-from index.text import stem, tokens
+from index.text import stem, stems, tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +115,9 @@ def bm25_scores(
     scores: dict[int, float] = {}
     for key, text in texts.items():
         text_tokens = tokens(text)
+        counts = Counter(text_tokens)
         tf: dict[str, int] = {}
-        for token, n in Counter(text_tokens).items():
-            base = stem(token)
+        for base, n in zip(stems(list(counts)), counts.values(), strict=True):
             if base in idf:
                 tf[base] = tf.get(base, 0) + n
         if not tf:
