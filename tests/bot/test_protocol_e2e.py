@@ -78,6 +78,13 @@ EXTRA_ARTICLE = (
 )
 LIGHTHOUSE_QUESTION = "When did the Kestrel Point lighthouse reopen?"
 LIGHTHOUSE_QUOTE = "reopened to visitors on Saturday"
+
+
+def unbold(content: str) -> str:
+    """Message text without the bold that marks the answer inside a quote."""
+    return content.replace("**", "")
+
+
 TRAM_QUESTION = "When did the tram line to the university open?"
 TRAM_QUOTE = "carried its first passengers on Monday"
 FOLLOW_UP_QUESTION = "Who paid for the repairs?"
@@ -318,7 +325,8 @@ async def test_ask_is_deferred_in_time_and_answered_with_the_quote(
     assert callback.body["type"] == 5  # deferred: "articlebot is thinking…"
     assert callback.at - asked.at < INTERACTION_DEADLINE
     answer = await fake.wait_for(is_followup(asked))
-    assert LIGHTHOUSE_QUOTE in answer.body["content"]
+    assert LIGHTHOUSE_QUOTE in unbold(answer.body["content"])
+    assert "on **Saturday**" in answer.body["content"]  # the answer a "when" asks for, in bold
     assert answer.body["flags"] & 64 == 0  # public
     assert await served.stop() == run.EXIT_OK
 
@@ -394,7 +402,7 @@ async def test_a_mention_opens_a_thread_with_the_answer(
     served = serve_bot()
     await ready(fake, served)
     _thread_id, answer = await mention_answered_in_thread(fake, TRAM_QUESTION)
-    assert TRAM_QUOTE in answer.body["content"]
+    assert TRAM_QUOTE in unbold(answer.body["content"])
     assert not [r for r in fake.requests if is_post_to(fake.channel_id)(r)]  # none in channel
 
 
@@ -407,7 +415,7 @@ async def test_a_follow_up_in_the_thread_is_answered_there(
     assert fake.identifies[-1].intents & MESSAGE_CONTENT, "follow-ups need message content"
     await fake.say(fake.asker, FOLLOW_UP_QUESTION, thread_id)  # no mention
     answer = await fake.wait_for(lambda r: is_post_to(thread_id)(r) and r.at > first.at)
-    assert FOLLOW_UP_QUOTE in answer.body["content"]
+    assert FOLLOW_UP_QUOTE in unbold(answer.body["content"])
     # Answered in place: no second thread, nothing in the channel.
     assert len([r for r in fake.requests if r.path.endswith("/threads")]) == 1
     assert not [r for r in fake.requests if is_post_to(fake.channel_id)(r)]
@@ -423,7 +431,7 @@ async def test_without_thread_permission_the_answer_replies_to_the_question(
     refused = await fake.wait_for(lambda r: r.path.endswith(f"/messages/{asked}/threads"))
     assert refused.status == 403
     answer = await fake.wait_for(is_post_to(fake.channel_id))
-    assert TRAM_QUOTE in answer.body["content"]
+    assert TRAM_QUOTE in unbold(answer.body["content"])
     assert int(answer.body.get("message_reference", {}).get("message_id", 0)) == asked
     assert mention_problem(answer.body) is None  # the reply pings nobody
 
@@ -455,7 +463,7 @@ async def test_without_the_content_intent_the_bot_goes_on_without_it(
     asked = await fake.slash(fake.asker, "ask", [
         {"name": "question", "type": 3, "value": LIGHTHOUSE_QUESTION}])
     answer = await fake.wait_for(is_followup(asked))
-    assert LIGHTHOUSE_QUOTE in answer.body["content"]
+    assert LIGHTHOUSE_QUOTE in unbold(answer.body["content"])
     warnings = [r for r in caplog.records if "Message Content intent" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
     assert not [r for r in caplog.records if r.exc_info]
@@ -497,7 +505,7 @@ async def test_in_an_ask_channel_only_questions_are_answered(
     asked = await fake.say(fake.other, TRAM_QUESTION)
     opened = await fake.wait_for(lambda r: r.path.endswith("/threads"))
     answer = await fake.wait_for(is_post_to(asked))  # in the thread opened from the question
-    assert TRAM_QUOTE in answer.body["content"]
+    assert TRAM_QUOTE in unbold(answer.body["content"])
     # The chatter came first and was read first: nothing answered it, not even a refusal.
     assert opened.path == f"/channels/{fake.channel_id}/messages/{asked}/threads"
     assert not [r for r in fake.requests if str(chatter) in r.path
