@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -153,13 +154,24 @@ def format_article_line(article: ArticleInfo) -> str:
     return f"{article.id}  {day}  {article.source or '-':<16} {article.title or '(untitled)'}"
 
 
+def quote_text(quote: Quote) -> str:
+    """A quote on one line (runs of whitespace as one space), its answer in bold: an ANSI
+    style that `typer.echo` drops when the output is not a terminal."""
+    text, answer = quote.text, quote.answer
+    if answer is None:
+        return " ".join(text.split())
+    pieces = (text[: answer.start], typer.style(text[answer.start : answer.end], bold=True),
+              text[answer.end :])
+    return re.sub(r"\s+", " ", "".join(pieces)).strip()
+
+
 def format_quotes(quotes: Sequence[Quote], cautions: Mapping[str, str]) -> list[str]:
     """Quotes from one article, then its attribution, cautions and the other outlets once."""
     article = quotes[0].article
     when = article.published.isoformat() if article.published else "undated"
     source = article.source or "unknown outlet"
     label = f" [{', '.join(article.labels)}]" if article.labels else ""
-    lines = [f"  “{' '.join(quote.text.split())}”" for quote in quotes]
+    lines = [f"  “{quote_text(quote)}”" for quote in quotes]
     lines.append(f"    — {article.title or '(untitled)'}, {source}, {when}{label}")
     if article.url:
         lines.append(f"      {article.url}")

@@ -127,7 +127,15 @@ def answer_question(
     top = capped[:QUOTED_CHUNKS]
     candidates, scored = rank_sentences(snapshot, asked, top, rows, observe)
     level = answering.confidence(answer_score_of(top, scored), settings.min_answer_score)
-    quotes = (quotes_for(snapshot, asked, candidates, scored, rows, settings.max_quotes)
+    # After the best sentence, quotes come only from its chunk and from chunks relevant on
+    # their own (min_score): a sentence the ranker likes in an unrelated passage is not
+    # offered as a further answer.
+    quotable = {c.chunk_id for c in top if c.dense >= settings.min_score}
+    if scored:
+        quotable.add(scored[0].candidate.chunk_id)
+    quotes = (quotes_for(snapshot, asked, candidates,
+                         [s for s in scored if s.candidate.chunk_id in quotable], rows,
+                         settings.max_quotes)
               if level != "none" else [])
     if not quotes:
         reason, outside = why_unanswered(snapshot, query_vector, terms, statistics, settings,

@@ -10,7 +10,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from articlebot.cli import answer_json, app, format_answer
@@ -89,7 +91,7 @@ def test_ask_json_prints_the_answer(settings, embedder, monkeypatch):
     data = json.loads(result.output)
     assert data["answered"] and data["quotes"][0]["article"]["title"]
     assert "note" in data and "reason" in data and "caveat" in data
-    text = format_answer(engine.ask("When did the harbour bridge reopen?"))
+    text = click.unstyle(format_answer(engine.ask("When did the harbour bridge reopen?")))
     assert "reopened on Monday" in text and "Confidence:" in text
 
 
@@ -240,3 +242,18 @@ def test_sync_goes_where_serve_syncs_and_never_both():
     assert sync_target(77, False, 4242) == 77
     with pytest.raises(CliError, match="--guild and --global"):
         sync_target(77, True, None)
+
+
+def test_the_answer_in_a_quote_is_bold_on_a_terminal_only():
+    from articlebot.cli import quote_text
+    from index.models import Span
+
+    article = ArticleInfo("a1", "Storm", "Herald", "", None)
+    text = "Gusts of 130 km/h left\n about 12,000 homes dark."
+    start = text.index("12,000")
+    quote = Quote(text, article, 1, 0, len(text), 0.9, answer=Span(start, start + 6))
+    assert quote_text(quote) == (
+        "Gusts of 130 km/h left about " + typer.style("12,000", bold=True) + " homes dark.")
+    assert click.unstyle(quote_text(quote)) == "Gusts of 130 km/h left about 12,000 homes dark."
+    assert quote_text(Quote(text, article, 1, 0, len(text), 0.9)) == click.unstyle(
+        quote_text(quote))

@@ -63,6 +63,11 @@ def test_entities_are_names_numbers_and_dates_without_overlap() -> None:
     ]
 
 
+def test_names_joined_by_and_are_two_names() -> None:
+    assert spotted("The line between Cantle and Merrow Fields.") == [
+        ("Cantle", EntityKind.NAME), ("Merrow Fields", EntityKind.NAME)]
+
+
 def test_sentence_initial_common_words_are_not_names() -> None:
     assert spotted("The mayor spoke. He left.") == []
     assert spotted("But Kestle voted.") == [("Kestle", EntityKind.NAME)]
@@ -77,6 +82,11 @@ def test_sentence_initial_common_words_are_not_names() -> None:
     ("How much funding did Kestle get?", "Kestle has been awarded funding.", None),
     ("How much funding did Kestle get?", "Kestle gets £4.5 million.", "£4.5 million"),
     ("When did the bridge reopen?", "The bridge reopened on Monday.", "Monday"),
+    # Of several, the one nearest the question's words; a weekday with its date is one date.
+    ("How many homes lost power in the storm?",
+     "Gusts of 130 km/h left about 12,000 homes without power for two days.", "12,000"),
+    ("When did Lumen Orbital launch its satellite?",
+     "It launched at dawn on Thursday, 2 May 2024, from the coast.", "Thursday, 2 May 2024"),
     # An entity the question already holds is not an answer.
     ("Who praised Ann Lee?", "Ann Lee was praised.", None),
     ("Why did Kestle vote no?", "Kestle voted no on 4 May.", None),

@@ -396,3 +396,20 @@ def test_an_unreadable_outcome_is_unknown_not_an_error():
     assert SyncOutcome.from_json("not json") is None
     assert SyncOutcome.from_json('{"kind": "reindex"}') is None
     assert SyncOutcome.from_json("[]") is None
+
+
+def test_later_quotes_come_only_from_relevant_passages(settings, embedder, monkeypatch):
+    from index import answer as answering
+
+    monkeypatch.setattr(answering, "QUOTE_MIN_RATIO", 0.0)  # no cut by probability
+    settings.chunk_max_tokens = 30  # several chunks per article
+    settings.max_quotes = 5
+    settings.min_answer_score = 0.0
+    engine = build(settings, embedder)
+    question = "When did the harbour bridge reopen?"
+    settings.min_score = -1.0  # every passage relevant: quotes may come from several chunks
+    spread = {quote.chunk_id for quote in engine.ask(question).quotes}
+    settings.min_score = 0.99  # none relevant on its own: only the best sentence's chunk
+    answer = engine.ask(question)
+    assert answer.answered and len({quote.chunk_id for quote in answer.quotes}) == 1
+    assert len(spread) > 1
