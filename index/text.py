@@ -117,8 +117,8 @@ def _without_diacritics(text: str) -> str:
     """Text without combining diacritics ("café" → "cafe"), as FTS5's unicode61 indexes it;
     recomposed afterwards, so scripts that NFD splits otherwise (Hangul) are unchanged."""
     decomposed = unicodedata.normalize("NFD", text)
-    if len(decomposed) == len(text):
-        return text  # nothing decomposed, so no diacritic to remove
+    if not _COMBINING.search(decomposed):
+        return text
     return unicodedata.normalize("NFC", _COMBINING.sub("", decomposed))
 
 
@@ -137,7 +137,7 @@ def tokens(text: str) -> tuple[str, ...]:
 
 
 # One list for questions, coverage and story grouping: function words, question words, and a
-# few words that are in almost every news question ("week", "new", "said").
+# few words that are in almost every news question ("week", "new").
 STOP_WORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been
     before being below between both but by can could did do does doing down during each few for

@@ -81,6 +81,7 @@ def test_variants_match_in_search_titles_and_duplicates(settings, embedder, tmp_
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("Café Łódź re-opens", ("cafe", "łodz", "re", "opens")),    # diacritics go, as in FTS5
+    ("q\u0301 한국어", ("q", "한국어")),  # a mark with no composed form; Hangul unchanged
     ("snake_case 3.5% O\u2019Dowd\u2019s", ("snake", "case", "3", "5", "o", "dowd", "s")),
     ("\ufb01nance \uff21\uff22", ("finance", "ab")),
     ("", ()),
