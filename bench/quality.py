@@ -572,7 +572,7 @@ def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict
     """
     from index import answer as answering
     from index import text as analysis
-    from index.questions import sentence_candidates
+    from index.questions import answer_score_of, rank_sentences
     from index.retrieve import cap_per_article, hybrid_search
 
     settings = engine.settings
@@ -590,16 +590,15 @@ def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict
     top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:5]
     weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
     coverages = [answering.coverage_score(rows[c.chunk_id].text, weights) for c in top]
-    sentences = answering.score_sentences(sentence_candidates(snapshot, top, rows),
-                                          answering.QuestionAnalysis.of(text, weights))
+    _, sentences = rank_sentences(snapshot, answering.QuestionAnalysis.of(text, weights), top,
+                                  rows)
     return {
         "dense5": max(c.dense for c in top),
         "dense1": top[0].dense,
         "coverage1": coverages[0],
         "coverage5": max(coverages),
         "answer5": sentences[0].score if sentences else 0.0,
-        ENGINE_SIGNAL: answering.answer_score(
-            max(c.dense for c in top), sentences[0].score if sentences else 0.0),
+        ENGINE_SIGNAL: answer_score_of(top, sentences),
     }
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from index.text import STOP_WORDS, fold, tokens
+from index.text import STOP_WORDS, TOKEN, fold, tokens
 
 
 class AnswerType(StrEnum):
@@ -255,9 +255,9 @@ def answer_entity(
     fitting = [e for e in new_entities(text, question_tokens) if answers_type(e, wanted)]
     if len(fitting) < 2:
         return fitting[0] if fitting else None
-    anchors = [match.start() for match in _WORD.finditer(text)
-               if _folded_word(match.group()) in question_tokens
-               and _folded_word(match.group()) not in STOP_WORDS]
+    asked = question_tokens - STOP_WORDS
+    anchors = [match.start() for match in TOKEN.finditer(text)
+               if _folded_word(match.group()) in asked]
     if not anchors:
         return fitting[0]
 
@@ -265,9 +265,6 @@ def answer_entity(
         return min(min(abs(a - entity.start), abs(a - entity.end)) for a in anchors)
 
     return min(fitting, key=distance)  # min keeps the first of equals
-
-
-_WORD = re.compile(r"[^\W_]+")
 
 
 def _folded_word(word: str) -> str:

@@ -105,7 +105,7 @@ def fold(text: str) -> str:
 
 
 # Letters and digits: `\w` less the underscore, as FTS5's unicode61 tokenizer splits.
-_TOKEN = re.compile(r"[^\W_]+")
+TOKEN = re.compile(r"[^\W_]+")
 
 
 # Combining diacritical marks (U+0300-U+036F), what unicode61's remove_diacritics drops from
@@ -133,7 +133,7 @@ def tokens(text: str) -> tuple[str, ...]:
     folded = fold(text)
     if not folded.isascii():
         folded = _without_diacritics(folded)
-    return tuple(_TOKEN.findall(folded))
+    return tuple(TOKEN.findall(folded))
 
 
 # One list for questions, coverage and story grouping: function words, question words, and a
