@@ -64,18 +64,25 @@ from index.text import tokens
 
 log = logging.getLogger(__name__)
 
-# Below this many chunks every dense search scans exactly. pgvector's scan costs ~2.8 µs a
+# Below this many chunks every dense search scans exactly. pgvector's scan costs ~2–3 µs a
 # chunk here (the bundled build, no SIMD: 37 ms for 13k chunks, measured), far more than
 # FAISS's, so HNSW takes over much earlier than in the local store (docs/scaling.md).
 APPROXIMATE_THRESHOLD = 10_000
-# A filter that leaves at most this many chunks is scanned exactly (same cost reasoning).
-EXACT_FILTER_LIMIT = 10_000
+# A filter that leaves at most this many chunks is searched exhaustively, as in the local
+# store: an exact dense scan of its chunks (~2 µs a chunk with the vectors in the row: 24 ms
+# for one outlet's 13.8k of 1M chunks, where HNSW found 0.78 of the top 10; docs/performance.md)
+# and every keyword match among them (few would be among the lexemes' best postings).
+EXACT_FILTER_LIMIT = 50_000
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 # Candidates the HNSW scan keeps (pgvector's hnsw.ef_search; default 40). At 1M chunks: recall@10
-# 0.94 with 200, 0.98 with 400, at the same ~6 ms (`bench.perf stores scale`,
+# 0.94 with 200, 0.96–0.98 with 400 (two fills), 4–6 ms (`bench.perf stores scale`,
 # docs/performance.md).
 HNSW_EF_SEARCH = 400
+# Postings a keyword search reads, shared out among its lexemes, rarest first (see
+# posting_depths; docs/performance.md: keyword candidates' recall against an exhaustive search
+# at 1M chunks).
+POSTINGS_BUDGET = 20_000
 # FTS5's BM25 constants, so keyword candidates are ranked as the local backend ranks them.
 FTS_K1 = 1.2
 FTS_B = 0.75
@@ -121,6 +128,24 @@ def filter_sql(filters: SearchFilters | None, alias: str) -> tuple[str, dict[str
         parts.append(f"{alias}.labels && %(f_labels)s::text[]")
         params["f_labels"] = list(filters.labels)
     return " AND " + " AND ".join(parts), params
+
+
+def posting_depths(document_counts: Sequence[int], budget: int) -> list[int]:
+    """How many of each lexeme's best postings to read: `budget` shared out rarest first, each
+    lexeme taking its whole list when that fits in an equal share of what is left.
+
+    A chunk's BM25 is mostly its rare terms' (high IDF), so their lists are read whole and
+    the common terms' are cut, as MaxScore skips the terms that cannot lift a document into
+    the top k (Turtle & Flood 1995). Lexemes with no postings get 0. Order follows the input.
+    """
+    depths = [0] * len(document_counts)
+    left = budget
+    order = sorted(range(len(document_counts)), key=lambda i: document_counts[i])
+    for rank, i in enumerate(order):
+        share = left // (len(order) - rank)
+        depths[i] = max(0, min(document_counts[i], share))
+        left -= depths[i]
+    return depths
 
 
 def tsquery_text(lexemes: Sequence[str]) -> str:
@@ -174,18 +199,23 @@ class PostgresStore(Store):
                  ef_search: int = HNSW_EF_SEARCH,
                  retire_after_seconds: float = RETIRE_AFTER_SECONDS,
                  index_build_memory: str = "1GB",
-                 approximate_threshold: int = APPROXIMATE_THRESHOLD) -> None:
+                 approximate_threshold: int = APPROXIMATE_THRESHOLD,
+                 exact_filter_limit: int = EXACT_FILTER_LIMIT) -> None:
         """Nothing connects until first use. `url` is a libpq URL (postgresql://…).
 
         `index_build_memory` is the server memory the HNSW build may use (maintenance_work_mem;
         an index of n 384-d vectors builds in memory with about n × 2 kB).
-        `approximate_threshold`: from this many chunks on, searches go through an HNSW index
-        (built at the first commit that reaches it); below, they scan exactly.
+        `approximate_threshold`: from this many chunks on, dense searches go through an HNSW
+        index (built at the first commit that reaches it); below, they scan exactly.
+        `exact_filter_limit`: a filter allowing at most this many chunks is searched
+        exhaustively (exact dense scan, every keyword match); above, through the HNSW index
+        and the posting lists.
         """
         if not re.fullmatch(r"\d+(kB|MB|GB)", index_build_memory):
             raise ValueError(f"index_build_memory {index_build_memory!r} is not like '1GB'")
         self.index_build_memory = index_build_memory
         self.approximate_threshold = approximate_threshold
+        self.exact_filter_limit = exact_filter_limit
         # Figures derived from a version (metadata, coverage, document counts), shared by
         # every snapshot of it: versions never change once published.
         self._memos: dict[int, dict[Any, Any]] = {}
@@ -211,12 +241,17 @@ class PostgresStore(Store):
 
     # --- connections
     def _configure(self, conn: psycopg.Connection) -> None:
-        """Every pooled connection: pgvector's types, a statement timeout, autocommit."""
+        """Every pooled connection: pgvector's types, a statement timeout, autocommit, and a
+        plan made for each statement's own values."""
         from pgvector.psycopg import register_vector
 
         conn.autocommit = True
         register_vector(conn)
         conn.execute(f"SET statement_timeout = {int(self._statement_timeout_ms)}")
+        # psycopg prepares a statement run five times, and PostgreSQL then may keep a generic
+        # plan, blind to how much a filter's values select: a month's exact dense scan took
+        # 109 ms with it against 29 ms planned for its dates (1M chunks, measured).
+        conn.execute("SET plan_cache_mode = force_custom_plan")
 
     def pool(self) -> ConnectionPool:
         """The connection pool (opened, and the schema migrated, on first use)."""
@@ -388,12 +423,23 @@ class PostgresStore(Store):
             "SELECT min(version) FROM versions WHERE state = 'published'").fetchone()[0]
         with conn.transaction():
             conn.execute("SET LOCAL statement_timeout = 0")  # a rebuild leaves many rows
+            conn.execute("DELETE FROM postings p USING chunks c WHERE p.chunk_id = c.id AND "
+                         "c.removed_in <= %s", (oldest,))
             for table in ("chunks", "stories", "articles"):
                 conn.execute(f"DELETE FROM {table} WHERE removed_in <= %s", (oldest,))
             conn.execute(
                 "DELETE FROM term_counts t WHERE t.version < %(m)s AND EXISTS (SELECT 1 FROM "
                 "term_counts u WHERE u.lexeme = t.lexeme AND u.version > t.version "
                 "AND u.version <= %(m)s)", {"m": oldest})
+        # Searches read postings from the impact index alone where the visibility map marks a
+        # page all-visible: mark the pages just written or emptied now, not whenever
+        # autovacuum comes (1,000 postings: 12 ms fetching each row, 1.3 ms from the index
+        # alone; measured). VACUUM skips pages already marked, so a small update costs little.
+        conn.execute("SET statement_timeout = 0")
+        try:
+            conn.execute("VACUUM (SKIP_LOCKED) postings")
+        finally:
+            conn.execute(f"SET statement_timeout = {int(self._statement_timeout_ms)}")
 
 
 class PostgresSnapshot(Snapshot):
@@ -443,14 +489,15 @@ class PostgresSnapshot(Snapshot):
         return StoreCapabilities(
             backend="postgres", dense_search="approximate" if approximate else "exact",
             index_type="hnsw" if approximate else "flat",
-            exact_filtered_below=EXACT_FILTER_LIMIT if approximate else 0, shared=True,
+            exact_filtered_below=self._store.exact_filter_limit if approximate else 0,
+            shared=True,
         )
 
     def size_bytes(self) -> int:
         """Bytes of the collection's tables and indexes (every version they hold)."""
         return int(self._rows(
             "SELECT sum(pg_total_relation_size(t)) FROM unnest(ARRAY['articles', 'chunks', "
-            "'sentences', 'stories', 'term_counts']::regclass[]) t")[0][0] or 0)
+            "'sentences', 'stories', 'term_counts', 'postings']::regclass[]) t")[0][0] or 0)
 
     # --- retrieval
     def dense_search(
@@ -468,11 +515,7 @@ class PostgresSnapshot(Snapshot):
         forced = exact is not None
         exact = exact if forced else self.count_chunks() < self._store.approximate_threshold
         if not forced and not exact and where:
-            allowed = self._memo.get(("allowed", filters))
-            if allowed is None:
-                allowed = self._memo["allowed", filters] = self._rows(
-                    f"SELECT count(*) FROM chunks c WHERE {live('c')}{where}", params)[0][0]
-            exact = allowed <= EXACT_FILTER_LIMIT
+            exact = self.allowed_chunks(filters) <= self._store.exact_filter_limit
         sql = (f"SELECT id, distance FROM (SELECT c.id, c.embedding::vector({dim}) <#> "
                f"%(q)s::vector({dim}) AS distance FROM chunks c WHERE {live('c')}{where} "
                f"AND vector_dims(c.embedding) = {dim} "  # the HNSW index's predicate
@@ -531,14 +574,19 @@ class PostgresSnapshot(Snapshot):
         return {t: self._memo["stem", t] for t in terms}
 
     def keyword_search(
-        self, terms: Sequence[str], k: int, filters: SearchFilters | None = None
+        self, terms: Sequence[str], k: int, filters: SearchFilters | None = None,
+        *, exhaustive: bool | None = None,
     ) -> list[tuple[int, float]]:
-        """Chunks holding any term, ranked by BM25 (FTS5's k1 and b) computed in SQL.
+        """Chunks holding any term, the top k by BM25 (FTS5's k1 and b) computed in SQL.
 
-        BM25 needs each term's count in each chunk, which only the chunk's tsvector holds, and
-        unpacking every match's tsvector costs ~20 µs a chunk; so the matches are first ranked
-        by Σ idf·ts_rank (C, a fraction of that) and only the best KEYWORD_PRESELECT·k (at
-        least 100) get exact BM25.
+        Candidates come from the posting lists: each lexeme's best postings by BM25 weight
+        without IDF (POSTINGS_BUDGET of them in all, see posting_depths), summed with the
+        IDFs, the best KEYWORD_PRESELECT·k (at least 100) visible ones getting exact BM25 from
+        their tsvectors. A filter that allows at
+        most the store's exact_filter_limit chunks is searched exhaustively instead: every match
+        among its chunks (GIN ∩ the filter), first ranked by Σ idf·ts_rank, which is cheaper
+        than unpacking each tsvector (~20 µs a match). `exhaustive` forces either way
+        (benchmarks measure the posting lists' recall against it).
         """
         counts = dict(pair for stems in self._stems(terms).values() for pair in stems)
         lexemes = sorted(counts)
@@ -548,26 +596,60 @@ class PostgresSnapshot(Snapshot):
         idf = [max(1e-6, math.log((n_docs - counts[lex] + 0.5) / (counts[lex] + 0.5)))
                for lex in lexemes]
         where, params = filter_sql(filters, "c")
-        proxy = " + ".join(f"%(w{i})s * ts_rank(c.tsv, %(t{i})s::tsquery)"
-                           for i in range(len(lexemes)))
+        share = 1.0
+        if where:
+            allowed = self.allowed_chunks(filters)
+            share = allowed / max(n_docs, 1)
+            if exhaustive is None:
+                exhaustive = allowed <= self._store.exact_filter_limit
+        preselect = max(KEYWORD_PRESELECT * k, 100)
+        values: dict[str, Any] = {
+            "lex": lexemes, "idf": idf, "k": k, "pre": preselect, "k1": FTS_K1,
+            "k1p1": FTS_K1 + 1, "b": FTS_B, "avg": max(self._mean_chunk_words(), 1.0), **params,
+        }
+        if exhaustive:
+            proxy = " + ".join(f"%(w{i})s * ts_rank(c.tsv, %(t{i})s::tsquery)"
+                               for i in range(len(lexemes)))
+            candidates = (
+                "SELECT c.id, c.n_words, c.tsv FROM chunks c WHERE c.tsv @@ %(query)s::tsquery "
+                f"AND {live('c')}{where} ORDER BY {proxy} DESC, c.id LIMIT %(pre)s")
+            values |= {"query": tsquery_text(lexemes),
+                       **{f"w{i}": weight for i, weight in enumerate(idf)},
+                       **{f"t{i}": tsquery_text([lex]) for i, lex in enumerate(lexemes)}}
+        else:
+            # Postings of versions this reader cannot see (a build in progress, rows not yet
+            # deleted) and chunks the filter rejects take places: reach deeper in proportion.
+            values |= {"depth": posting_depths([counts[lex] for lex in lexemes],
+                                               POSTINGS_BUDGET),
+                       "reach": math.ceil(2 * preselect / max(share, 1e-6))}
+            candidates = (
+                "WITH q AS (SELECT unnest(%(lex)s::text[]) AS lexeme, unnest(%(idf)s::float8[]) "
+                "AS idf, unnest(%(depth)s::int[]) AS depth), best AS (SELECT b.chunk_id, "
+                "sum(q.idf * b.impact) AS score FROM q CROSS JOIN LATERAL (SELECT p.chunk_id, "
+                "p.impact FROM postings p WHERE p.lexeme = q.lexeme ORDER BY p.impact DESC "
+                "LIMIT q.depth) b GROUP BY "
+                "b.chunk_id ORDER BY score DESC, b.chunk_id LIMIT %(reach)s) "
+                "SELECT c.id, c.n_words, c.tsv FROM best JOIN chunks c ON c.id = best.chunk_id "
+                f"WHERE {live('c')}{where} ORDER BY best.score DESC, c.id LIMIT %(pre)s")
         sql = (
-            "WITH p AS (SELECT c.id, c.n_words, c.tsv FROM chunks c WHERE c.tsv @@ "
-            f"%(query)s::tsquery AND {live('c')}{where} ORDER BY {proxy} DESC, c.id "
-            "LIMIT %(pre)s), q AS (SELECT unnest(%(lex)s::text[]) AS lexeme, "
-            "unnest(%(idf)s::float8[]) AS idf) "
+            f"WITH p AS MATERIALIZED ({candidates}), q AS (SELECT unnest(%(lex)s::text[]) AS "
+            "lexeme, unnest(%(idf)s::float8[]) AS idf) "
             "SELECT p.id, sum(q.idf * cardinality(u.positions) * %(k1p1)s / "
             "(cardinality(u.positions) + %(k1)s * (1 - %(b)s + %(b)s * p.n_words / %(avg)s))) "
             "AS score FROM p CROSS JOIN LATERAL unnest(p.tsv) u "
             "JOIN q ON q.lexeme = u.lexeme GROUP BY p.id ORDER BY score DESC, p.id LIMIT %(k)s"
         )
-        rows = self._rows(sql, {
-            "lex": lexemes, "idf": idf, "query": tsquery_text(lexemes), "k": k,
-            "pre": max(KEYWORD_PRESELECT * k, 100), "k1": FTS_K1, "k1p1": FTS_K1 + 1,
-            "b": FTS_B, "avg": max(self._mean_chunk_words(), 1.0), **params,
-            **{f"w{i}": weight for i, weight in enumerate(idf)},
-            **{f"t{i}": tsquery_text([lexeme]) for i, lexeme in enumerate(lexemes)},
-        })
+        rows = self._rows(sql, values)
         return [(int(cid), float(score)) for cid, score in rows]
+
+    def allowed_chunks(self, filters: SearchFilters | None) -> int:
+        """Chunks the filters allow at this version (memoised per version)."""
+        allowed = self._memo.get(("allowed", filters))
+        if allowed is None:
+            where, params = filter_sql(filters, "c")
+            allowed = self._memo["allowed", filters] = int(self._rows(
+                f"SELECT count(*) FROM chunks c WHERE {live('c')}{where}", params)[0][0])
+        return allowed
 
     def _term_document_counts(self, terms: Sequence[str]) -> dict[str, int]:
         return {term: min((n for _, n in stems), default=0)
@@ -1023,6 +1105,7 @@ class PostgresWriter(StoreWriter):
                 f"SELECT (SELECT count(*) FROM articles a WHERE {live('a')}), count(*), "
                 "coalesce(sum(c.n_tokens), 0), coalesce(avg(c.n_words), 1) FROM chunks c "
                 f"WHERE {live('c')}")[0]
+            self._write_postings(float(mean_words))
             approximate = chunks >= self._store.approximate_threshold
             if approximate:
                 # Built once the collection is large enough to need it (below, every search
@@ -1080,6 +1163,18 @@ class PostgresWriter(StoreWriter):
             "%(v)s, coalesce((SELECT t.n FROM term_counts t WHERE t.lexeme = d.lexeme AND "
             "t.version < %(v)s ORDER BY t.version DESC LIMIT 1), 0) + d.d FROM delta d "
             "WHERE d.d <> 0")
+
+    def _write_postings(self, mean_words: float) -> None:
+        """Posting rows of the chunks this version added (their impacts use its mean length).
+
+        In the impact index's order, so its pages fill in turn (15 % faster than in chunk
+        order at 3.4M postings, measured).
+        """
+        self._rows(
+            "INSERT INTO postings(chunk_id, lexeme, impact) SELECT c.id, u.lexeme, "
+            "articlebot_impact(cardinality(u.positions), c.n_words, %(mean)s) AS impact "
+            "FROM chunks c CROSS JOIN LATERAL unnest(c.tsv) u WHERE c.added_in = %(v)s AND "
+            "c.removed_in IS NULL ORDER BY u.lexeme, impact DESC", {"mean": mean_words})
 
     def _release(self, *, locked: bool = True) -> None:
         """Unlock the writer lock and return the connection (closed if it cannot be reused)."""

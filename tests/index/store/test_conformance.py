@@ -53,13 +53,15 @@ def local_stores(tmp_path: Path) -> Callable[[], Store]:
 def postgres_stores(url: str, *, hnsw: bool = False) -> Callable[[], Store]:
     """Makes stores of one collection: a database of its own on the test server.
 
-    With `hnsw`, every search goes through the HNSW index, however small the collection.
+    With `hnsw`, every search goes through the HNSW index and the posting lists, however
+    small the collection and its filters (else small filters are searched exhaustively).
     """
     from index.store.postgres import PostgresStore
 
     # Old versions are retired at once, so the tests meet every race of the clean-up.
     return lambda: PostgresStore(url, pool_size=4, retire_after_seconds=0,
-                                 approximate_threshold=0 if hnsw else 200_000)
+                                 approximate_threshold=0 if hnsw else 200_000,
+                                 exact_filter_limit=0 if hnsw else 50_000)
 
 
 @pytest.fixture(params=["local", "postgres", "postgres-hnsw"])

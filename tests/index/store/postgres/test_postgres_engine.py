@@ -133,7 +133,7 @@ def test_an_older_schema_is_migrated_in_place(settings: Settings, fresh_database
                          embedder=HashingEmbedder())
     assert engine.reindex().added == 3
     with psycopg.connect(fresh_database, autocommit=True) as conn:
-        assert conn.execute("SELECT version FROM articlebot_schema").fetchone()[0] == 2
+        assert conn.execute("SELECT version FROM articlebot_schema").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT to_regclass('chunks_published')").fetchone()[0] is not None
         # A question's period is counted through the index, not a scan of every chunk.
         conn.execute("SET enable_seqscan = off")
