@@ -1,7 +1,7 @@
 """The storage backends side by side: local (FAISS + SQLite) against PostgreSQL + pgvector.
 
     python -m bench.perf stores compare --database-url URL [--index DIR] [--corpus PATH]
-    python -m bench.perf stores scale --database-url URL --size 1000000 [--index DIR]
+    python -m bench.perf stores scale --database-url URL --size 1000000 [--index DIR] [--reuse]
     python -m bench.perf stores ask --database-url URL [--concurrency 4]
 
 (also `articlebot bench stores …`).
@@ -10,9 +10,10 @@
 one after the other: ingest throughput and its ratio), then copies a built local index (the
 year, by default) into PostgreSQL and asks the same questions of both, one at a time and
 from several askers at once (latency ratio). `scale` fills a database with a local index's
-articles repeated, their vectors with Gaussian noise per copy, up to a size, and measures
-the HNSW search's recall@10 against exact search, with and without a source filter, and
-hybrid question latency end to end. Every figure names the machine and the load.
+articles repeated, their vectors with Gaussian noise per copy, up to a size (or reuses what
+an earlier run filled), and measures dense search's recall@10 against exact search and keyword
+search's recall against an exhaustive one, without a filter, with one outlet and with one
+month, and hybrid question latency end to end. Every figure names the machine and the load.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -43,8 +45,12 @@ from bench.quality import NEWS_CORPUS, OneLineErrorsCommand, OneLineErrorsGroup
 if TYPE_CHECKING:
     from index.config import Settings
     from index.engine import Engine
+    from index.models import SearchFilters
+    from index.store.postgres.store import PostgresSnapshot
 
 WARM_UP = 20
+# The month filter of `scale` (the year corpus's March).
+MONTH = (date(2023, 3, 1), date(2023, 3, 31))
 
 
 def on_postgres(settings: Settings, url: str) -> Settings:
@@ -192,9 +198,23 @@ def fill(database_url: str, index: Path, size: int, noise: float) -> dict[str, A
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def passes(filters: SearchFilters | None, source: str, published: date | None) -> bool:
+    """Whether a chunk of this outlet and date passes the filters (sources and dates only)."""
+    if filters is None:
+        return True
+    if filters.labels:
+        raise ValueError("label filters are not reproduced here")
+    if filters.sources and source not in filters.sources:
+        return False
+    if (filters.since or filters.until) and published is None:
+        return False
+    return not ((filters.since and published < filters.since)
+                or (filters.until and published > filters.until))
+
+
 def exact_neighbours(url: str, queries: np.ndarray, k: int,
-                     source: str) -> dict[str, list[set[int]]]:
-    """Each query's exact top-k chunk ids, unfiltered and among one outlet's chunks.
+                     cases: dict[str, SearchFilters | None]) -> dict[str, list[set[int]]]:
+    """Each query's exact top-k chunk ids under each case's filters.
 
     Streams every vector out of the database in blocks (numpy does the products), so it
     costs seconds where pgvector's exact scan would take ~3 s a query at 1M chunks.
@@ -204,29 +224,81 @@ def exact_neighbours(url: str, queries: np.ndarray, k: int,
 
     from bench.perf import running_top_k
 
-    best: dict[str, tuple[np.ndarray, np.ndarray] | None] = {"unfiltered": None,
-                                                             "source_filter": None}
+    best: dict[str, tuple[np.ndarray, np.ndarray] | None] = dict.fromkeys(cases)
     with psycopg.connect(url) as conn:
         register_vector(conn)
         with conn.cursor(name="every_vector", binary=True) as cursor:
-            cursor.execute("SELECT id, source, embedding FROM chunks WHERE removed_in IS NULL")
+            cursor.execute("SELECT id, source, published, embedding FROM chunks "
+                           "WHERE removed_in IS NULL")
             while rows := cursor.fetchmany(50_000):
                 ids = np.array([row[0] for row in rows], dtype=np.int64)
-                matrix = np.stack([np.asarray(row[2].to_numpy(), dtype=np.float32)
+                matrix = np.stack([np.asarray(row[3].to_numpy(), dtype=np.float32)
                                    for row in rows])
                 scores = queries @ matrix.T
-                mask = np.array([row[1] == source for row in rows])
-                best["unfiltered"] = running_top_k(best["unfiltered"], scores, ids, k)
-                if mask.any():
-                    best["source_filter"] = running_top_k(best["source_filter"],
-                                                          scores[:, mask], ids[mask], k)
+                for label, filters in cases.items():
+                    mask = np.array([passes(filters, row[1], row[2]) for row in rows])
+                    if mask.any():
+                        best[label] = running_top_k(best[label], scores[:, mask], ids[mask], k)
     return {label: [set(row.tolist()) for row in found[1]] if found is not None
             else [set() for _ in queries] for label, found in best.items()}
 
 
+def reused(database_url: str, size: int) -> dict[str, Any] | None:
+    """What `fill` left in bench_scale_{size} earlier (it writes whole articles, so up to one
+    article more than `size` chunks), or None when there is no such database or it is short."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    url = make_conninfo(**{**conninfo_to_dict(database_url), "dbname": f"bench_scale_{size}"})
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            if conn.execute("SELECT to_regclass('chunks')").fetchone()[0] is None:
+                return None
+            chunks = conn.execute(
+                "SELECT count(*) FROM chunks WHERE removed_in IS NULL").fetchone()[0]
+    except psycopg.OperationalError:  # no such database
+        return None
+    return {"url": url, "chunks": int(chunks), "reused": True} if chunks >= size else None
+
+
+def keyword_figures(snapshot: PostgresSnapshot, term_sets: list[list[str]], k: int,
+                    filters: SearchFilters | None) -> dict[str, Any]:
+    """Keyword search as the engine runs it, against an exhaustive search of every match:
+    recall@k and both latencies (ms).
+
+    Both rank by the same exact BM25, and the copies `fill` makes of a text score alike, so
+    which copies make the top k is arbitrary: a result counts as found when it scores at
+    least the exhaustive k-th best (`recall_at_k`); `id_recall_at_k` counts shared ids.
+    """
+    from bench.perf import percentiles
+
+    timed: dict[str, list[float]] = {"default": [], "exhaustive": []}
+    recalls: list[float] = []
+    id_recalls: list[float] = []
+    for terms in term_sets:
+        found: dict[str, list[tuple[int, float]]] = {}
+        for route, exhaustive in (("default", None), ("exhaustive", True)):
+            started = time.perf_counter()
+            found[route] = snapshot.keyword_search(terms, k, filters, exhaustive=exhaustive)
+            timed[route].append((time.perf_counter() - started) * 1000)
+        best = found["exhaustive"]
+        if best:
+            floor = best[-1][1] - 1e-9
+            recalls.append(min(sum(1 for _, score in found["default"] if score >= floor),
+                               len(best)) / len(best))
+            id_recalls.append(len({cid for cid, _ in found["default"]}
+                                  & {cid for cid, _ in best}) / len(best))
+    return {"recall_at_k": round(float(np.mean(recalls)), 4) if recalls else None,
+            "id_recall_at_k": round(float(np.mean(id_recalls)), 4) if id_recalls else None,
+            "k": k, "searches": len(recalls), "ms": percentiles(timed["default"]),
+            "exhaustive_ms": percentiles(timed["exhaustive"])}
+
+
 def scale(database_url: str, index: Path, size: int, noise: float, queries: int,
-          ef_search: str) -> dict[str, Any]:
-    """HNSW recall@10 (with and without a source filter) and hybrid latency at `size`."""
+          ef_search: str, *, reuse: bool = False, concurrency: int = 4) -> dict[str, Any]:
+    """At `size` chunks: HNSW recall@10 against exact search (with and without a source
+    filter), keyword candidates' recall against an exhaustive search, and hybrid question
+    latency end to end, one asker and several."""
     from bench.perf import (
         DEFAULT_BACKEND,
         _timed_ms,
@@ -238,12 +310,18 @@ def scale(database_url: str, index: Path, size: int, noise: float, queries: int,
     )
     from index.engine import Engine
     from index.models import SearchFilters
+    from index.retrieve import search_terms
     from index.store.postgres import PostgresStore
+    from index.text import terms as question_terms
 
     result: dict[str, Any] = {"what": "stores scale", "size": size, "noise_per_dim": noise,
                               "base": str(index), "load_before": load_average()}
-    note(f"filling a database with {size:,} chunks")
-    filled = fill(database_url, index, size, noise)
+    filled = reused(database_url, size) if reuse else None
+    if filled is None:
+        note(f"filling a database with {size:,} chunks")
+        filled = fill(database_url, index, size, noise)
+    else:
+        note(f"reusing the {filled['chunks']:,} chunks already in bench_scale_{size}")
     result["fill"] = filled
     settings = on_postgres(bench_settings(index, DEFAULT_BACKEND), filled["url"])
     engine = Engine.open(settings)
@@ -251,38 +329,60 @@ def scale(database_url: str, index: Path, size: int, noise: float, queries: int,
     vectors = [engine.embedder.encode_query(q) for q in questions]
     store = engine.store
     assert isinstance(store, PostgresStore)
+    default_breadth = store.ef_search
     sources = engine.stats().sources
     source = sources[len(sources) // 2][0] if sources else ""
     share = (dict(sources).get(source, 0) / max(engine.stats().n_articles, 1))
-    result["filter"] = {"source": source, "share_of_articles": round(share, 3)}
+    cases: dict[str, SearchFilters | None] = {
+        "unfiltered": None, "source_filter": SearchFilters(sources=(source,)),
+        # A date filter besides the outlet (the year corpus's March).
+        "month_filter": SearchFilters(since=MONTH[0], until=MONTH[1])}
+    result["filter"] = {"source": source, "source_share_of_articles": round(share, 3),
+                        "month": [day.isoformat() for day in MONTH],
+                        "exact_filter_limit": store.exact_filter_limit}
+    # Questions first: the recall measurements below read every vector and every keyword
+    # match, which pushes the indexes the questions use out of the caches.
+    note("asking the questions end to end (hybrid)")
+    for label, filters in cases.items():
+        for question in questions[:WARM_UP]:
+            engine.ask(question, filters)
+        result[label] = {"ask_ms": percentiles(
+            [_timed_ms(lambda q, f=filters: engine.ask(q, f), q) for q in questions])}
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        together = list(pool.map(lambda q: _timed_ms(engine.ask, q), questions))
+    result["unfiltered"][f"ask_ms_{concurrency}_askers"] = percentiles(together) | {
+        "questions_per_s": round(len(questions) / (time.perf_counter() - started), 1)}
     note("exact neighbours by a blockwise scan of every vector")
-    truths = exact_neighbours(filled["url"], np.stack(vectors), 10, source)
-    for label, filters in (("unfiltered", None), ("source_filter",
-                                                   SearchFilters(sources=(source,)))):
+    truths = exact_neighbours(filled["url"], np.stack(vectors), 10, cases)
+    for label, filters in cases.items():
         exact = truths[label]
         with store.reading() as snapshot:
+            if filters is not None:
+                result["filter"][f"{label}_chunks"] = snapshot.allowed_chunks(filters)
             by_breadth = {}
-            for breadth in (int(b) for b in ef_search.split(",")):
-                store.ef_search = breadth
+            for breadth in ("default", *ef_search.split(",")):
+                store.ef_search = default_breadth if breadth == "default" else int(breadth)
+                # "default": as the engine searches (an exact scan for a filter that leaves at
+                # most exact_filter_limit chunks); a number: through the HNSW index.
+                forced = None if breadth == "default" else False
                 times: list[float] = []
                 recalls: list[float] = []
                 for vector, truth in zip(vectors, exact, strict=True):
                     started = time.perf_counter()
-                    found = snapshot.dense_search(vector, 10, filters, exact=False)
+                    found = snapshot.dense_search(vector, 10, filters, exact=forced)
                     times.append((time.perf_counter() - started) * 1000)
                     recalls.append(len({cid for cid, _ in found} & truth) / max(len(truth), 1))
                 by_breadth[str(breadth)] = percentiles(times) | {
                     "recall_at_10": round(float(np.mean(recalls)), 4)}
-        result[label] = {"dense_search_by_ef_search": by_breadth}
-    store.ef_search = int(ef_search.split(",")[0])
-    note("asking the questions end to end (hybrid)")
-    for label, filters in (("unfiltered", None), ("source_filter",
-                                                   SearchFilters(sources=(source,)))):
-        for question in questions[:WARM_UP]:
-            engine.ask(question, filters)
-        result[label]["ask_ms"] = percentiles(
-            [_timed_ms(lambda q, f=filters: engine.ask(q, f), q) for q in questions])
-    result["ef_search_default"] = store.ef_search
+            store.ef_search = default_breadth
+            statistics = [snapshot.keyword_statistics(question_terms(q)) for q in questions]
+            term_sets = [search_terms(question_terms(q), stats)
+                         for q, stats in zip(questions, statistics, strict=True)]
+            result[label] |= {"dense_search_by_ef_search": by_breadth,
+                              "keyword_search": keyword_figures(
+                                  snapshot, term_sets, settings.candidates, filters)}
+    result["ef_search_default"] = default_breadth
     engine.close()
     result["load_after"] = load_average()
     return result
@@ -343,14 +443,20 @@ def scale_command(
         "--queries", min=1, max=MAX_QUERIES, help="News questions asked.")] = 200,
     ef_search: Annotated[str, typer.Option(
         "--ef-search", callback=positive_ints(MAX_BREADTH), metavar="N,N,...",
-        help="HNSW ef_search values to measure, comma-separated; the first is used for the "
-        "end-to-end questions.")] = "200,100,400",
+        help="HNSW ef_search values to measure, comma-separated, besides the store's "
+        "default (which the end-to-end questions use).")] = "100,200,400",
+    reuse: Annotated[bool, typer.Option(
+        "--reuse", help="Measure the database an earlier run filled when it holds --size "
+        "chunks, instead of filling it again.")] = False,
+    concurrency: ConcurrencyOption = 4,
     as_json: JsonOption = False,
 ) -> None:
-    """HNSW recall@10 against exact search and hybrid latency (ms) at a size."""
+    """HNSW recall@10 against exact search, keyword candidates' recall against an exhaustive
+    search, and hybrid latency (ms) at a size."""
     from bench.perf import _report
 
-    _report(scale(database_url, _year_index(index), size, noise, queries, ef_search), as_json)
+    _report(scale(database_url, _year_index(index), size, noise, queries, ef_search,
+                  reuse=reuse, concurrency=concurrency), as_json)
 
 
 @app.command("ask", cls=OneLineErrorsCommand)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from bench import stores
 from bench.perf import app
 from index.config import Settings
 from index.engine import Engine
+from index.models import SearchFilters
 from index.store.postgres import PostgresStore
 from tests.index.fakes import HashingEmbedder
 
@@ -49,7 +51,9 @@ def test_fill_repeats_the_articles_with_noisy_vectors(tmp_path: Path, postgres_u
         cosine = float((vectors * original).sum())
         assert (abs(cosine - 1.0) < 1e-5) if key.endswith("-0") else (0.8 < cosine < 0.9999)
     queries = np.stack([vectors[0] for vectors in exported.values()])
-    truths = stores.exact_neighbours(filled["url"], queries, 3, source="")
+    truths = stores.exact_neighbours(filled["url"], queries, 3, {
+        "unfiltered": None, "source_filter": SearchFilters(sources=("",)),
+        "dated": SearchFilters(since=date(2023, 3, 1))})
     with store.reading() as snapshot:
         for query, truth in zip(queries, truths["unfiltered"], strict=True):
             # Scores, not ids: copies can tie.
@@ -57,4 +61,18 @@ def test_fill_repeats_the_articles_with_noisy_vectors(tmp_path: Path, postgres_u
             truth_scores = sorted(snapshot.dense_scores(query, sorted(truth)), reverse=True)
             assert np.allclose(truth_scores, found, atol=1e-5)
     assert truths["source_filter"] == truths["unfiltered"]  # every article has source ''
+    assert truths["dated"] == [set() for _ in queries]  # and none has a date
     store.close()
+    size = filled["chunks"]
+    assert stores.reused(postgres_url, size) == {"url": filled["url"], "chunks": size,
+                                                  "reused": True}
+    assert stores.reused(postgres_url, size + 10) is None  # another size: no such database
+
+
+def test_the_exact_neighbours_filter_as_the_store_does() -> None:
+    march = SearchFilters(sources=("Gazette",), since=date(2023, 3, 1), until=date(2023, 3, 31))
+    assert stores.passes(None, "Herald", None)
+    assert stores.passes(march, "Gazette", date(2023, 3, 31))
+    assert not stores.passes(march, "Herald", date(2023, 3, 9))
+    assert not stores.passes(march, "Gazette", date(2023, 4, 1))
+    assert not stores.passes(march, "Gazette", None)  # undated: outside any period
