@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -158,11 +157,10 @@ def quote_text(quote: Quote) -> str:
     """A quote on one line (runs of whitespace as one space), its answer in bold: an ANSI
     style that `typer.echo` drops when the output is not a terminal."""
     text, answer = quote.text, quote.answer
-    if answer is None:
-        return " ".join(text.split())
-    pieces = (text[: answer.start], typer.style(text[answer.start : answer.end], bold=True),
-              text[answer.end :])
-    return re.sub(r"\s+", " ", "".join(pieces)).strip()
+    if answer is not None:
+        text = (text[: answer.start] + typer.style(text[answer.start : answer.end], bold=True)
+                + text[answer.end :])
+    return " ".join(text.split())
 
 
 def format_quotes(quotes: Sequence[Quote], cautions: Mapping[str, str]) -> list[str]:

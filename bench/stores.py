@@ -75,15 +75,20 @@ def fresh_database(server_url: str, name: str) -> str:
     return ensure_database(server_url, name)
 
 
-def ask_figures(engine: Engine, questions: list[str], concurrency: int) -> dict[str, Any]:
+def ask_figures(engine: Engine, questions: list[str], concurrency: int,
+                filters: SearchFilters | None = None) -> dict[str, Any]:
     """Latency one question at a time (after a warm-up), then from `concurrency` askers."""
     from bench.perf import _timed_ms, percentiles
+
+    def ask(question: str) -> Any:
+        return engine.ask(question, filters)
+
     for question in questions[:WARM_UP]:
-        engine.ask(question)
-    single = [_timed_ms(engine.ask, q) for q in questions]
+        ask(question)
+    single = [_timed_ms(ask, q) for q in questions]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        together = list(pool.map(lambda q: _timed_ms(engine.ask, q), questions))
+        together = list(pool.map(lambda q: _timed_ms(ask, q), questions))
     wall = time.perf_counter() - started
     return {"single": percentiles(single),
             f"{concurrency}_askers": percentiles(together)
@@ -301,7 +306,6 @@ def scale(database_url: str, index: Path, size: int, noise: float, queries: int,
     latency end to end, one asker and several."""
     from bench.perf import (
         DEFAULT_BACKEND,
-        _timed_ms,
         bench_settings,
         load_average,
         news_question_texts,
@@ -344,15 +348,7 @@ def scale(database_url: str, index: Path, size: int, noise: float, queries: int,
     # match, which pushes the indexes the questions use out of the caches.
     note("asking the questions end to end (hybrid)")
     for label, filters in cases.items():
-        for question in questions[:WARM_UP]:
-            engine.ask(question, filters)
-        result[label] = {"ask_ms": percentiles(
-            [_timed_ms(lambda q, f=filters: engine.ask(q, f), q) for q in questions])}
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        together = list(pool.map(lambda q: _timed_ms(engine.ask, q), questions))
-    result["unfiltered"][f"ask_ms_{concurrency}_askers"] = percentiles(together) | {
-        "questions_per_s": round(len(questions) / (time.perf_counter() - started), 1)}
+        result[label] = {"ask_ms": ask_figures(engine, questions, concurrency, filters)}
     note("exact neighbours by a blockwise scan of every vector")
     truths = exact_neighbours(filled["url"], np.stack(vectors), 10, cases)
     for label, filters in cases.items():

@@ -582,11 +582,11 @@ class PostgresSnapshot(Snapshot):
         Candidates come from the posting lists: each lexeme's best postings by BM25 weight
         without IDF (POSTINGS_BUDGET of them in all, see posting_depths), summed with the
         IDFs, the best KEYWORD_PRESELECT·k (at least 100) visible ones getting exact BM25 from
-        their tsvectors. A filter that allows at
-        most the store's exact_filter_limit chunks is searched exhaustively instead: every match
-        among its chunks (GIN ∩ the filter), first ranked by Σ idf·ts_rank, which is cheaper
-        than unpacking each tsvector (~20 µs a match). `exhaustive` forces either way
-        (benchmarks measure the posting lists' recall against it).
+        their tsvectors. A filter that allows at most the store's exact_filter_limit chunks is
+        searched exhaustively instead: every match among its chunks (GIN ∩ the filter), first
+        ranked by Σ idf·ts_rank, which is cheaper than unpacking each tsvector (~20 µs a
+        match). `exhaustive` forces either way (benchmarks measure the posting lists' recall
+        against it).
         """
         counts = dict(pair for stems in self._stems(terms).values() for pair in stems)
         lexemes = sorted(counts)
