@@ -266,6 +266,50 @@ def reused(database_url: str, size: int) -> dict[str, Any] | None:
     return {"url": url, "chunks": int(chunks), "reused": True} if chunks >= size else None
 
 
+# Relations no question reads: the posting lists' heap (searches read the impact index alone)
+# and their chunk index (only writers and garbage collection use it).
+NOT_READ_BY_QUESTIONS = ("postings", "postings_chunk")
+PREWARM_PIECE_BYTES = 64 << 20
+
+
+def prewarm(database_url: str) -> dict[str, Any]:
+    """Read every relation a question may read once, so the server's files are in the OS page
+    cache (what pg_prewarm's "read" mode does; the bundled server lacks that extension).
+
+    Every table of the database with its TOAST table and its indexes, except
+    NOT_READ_BY_QUESTIONS. The server reads its own files (`pg_read_binary_file`), so the
+    user must be a superuser or hold pg_read_server_files; raises psycopg.Error otherwise.
+    Returns the bytes read (int), seconds, and the relations read.
+    """
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        segment = int(conn.execute(
+            "SELECT setting::bigint * current_setting('block_size')::bigint FROM pg_settings "
+            "WHERE name = 'segment_size'").fetchone()[0])
+        relations = conn.execute(
+            "WITH own AS (SELECT c.oid, c.reltoastrelid FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'), "
+            "rel AS (SELECT oid FROM own UNION SELECT "
+            "reltoastrelid FROM own WHERE reltoastrelid <> 0 UNION SELECT i.indexrelid FROM "
+            "pg_index i JOIN own ON own.oid = i.indrelid) SELECT c.relname, "
+            "pg_relation_filepath(c.oid), pg_relation_size(c.oid) FROM rel JOIN pg_class c ON "
+            "c.oid = rel.oid WHERE c.relname <> ALL(%(skip)s) ORDER BY 3 DESC",
+            {"skip": list(NOT_READ_BY_QUESTIONS)}).fetchall()
+        total = 0
+        for _, path, size in relations:
+            for offset in range(0, int(size), PREWARM_PIECE_BYTES):
+                number, within = divmod(offset, segment)
+                file = path if number == 0 else f"{path}.{number}"
+                length = min(PREWARM_PIECE_BYTES, segment - within, int(size) - offset)
+                total += int(conn.execute(
+                    "SELECT length(pg_read_binary_file(%s, %s, %s))",
+                    (file, within, length)).fetchone()[0])
+    return {"bytes": total, "seconds": round(time.perf_counter() - started, 1),
+            "relations": [name for name, _, _ in relations]}
+
+
 def keyword_figures(snapshot: PostgresSnapshot, term_sets: list[list[str]], k: int,
                     filters: SearchFilters | None) -> dict[str, Any]:
     """Keyword search as the engine runs it, against an exhaustive search of every match:
@@ -300,10 +344,12 @@ def keyword_figures(snapshot: PostgresSnapshot, term_sets: list[list[str]], k: i
 
 
 def scale(database_url: str, index: Path, size: int, noise: float, queries: int,
-          ef_search: str, *, reuse: bool = False, concurrency: int = 4) -> dict[str, Any]:
+          ef_search: str, *, reuse: bool = False, concurrency: int = 4,
+          warm: bool = True) -> dict[str, Any]:
     """At `size` chunks: HNSW recall@10 against exact search (with and without a source
     filter), keyword candidates' recall against an exhaustive search, and hybrid question
-    latency end to end, one asker and several."""
+    latency end to end, one asker and several: with the database as found in memory, then
+    (`warm`) again after `prewarm`."""
     from bench.perf import (
         DEFAULT_BACKEND,
         bench_settings,
@@ -346,9 +392,15 @@ def scale(database_url: str, index: Path, size: int, noise: float, queries: int,
                         "exact_filter_limit": store.exact_filter_limit}
     # Questions first: the recall measurements below read every vector and every keyword
     # match, which pushes the indexes the questions use out of the caches.
-    note("asking the questions end to end (hybrid)")
+    note("asking the questions end to end (hybrid), the database as found in memory")
     for label, filters in cases.items():
         result[label] = {"ask_ms": ask_figures(engine, questions, concurrency, filters)}
+    if warm:
+        note("reading the relations questions use into the page cache")
+        result["prewarm"] = prewarm(filled["url"])
+        note("asking the questions again, warm")
+        for label, filters in cases.items():
+            result[label]["ask_ms_warm"] = ask_figures(engine, questions, concurrency, filters)
     note("exact neighbours by a blockwise scan of every vector")
     truths = exact_neighbours(filled["url"], np.stack(vectors), 10, cases)
     for label, filters in cases.items():
@@ -445,6 +497,9 @@ def scale_command(
         "--reuse", help="Measure the database an earlier run filled when it holds --size "
         "chunks, instead of filling it again.")] = False,
     concurrency: ConcurrencyOption = 4,
+    warm: Annotated[bool, typer.Option(
+        "--warm/--no-warm", help="Also ask the questions after reading the relations they "
+        "use into the page cache (needs a superuser or pg_read_server_files).")] = True,
     as_json: JsonOption = False,
 ) -> None:
     """HNSW recall@10 against exact search, keyword candidates' recall against an exhaustive
@@ -452,7 +507,7 @@ def scale_command(
     from bench.perf import _report
 
     _report(scale(database_url, _year_index(index), size, noise, queries, ef_search,
-                  reuse=reuse, concurrency=concurrency), as_json)
+                  reuse=reuse, concurrency=concurrency, warm=warm), as_json)
 
 
 @app.command("ask", cls=OneLineErrorsCommand)

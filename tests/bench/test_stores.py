@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import psycopg
 from typer.testing import CliRunner
 
 from bench import stores
@@ -67,6 +68,15 @@ def test_fill_repeats_the_articles_with_noisy_vectors(tmp_path: Path, postgres_u
     assert stores.reused(postgres_url, size) == {"url": filled["url"], "chunks": size,
                                                   "reused": True}
     assert stores.reused(postgres_url, size + 10) is None  # another size: no such database
+    warmed = stores.prewarm(filled["url"])
+    with psycopg.connect(filled["url"]) as conn:
+        sizes = dict(conn.execute(
+            "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)",
+            (warmed["relations"],)).fetchall())
+    assert warmed["bytes"] == sum(sizes.values()) > 0  # every page of each, read once
+    assert {"chunks", "chunks_pkey", "postings_by_impact", "sentences"} <= set(sizes)
+    assert any(name.startswith("pg_toast_") for name in sizes)  # long texts live there
+    assert not set(stores.NOT_READ_BY_QUESTIONS) & set(sizes)
 
 
 def test_the_exact_neighbours_filter_as_the_store_does() -> None:

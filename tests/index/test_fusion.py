@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import threading
+import time
+
+import numpy as np
+import pytest
+
 from index.answer import (
     QuestionAnalysis,
     SentenceCandidate,
@@ -10,7 +16,7 @@ from index.answer import (
     term_weights,
 )
 from index.models import Span
-from index.retrieve import article_ranking, cap_per_article, fuse
+from index.retrieve import article_ranking, candidate_ids, cap_per_article, fuse
 from index.text import stem
 
 
@@ -65,3 +71,37 @@ def test_confidence_levels():
     assert confidence(0.31, 0.3) == "low"
     assert confidence(0.40, 0.3) == "medium"
     assert confidence(0.9, 0.3) == "high"
+
+
+class SearchesInStep:
+    """A snapshot whose dense search finishes only once the keyword search has started."""
+
+    def __init__(self, dense_error: Exception | None = None) -> None:
+        self.keyword_started = threading.Event()
+        self.keyword_finished = threading.Event()
+        self.dense_error = dense_error
+
+    def keyword_search(self, terms, k, filters=None):
+        self.keyword_started.set()
+        time.sleep(0.05)
+        self.keyword_finished.set()
+        return [(2, 1.0), (3, 0.5)]
+
+    def dense_search(self, query, k, filters=None):
+        assert self.keyword_started.wait(5), "the keyword search did not run meanwhile"
+        if self.dense_error is not None:
+            raise self.dense_error
+        return [(1, 0.9), (2, 0.8)]
+
+
+def test_candidates_come_from_both_searches_run_at_once():
+    snapshot = SearchesInStep()
+    found = candidate_ids(snapshot, np.zeros(4, dtype=np.float32), ["harbour"], candidates=2)
+    assert found == {1, 2, 3}
+
+
+def test_a_failed_dense_search_waits_for_the_keyword_search_before_raising():
+    snapshot = SearchesInStep(dense_error=RuntimeError("store gone"))
+    with pytest.raises(RuntimeError, match="store gone"):
+        candidate_ids(snapshot, np.zeros(4, dtype=np.float32), ["harbour"], candidates=2)
+    assert snapshot.keyword_finished.is_set()  # nothing left reading the snapshot

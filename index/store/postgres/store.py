@@ -96,6 +96,9 @@ FLUSH_ROWS = 500
 PRUNE_EVERY = 1000
 # How long a call waits for a connection before the database counts as unavailable (s).
 CONNECTION_WAIT_SECONDS = 5.0
+# How long a snapshot waits for a second connection before it queues on its own (s): long
+# enough for the pool to open one on loopback (~5 ms), far shorter than a search.
+BORROW_WAIT_SECONDS = 0.02
 # A version is retired (its dead rows deleted) only this long after a newer one was published
 # and when no reader pins it: readers on streaming replicas hold no lock on the primary, so
 # this is their margin (a call takes milliseconds; replay lag must stay below it).
@@ -460,12 +463,38 @@ class PostgresSnapshot(Snapshot):
 
         `binary` results: vectors arrive as float32 bytes instead of text to parse.
         """
-        with self._lock:
-            try:
-                return self._conn.execute(sql, {"v": self._version_number, **(params or {})},
-                                          binary=binary).fetchall()
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                raise self._store.unavailable(exc) from exc
+        with self._session() as conn:
+            return conn.execute(sql, {"v": self._version_number, **(params or {})},
+                                binary=binary).fetchall()
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[psycopg.Connection]:
+        """The snapshot's connection, or, while another thread runs a statement on it, a
+        second pooled connection reading the same version: the first connection's pin keeps
+        the version's rows for the snapshot's whole life, so any connection may read them
+        (a question's dense and keyword searches run at once this way). Waits for the
+        snapshot's own connection when the pool has none to spare at once.
+
+        Database errors that mean the server is unreachable become StoreError.
+        """
+        borrowed = None
+        if not self._lock.acquire(blocking=False):
+            pool = self._store.pool()
+            stats = pool.get_stats()
+            if stats.get("pool_available", 0) or stats.get("pool_size", 0) < pool.max_size:
+                with contextlib.suppress(PoolTimeout):
+                    borrowed = pool.getconn(timeout=BORROW_WAIT_SECONDS)
+            if borrowed is None:
+                self._lock.acquire()
+        try:
+            yield self._conn if borrowed is None else borrowed
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise self._store.unavailable(exc) from exc
+        finally:
+            if borrowed is None:
+                self._lock.release()
+            else:
+                pool.putconn(borrowed)
 
     @property
     def version(self) -> str:
@@ -527,16 +556,13 @@ class PostgresSnapshot(Snapshot):
         else:
             settings = ["SET LOCAL hnsw.iterative_scan = relaxed_order",
                         f"SET LOCAL hnsw.ef_search = {int(self._store.ef_search)}"]
-        with self._lock:
-            try:
-                # One round trip: the settings hold for this statement's transaction only.
-                with self._conn.pipeline(), self._conn.transaction():
-                    for setting in settings:
-                        self._conn.execute(setting)
-                    cursor = self._conn.execute(sql, values)
-                rows = cursor.fetchall()
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                raise self._store.unavailable(exc) from exc
+        with self._session() as conn:
+            # One round trip: the settings hold for this statement's transaction only.
+            with conn.pipeline(), conn.transaction():
+                for setting in settings:
+                    conn.execute(setting)
+                cursor = conn.execute(sql, values)
+            rows = cursor.fetchall()
         return [(int(cid), -float(distance)) for cid, distance in rows]
 
     def dense_scores(self, query: np.ndarray, chunk_ids: Sequence[int]) -> np.ndarray:
