@@ -74,9 +74,9 @@ def article_ranking(
     return list(seen.items())
 
 
-# Keyword searches running beside their dense search. Threads are kept (a local snapshot keeps
-# one SQLite connection per thread); one per concurrent question at most, bounded as questions
-# are (the bot's max_concurrent_queries).
+# Keyword searches running beside their dense search. The threads are kept, as a local snapshot
+# keeps one SQLite connection per thread; the bot asks at most max_concurrent_queries (4) at
+# once, and beyond 8 questions at once a keyword search waits for a thread.
 KEYWORD_SEARCH_THREADS = 8
 _KEYWORD_SEARCHES = ThreadPoolExecutor(max_workers=KEYWORD_SEARCH_THREADS,
                                        thread_name_prefix="keyword-search")
