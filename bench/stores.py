@@ -401,9 +401,9 @@ def scale(database_url: str, index: Path, size: int, noise: float, queries: int,
         note("reading the relations questions use into the page cache")
         result["prewarm"] = prewarm(filled["url"])
         note("asking the questions again, warm")
-        # A new engine: nothing the store memoised per version from the first pass (lexemes,
-        # filter counts) helps the second.
-        warm_engine = Engine.open(settings)
+        # A new engine (the same loaded model): nothing the store memoised per version in the
+        # first pass (lexemes, filter counts) helps the second.
+        warm_engine = Engine.open(settings, embedder=engine.embedder)
         for label, filters in cases.items():
             result[label]["ask_ms_warm"] = ask_figures(warm_engine, questions, concurrency,
                                                        filters)
