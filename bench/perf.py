@@ -65,6 +65,7 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 BASELINE = "torch"
 DEFAULT_BACKEND = str(Settings.model_fields["embed_backend"].default)
 INDEX_KINDS = ("flat", "ivf", "hnsw")
+FLOAT32 = "flat_float32"  # the exact float32 scan `scale` measures every index against
 
 
 # --- what each benchmark is asked to do: its options (no slots, so the class attributes can
@@ -683,7 +684,8 @@ def scale_streamed(base: np.ndarray, size: int, queries: np.ndarray,
 
 
 def bench_scale(args: ScaleOptions) -> dict[str, Any]:
-    """Flat, IVF and HNSW (the project's own build_index/search) at growing sizes."""
+    """An exact float32 scan (the ground truth and the time baseline), then the project's
+    own indexes (build_index/search: flat in float16, IVF, HNSW) at growing sizes."""
     from index.store.local import vectors
 
     embedder = make_embedders([DEFAULT_BACKEND])[DEFAULT_BACKEND]
@@ -706,29 +708,34 @@ def bench_scale(args: ScaleOptions) -> dict[str, Any]:
         ids = np.arange(size, dtype=np.int64)
         entry: dict[str, Any] = {}
         exact = None
-        # Flat first: its answers are the exact neighbours the others are measured against.
-        for kind in ["flat"] + [k for k in args.kinds.split(",") if k != "flat"]:
+        # A float32 scan first: its answers are the exact neighbours every index is measured
+        # against, its time the baseline; then the flat index as stored (float16).
+        for kind in [FLOAT32, "flat"] + [k for k in args.kinds.split(",") if k != "flat"]:
             vectors.set_threads(os.cpu_count() or 1)
             note(f"{size}: building {kind}")
             started = time.perf_counter()
-            index = vectors.build_index(ids, matrix, matrix.shape[1], kind)
+            index = vectors.build_index(ids, matrix, matrix.shape[1],
+                                        "flat" if kind == FLOAT32 else kind,
+                                        float16=kind != FLOAT32)
             built = time.perf_counter() - started
             figures: dict[str, Any] = {"build_seconds": round(built, 1),
                                        "bytes_per_vector": round(
                                            vectors.serialized_bytes(index) / size, 1)}
             measured, found = index_figures(index, queries, exact, args)
             entry[kind] = figures | measured
-            if kind == "flat":
+            if kind == FLOAT32:
                 exact = found
             del index
+        float32_p50 = entry[FLOAT32]["search_1_threads"]["p50_ms"]
         flat_p50 = entry["flat"]["search_1_threads"]["p50_ms"]
-        for kind in entry.keys() - {"flat"}:
+        entry["flat"]["p50_x_float32"] = ratio(float32_p50, flat_p50)
+        for kind in entry.keys() - {"flat", FLOAT32}:
             entry[kind]["p50_x_flat"] = ratio(flat_p50, entry[kind]["search_1_threads"]["p50_ms"])
         result["sizes"][str(size)] = entry
         del matrix
-        note(f"{size}: flat p50 {flat_p50} ms; " + "; ".join(
+        note(f"{size}: float32 p50 {float32_p50} ms; " + "; ".join(
             f"{kind} {entry[kind]['search_1_threads']['p50_ms']} ms, recall "
-            f"{entry[kind].get('recall_at_k')}" for kind in entry if kind != "flat"))
+            f"{entry[kind].get('recall_at_k')}" for kind in entry if kind != FLOAT32))
     result["load_after"] = load_average()
     return result
 

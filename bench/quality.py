@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ class Outcome:
     quotes: tuple[str, ...]
     answered: bool
     ms: float
+    reason: str = ""  # why it abstained (`NotAnswered`), empty when it answered
 
 
 def outcome_of(answer: Answer, ms: float) -> Outcome:
@@ -72,6 +74,7 @@ def outcome_of(answer: Answer, ms: float) -> Outcome:
         quotes=tuple(q.text for q in answer.quotes),
         answered=answer.answered,
         ms=ms,
+        reason=str(answer.reason or ""),
     )
 
 
@@ -373,6 +376,10 @@ def cache_key(data_digest: str, settings: Settings, variant: str = "") -> str:
         parts.append(PIPELINE_VERSION)
     if settings.store != "local":  # keeps the local keys (and their cached indexes) as they were
         parts.append(settings.store)
+    else:
+        from index.store.local.vectors import VECTOR_FORMAT
+
+        parts.append(VECTOR_FORMAT)
     material = json.dumps(parts)
     return hashlib.sha256(material.encode()).hexdigest()[:12]
 
@@ -688,6 +695,8 @@ def calibrate(
     try:
         squad_out = ask_all(squad_engine, squad_qs, "squad")
         news_out = ask_all(news_engine, news_qs, "news")
+        squad_to_news = ask_all(news_engine, squad_qs, "squad→news")
+        news_to_squad = ask_all(squad_engine, news_qs, "news→squad")
         squad_in = collect_signals(squad_engine, squad_qs, "squad→squad")
         news_in = collect_signals(news_engine, news_qs, "news→news")
         squad_out_of_domain = collect_signals(news_engine, squad_qs, "squad→news")
@@ -695,14 +704,12 @@ def calibrate(
     finally:
         squad_engine.close()
         news_engine.close()
-    squad_hits = [
-        s for s, o, q in zip(squad_in, squad_out, squad_qs, strict=True)
-        if recall_at(o.ranked_ids, q.gold_ids, 5)
-    ]
-    news_hits = [
-        s for s, o, q in zip(news_in, news_out, news_qs, strict=True)
-        if q.answers and passage_hit(o, q.answers, 5)
-    ]
+    squad_found = [recall_at(o.ranked_ids, q.gold_ids, 5) > 0
+                   for o, q in zip(squad_out, squad_qs, strict=True)]
+    news_found = [bool(q.answers) and passage_hit(o, q.answers, 5)
+                  for o, q in zip(news_out, news_qs, strict=True)]
+    squad_hits = [s for s, found in zip(squad_in, squad_found, strict=True) if found]
+    news_hits = [s for s, found in zip(news_in, news_found, strict=True) if found]
     # The signal is recomputed outside the engine; check it decides as the engine did.
     decisions = [
         (s[ENGINE_SIGNAL] >= settings.min_answer_score) == o.answered
@@ -749,7 +756,27 @@ def calibrate(
     report["at_current_setting"] = rates_at(settings.min_answer_score)
     # The signal the engine abstained on before the sentence ranker, at its threshold then.
     report["dense5_at_min_score"] = rates_at(settings.min_score, "dense5")
+    # What the engine itself decided at the current settings: the answer score and every other
+    # reason to abstain (a name no article mentions), as people meet it.
+    report["engine_decisions"] = engine_decisions({
+        "squad_false_abstention_rate": [
+            o for o, found in zip(squad_out, squad_found, strict=True) if found],
+        "news_false_abstention_rate": [
+            o for o, found in zip(news_out, news_found, strict=True) if found],
+        "squad_to_news_abstention_rate": squad_to_news,
+        "news_to_squad_abstention_rate": news_to_squad,
+    })
     return report
+
+
+def engine_decisions(groups: Mapping[str, Sequence[Outcome]]) -> dict[str, Any]:
+    """Each group's share of abstentions, and how many of them each reason gave."""
+    return {
+        name: {"rate": mean(0.0 if o.answered else 1.0 for o in outcomes),
+               "n": len(outcomes),
+               "by_reason": dict(Counter(o.reason for o in outcomes if not o.answered))}
+        for name, outcomes in groups.items()
+    }
 
 
 # --- sweeps

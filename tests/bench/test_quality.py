@@ -309,6 +309,22 @@ def test_calibrate_on_synthetic_data(
                                              report["squad_in_domain"][signal]["threshold"])
     assert report["at_min_answer_score"]["news_false_abstention_rate"] == 0.0
     assert set(report["by_threshold"]) == {"0.30", "0.35", "0.40", "0.45", "0.50", "0.55"}
+    decided = report["engine_decisions"]
+    assert decided["squad_false_abstention_rate"]["n"] == 3
+    assert decided["news_false_abstention_rate"]["n"] == 1
+    assert decided["news_to_squad_abstention_rate"]["n"] == 1
+    assert decided["squad_to_news_abstention_rate"]["n"] == 3
+
+
+def test_engine_decisions_count_abstentions_and_their_reasons() -> None:
+    answered = quality.Outcome((), (), ("q",), True, 1.0)
+    unmentioned = quality.Outcome((), (), (), False, 1.0, "not_mentioned")
+    irrelevant = quality.Outcome((), (), (), False, 1.0, "nothing_relevant")
+    report = quality.engine_decisions({"a": [answered, unmentioned, irrelevant, unmentioned],
+                                       "b": [answered]})
+    assert report["a"] == {"rate": 0.75, "n": 4,
+                           "by_reason": {"not_mentioned": 2, "nothing_relevant": 1}}
+    assert report["b"] == {"rate": 0.0, "n": 1, "by_reason": {}}
 
 
 # --- the real data, with the real model

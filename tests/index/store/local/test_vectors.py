@@ -11,6 +11,7 @@ import pytest
 from index.store.local import vectors
 
 DIM = 32
+FLOAT16_HALF_ULP = 2.0 ** -12  # the largest rounding error of a float16 in [-1, 1]
 
 
 def unit_rows(rows: np.ndarray) -> np.ndarray:
@@ -65,12 +66,39 @@ def test_each_type_finds_neighbours_and_survives_a_reload(kind: str, clustered: 
     index = vectors.read_index(tmp_path / "v.faiss")
     assert vectors.index_type_of(index) == kind
     assert np.array_equal(np.sort(vectors.index_ids(index)), ids)
-    assert np.allclose(vectors.reconstruct(index, [1_000, 1_007]), clustered[[0, 7]])
+    # float16 (flat) keeps a unit vector's components within half a unit in the last place
+    assert np.allclose(vectors.reconstruct(index, [1_000, 1_007]), clustered[[0, 7]],
+                       rtol=0, atol=FLOAT16_HALF_ULP)
     queries = clustered[:50]
     recall = np.mean([
         len(set((vectors.search(index, q, 10)[0] - 1_000).tolist()) & exact_top(clustered, q, 10))
         / 10 for q in queries])
     assert recall >= 0.95
+
+
+def test_flat_index_stores_float16_and_scores_as_float32_does(clustered: np.ndarray,
+                                                               tmp_path: Path) -> None:
+    ids = np.arange(len(clustered), dtype=np.int64)
+    half = vectors.build_index(ids, clustered, DIM, "flat")
+    full = vectors.build_index(ids, clustered, DIM, "flat", float16=False)
+    # 2 bytes a component instead of 4, beside the same 8-byte id per vector
+    assert vectors.serialized_bytes(half) < 0.6 * vectors.serialized_bytes(full)
+    for query in clustered[:20]:
+        found, scores = vectors.search(half, query, 10)
+        assert np.allclose(scores, clustered[found] @ query, rtol=0, atol=DIM * FLOAT16_HALF_ULP)
+        assert found[0] == vectors.search(full, query, 10)[0][0]
+
+
+def test_a_float32_flat_index_written_before_still_serves(clustered: np.ndarray,
+                                                           tmp_path: Path) -> None:
+    ids = np.arange(len(clustered), dtype=np.int64)
+    vectors.write_index(vectors.build_index(ids, clustered, DIM, "flat", float16=False),
+                        tmp_path / "old.faiss")
+    index = vectors.read_index(tmp_path / "old.faiss")
+    assert vectors.index_type_of(index) == "flat"
+    assert np.array_equal(vectors.reconstruct(index, [3, 9]), clustered[[3, 9]])
+    found, _ = vectors.search(index, clustered[5], 10)
+    assert set(found.tolist()) == exact_top(clustered, clustered[5], 10)
 
 
 def test_reload_sets_the_search_breadth(clustered: np.ndarray, tmp_path: Path) -> None:
