@@ -130,7 +130,7 @@ def training_sets(
         engine.close()
     engine = news_index(settings, corpus)
     try:
-        quiz_asked = [Asked(q.text, q.answers, date.today())
+        quiz_asked = [Asked(q.text, q.answers, q.as_of or date.today())
                       for q in in_half(news_questions(quiz), "train") if q.answers][:limit]
         sets["news_quiz"] = collect_features(engine, quiz_asked, "news quiz")
         own_asked = [Asked(row["question"], tuple(row["answers"]), OWN_AS_OF)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,18 +24,13 @@ from bench.quality import (
     news_index,
     outcome_of,
     passage_hit,
+    question_day,
     read_jsonl,
 )
 from index.config import load_settings
 
 if TYPE_CHECKING:
     from index.engine import Engine
-
-
-def question_day(row: dict[str, Any]) -> date:
-    """The day a quiz question was asked ('YYYY/MM/DD')."""
-    year, month, day = (int(part) for part in str(row["question_date"]).split("/"))
-    return date(year, month, day)
 
 
 def hits(engine: Engine, rows: Sequence[dict[str, Any]], *, time_handling: bool) -> list[tuple]:

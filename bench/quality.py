@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
@@ -263,6 +264,9 @@ class EvalQuestion:
     answers: tuple[str, ...]
     gold_ids: tuple[str, ...] = ()
     half: str = ""  # "train" or "test": see `squad_half` and `week_half`
+    # The day it is asked on ("this week" is that week's): a quiz question's own date; None
+    # (today) for SQuAD, whose paragraphs are undated.
+    as_of: date | None = None
 
 
 Half = Literal["all", "train", "test"]
@@ -343,11 +347,22 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+def question_day(row: Mapping[str, Any]) -> date | None:
+    """The day a quiz question was asked ('question_date', YYYY/MM/DD), None when absent."""
+    written = row.get("question_date")
+    if not written:
+        return None
+    year, month, day = (int(part) for part in str(written).split("/"))
+    return date(year, month, day)
+
+
 def news_questions(path: Path) -> list[EvalQuestion]:
-    """Quiz questions with their gold answer strings (an empty list: unanswerable)."""
+    """Quiz questions with their gold answer strings (an empty list: unanswerable), each asked
+    as of its own date, as the quiz's readers met it."""
     return [
         EvalQuestion(str(row["question"]), tuple(str(a) for a in row.get("answers") or ()),
-                     half=week_half(str(row.get("week") or "20991231")))
+                     half=week_half(str(row.get("week") or "20991231")),
+                     as_of=question_day(row))
         for row in read_jsonl(path)
     ]
 
@@ -461,7 +476,7 @@ def ask_all(
     outcomes = []
     for number, question in enumerate(questions, 1):
         started = time.perf_counter()
-        answer = engine.ask(question.text)
+        answer = engine.ask(question.text, as_of=question.as_of)
         outcomes.append(outcome_of(answer, (time.perf_counter() - started) * 1000.0))
         if number % 1000 == 0:
             log(f"{label} {number}/{len(questions)} questions")

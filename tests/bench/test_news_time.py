@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from bench.news_time import question_day, summarise
+from bench.news_time import summarise
+from bench.quality import question_day
 
 
 def test_question_day_reads_quiz_dates():
@@ -21,3 +22,7 @@ def test_summary_per_week_and_verdicts():
     assert result["per_week"]["w1"]["on@5"] == 1.0
     assert result["weeks_where_hit@5_fell"] == ["w2"]
     assert result["raises_hit@5_overall"] is False
+
+
+def test_a_question_without_its_date_is_asked_today():
+    assert question_day({}) is None

@@ -46,11 +46,13 @@ def test_fill_repeats_the_articles_with_noisy_vectors(tmp_path: Path, postgres_u
         assert snapshot.count_chunks() == filled["chunks"]
         exported = {item.article.key: item.vectors for item in snapshot.export_articles()}
     assert len(exported) == 7 and all(key.rsplit("-", 1)[1] in "012" for key in exported)
+    # The "-0" copies keep the local index's vectors, stored there as float16 (unit length
+    # within ~1e-4); the noisy copies are normalised again.
     for key, vectors in exported.items():
-        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
         original = exported[key.rsplit("-", 1)[0] + "-0"]
         cosine = float((vectors * original).sum())
-        assert (abs(cosine - 1.0) < 1e-5) if key.endswith("-0") else (0.8 < cosine < 0.9999)
+        assert (abs(cosine - 1.0) < 1e-4) if key.endswith("-0") else (0.8 < cosine < 0.9999)
     queries = np.stack([vectors[0] for vectors in exported.values()])
     truths = stores.exact_neighbours(filled["url"], queries, 3, {
         "unfiltered": None, "source_filter": SearchFilters(sources=("",)),
