@@ -116,26 +116,29 @@ def collect_features(
 
 
 def training_sets(
-    settings: Settings, squad: Path, corpus: Path, quiz: Path, own: Path, limit: int | None
-) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Candidate features and labels of each set's train half: SQuAD by article, the news
-    quiz and our own set by week (`bench.quality.week_half`)."""
+    settings: Settings, squad: Path, corpus: Path, quiz: Path, own: Path, limit: int | None,
+    half: Half = "train",
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Candidate features, labels and question numbers (`collect_features`) of each set's half
+    (train unless told), and how many questions were asked: SQuAD by article, the news quiz
+    and our own set by week (`bench.quality.week_half`); only questions with a gold answer. A
+    question that got no candidate sentence has no rows."""
     sets = {}
     engine, squad_questions = squad_index(settings, squad, "title")
     try:
         asked = [Asked(q.text, q.answers, date.today())
-                 for q in in_half(squad_questions, "train")][:limit]
-        sets["squad"] = collect_features(engine, asked, "squad")
+                 for q in in_half(squad_questions, half)][:limit]
+        sets["squad"] = (*collect_features(engine, asked, "squad"), len(asked))
     finally:
         engine.close()
     engine = news_index(settings, corpus)
     try:
         quiz_asked = [Asked(q.text, q.answers, q.as_of or date.today())
-                      for q in in_half(news_questions(quiz), "train") if q.answers][:limit]
-        sets["news_quiz"] = collect_features(engine, quiz_asked, "news quiz")
+                      for q in in_half(news_questions(quiz), half) if q.answers][:limit]
+        sets["news_quiz"] = (*collect_features(engine, quiz_asked, "news quiz"), len(quiz_asked))
         own_asked = [Asked(row["question"], tuple(row["answers"]), OWN_AS_OF)
-                     for row in own_questions(own, "train") if row["answers"]][:limit]
-        sets["own"] = collect_features(engine, own_asked, "own")
+                     for row in own_questions(own, half) if row["answers"]][:limit]
+        sets["own"] = (*collect_features(engine, own_asked, "own"), len(own_asked))
     finally:
         engine.close()
     return sets
@@ -200,7 +203,7 @@ def train_command(
     coefficients, intercept = fit(features, labels, weights)
     ranker = SentenceRanker(FEATURES, coefficients, intercept)
     report: dict[str, Any] = {"sets": {}}
-    for name, (x, y, groups) in sets.items():
+    for name, (x, y, groups, _) in sets.items():
         report["sets"][name] = {
             "n_questions": len(np.unique(groups)), "n_sentences": len(y),
             "top1_before": round(top1_hit_rate(default_ranker().probabilities(x), y, groups), 4),
@@ -217,6 +220,44 @@ def train_command(
                     f"the news quiz and bench/data/answers-8w.jsonl (weeks to {LAST_TRAIN_DAY}); "
                     f"questions: {counts}; the news sets {NEWS_WEIGHT_SHARE:.0%} of the weight",
         ), encoding="utf-8")
+    typer.echo(json.dumps(report) if as_json else json.dumps(report, indent=2))
+
+
+def sentence_ceiling(labels: np.ndarray, groups: np.ndarray, scores: np.ndarray,
+                     n_asked: int) -> dict[str, float]:
+    """Of `n_asked` questions: the share with a gold answer in any candidate sentence (the
+    most quote_hit@1 any sentence chooser could reach over this retrieval, abstention aside)
+    and the share whose best-scored candidate holds it (`scores` float64 (n,), the ranker's)."""
+    held = [bool(labels[groups == group].any()) for group in np.unique(groups)]
+    return {
+        "n_questions": n_asked,
+        "answer_among_candidates": round(sum(held) / n_asked, 4) if n_asked else 0.0,
+        "answer_in_best_candidate": (round(top1_hit_rate(scores, labels, groups)
+                                           * len(held) / n_asked, 4) if n_asked else 0.0),
+    }
+
+
+@app.command("ceiling")
+def ceiling_command(
+    half: HalfOption = "test",
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, max=MAX_QUESTIONS, help="Only the first N questions of each set.")]
+    = None,
+    squad: Annotated[Path, typer.Option("--squad", help="SQuAD v1.1 dev (.json.gz).")] = SQUAD_DATA,
+    corpus: Annotated[Path, typer.Option("--corpus", help="The news corpus.")] = NEWS_CORPUS,
+    quiz: Annotated[Path, typer.Option("--quiz", help="The news quiz.")] = NEWS_QUESTIONS,
+    own: Annotated[Path, typer.Option("--own", help="Our answers set.")] = OWN_QUESTIONS,
+    as_json: JsonOption = False,
+) -> None:
+    """How far sentence choice alone can take quote_hit@1: for each set's half (test unless
+    told), how often a candidate sentence holds the answer, and how often the ranker's first
+    one does."""
+    from index.answer import default_ranker
+
+    sets = training_sets(load_settings(), squad, corpus, quiz, own, limit, half)
+    report = {"half": half, "sets": {
+        name: sentence_ceiling(y, groups, default_ranker().probabilities(x), n_asked)
+        for name, (x, y, groups, n_asked) in sets.items()}}
     typer.echo(json.dumps(report) if as_json else json.dumps(report, indent=2))
 
 

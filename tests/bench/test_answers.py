@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench import answers, quality
-from bench.answers import fit, own_questions, top1_hit_rate
+from bench.answers import fit, own_questions, sentence_ceiling, top1_hit_rate
 from bench.quality import squad_half, week_half
 
 
@@ -53,6 +53,16 @@ def test_the_fit_finds_the_feature_that_marks_the_answer() -> None:
     assert coefficients[1] > 5 * max(abs(coefficients[0]), abs(coefficients[2]))
     assert top1_hit_rate(features @ coefficients, labels, groups) > 0.8
     assert top1_hit_rate(-features[:, 1], labels, groups) < 0.2
+
+
+def test_the_ceiling_counts_every_question_asked() -> None:
+    # Question 0: the answer in its second sentence, the ranker prefers the first. Question 1:
+    # the answer in its only sentence. Question 2: no sentence holds it. Question 3 got none.
+    groups = np.array([0, 0, 1, 2, 2])
+    labels = np.array([False, True, True, False, False])
+    scores = np.array([0.9, 0.1, 0.5, 0.4, 0.3])
+    assert sentence_ceiling(labels, groups, scores, n_asked=4) == {
+        "n_questions": 4, "answer_among_candidates": 0.5, "answer_in_best_candidate": 0.25}
 
 
 @pytest.mark.skipif(not quality.NEWS_CORPUS.exists(),
