@@ -267,6 +267,7 @@ class EvalQuestion:
     # The day it is asked on ("this week" is that week's): a quiz question's own date; None
     # (today) for SQuAD, whose paragraphs are undated.
     as_of: date | None = None
+    topic: str = ""  # SQuAD: its Wikipedia article's title
 
 
 Half = Literal["all", "train", "test"]
@@ -329,7 +330,8 @@ def squad_records(
             key = article_key(ParsedArticle(text=text, origin="squad", url=url))
             for qa in paragraph["qas"]:
                 golds = tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
-                questions.append(EvalQuestion(qa["question"], golds, (key,), squad_half(title)))
+                questions.append(EvalQuestion(qa["question"], golds, (key,), squad_half(title),
+                                              topic=readable))
     return records, questions
 
 
@@ -781,6 +783,10 @@ def calibrate(
         "squad_to_news_abstention_rate": squad_to_news,
         "news_to_squad_abstention_rate": news_to_squad,
     })
+    # Unrelated by construction is not always unrelated in topic (a SQuAD article about a
+    # Super Bowl, asked of a news season with one): which topics the answers came from.
+    report["engine_decisions"]["squad_to_news_answered_by_topic"] = answered_by_topic(
+        squad_qs, squad_to_news)
     return report
 
 
@@ -792,6 +798,15 @@ def engine_decisions(groups: Mapping[str, Sequence[Outcome]]) -> dict[str, Any]:
                "by_reason": dict(Counter(o.reason for o in outcomes if not o.answered))}
         for name, outcomes in groups.items()
     }
+
+
+def answered_by_topic(questions: Sequence[EvalQuestion], outcomes: Sequence[Outcome],
+                      top: int = 5) -> list[dict[str, Any]]:
+    """The topics whose questions were answered most often: topic, answered, asked."""
+    asked = Counter(q.topic for q in questions)
+    answered = Counter(q.topic for q, o in zip(questions, outcomes, strict=True) if o.answered)
+    return [{"topic": topic, "answered": n, "asked": asked[topic]}
+            for topic, n in answered.most_common(top)]
 
 
 # --- sweeps
