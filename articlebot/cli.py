@@ -395,8 +395,8 @@ def article(
                         ("labels", ", ".join(info.labels))):
         if value:
             typer.echo(f"{name}: {value}")
-    typer.echo(f"{wording.plural(info.n_chunks, 'chunk')}, "
-               f"{wording.plural(info.n_chars, 'character')}\n\n{detail.opening}")
+    typer.echo(f"{wording.plural(detail.n_chunks, 'chunk')}, "
+               f"{wording.plural(detail.n_chars, 'character')}\n\n{detail.opening}")
 
 
 @app.command()

@@ -700,7 +700,7 @@ def render_article(detail: ArticleDetail, caution_labels: Mapping[str, str]) -> 
     cautions = [caution_labels[key] for key in _caution_keys(article.labels, caution_labels)]
     if cautions:
         embed.add_field(name="⚠️ Caution", value=_field(" ".join(cautions)), inline=False)
-    embed.add_field(name="Passages", value=f"{article.n_chunks:,}")
+    embed.add_field(name="Passages", value=f"{detail.n_chunks:,}")
     embed.set_footer(text=shorten(f"id {one_line(article.id)}", EMBED_FOOTER_LIMIT))
     return fit_embed(embed)
 

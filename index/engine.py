@@ -301,8 +301,9 @@ class Engine:
             found = snapshot.find_article(clean(id_or_title))
         if found is None:
             return None
-        info, text = found
-        return ArticleDetail(article=info, opening=_opening(text))
+        info, text, n_chunks = found
+        return ArticleDetail(article=info, opening=_opening(text), n_chunks=n_chunks,
+                             n_chars=len(text))
 
     def search_titles(self, text: str, limit: int = 25) -> list[ArticleInfo]:
         """Articles whose title contains the text, for autocomplete."""

@@ -65,8 +65,6 @@ class ArticleInfo:
     published: date | None
     authors: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
-    n_chunks: int = 0
-    n_chars: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,10 +311,12 @@ def jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ArticleDetail:
-    """One article's metadata with its opening paragraph, for `/article`."""
+    """One article's metadata with its opening paragraph and size, for `/article`."""
 
     article: ArticleInfo
     opening: str
+    n_chunks: int  # passages it was cut into
+    n_chars: int  # characters of its stored text
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,8 +253,9 @@ class Snapshot(ABC):
         """The articles of each story, oldest first."""
 
     @abstractmethod
-    def find_article(self, id_or_title: str) -> tuple[ArticleInfo, str] | None:
-        """An article and its text by id, unique id prefix, exact title, then title substring."""
+    def find_article(self, id_or_title: str) -> tuple[ArticleInfo, str, int] | None:
+        """An article, its text and its number of chunks, by id, unique id prefix, exact
+        title, then title substring."""
 
     @abstractmethod
     def search_titles(self, text: str, limit: int) -> list[ArticleInfo]:

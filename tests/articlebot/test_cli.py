@@ -95,6 +95,23 @@ def test_ask_json_prints_the_answer(settings, embedder, monkeypatch):
     assert "reopened on Monday" in text and "Confidence:" in text
 
 
+def test_article_json_gives_its_size_and_listings_no_sizes_they_do_not_know(
+        settings, embedder, monkeypatch):
+    engine = Engine.open(settings, create=True, embedder=embedder)
+    engine.reindex()
+    monkeypatch.setattr("articlebot.cli._engine", lambda *a, **k: engine)
+    asked = json.loads(CliRunner().invoke(
+        app, ["ask", "When did the harbour bridge reopen?", "--json"]).output)
+    quoted = asked["quotes"][0]["article"]
+    assert "n_chunks" not in quoted and "n_chars" not in quoted  # once always 0 here
+    shown = CliRunner().invoke(app, ["article", quoted["id"], "--json"])
+    assert shown.exit_code == 0, shown.output
+    detail = json.loads(shown.output)
+    with engine.store.reading() as snapshot:
+        _, text, n_chunks = snapshot.find_article(quoted["id"])
+    assert detail["n_chunks"] == n_chunks >= 1 and detail["n_chars"] == len(text)
+
+
 def test_unanswered_text_words_the_facts():
     answer = canned_answer(
         quotes=(), answered=False, confidence="none", reason=NotAnswered.NOTHING_RELEVANT,

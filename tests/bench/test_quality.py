@@ -329,7 +329,8 @@ def test_engine_decisions_count_abstentions_and_their_reasons() -> None:
 
 def test_answered_by_topic_names_where_unrelated_questions_found_answers() -> None:
     questions = [EvalQuestion("q", (), topic=topic) for topic in ("Bowl", "Bowl", "Tesla", "Oil")]
-    outcomes = [quality.Outcome((), (), (), answered, 1.0) for answered in (True, True, True, False)]
+    outcomes = [quality.Outcome((), (), (), answered, 1.0)
+                for answered in (True, True, True, False)]
     assert quality.answered_by_topic(questions, outcomes, top=2) == [
         {"topic": "Bowl", "answered": 2, "asked": 2}, {"topic": "Tesla", "answered": 1, "asked": 1}]
 

@@ -49,7 +49,6 @@ def make_article(
         url=url or f"https://example.org/{n}",
         published=date(2023, 1, min(n, 28)),
         labels=labels,
-        n_chunks=3,
     )
 
 
@@ -245,7 +244,7 @@ class FakeEngine:
 
     def article(self, id_or_title: str) -> ArticleDetail | None:
         found = [a for a in self.articles if id_or_title in (a.id, a.title)]
-        return ArticleDetail(found[0], "It began on a Monday.") if found else None
+        return ArticleDetail(found[0], "It began on a Monday.", 3, 880) if found else None
 
     def search_titles(self, text: str, limit: int = 25) -> list[ArticleInfo]:
         return [a for a in self.articles if text.lower() in a.title.lower()][:limit]

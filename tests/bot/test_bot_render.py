@@ -231,7 +231,7 @@ def test_quoted_text_stays_in_the_quote(text: str) -> None:
 def test_embeds_fit_every_limit(title: str, opening: str, source: str, big: int) -> None:
     article = make_article(1, title=title + "t" * big, source=source + "s" * big,
                            labels=("fakenews", "x" * big))
-    detail = ArticleDetail(article, opening + "o" * big)
+    detail = ArticleDetail(article, opening + "o" * big, 10**9, 10**12)
     stats = IndexStats(
         n_articles=1, n_chunks=2, sources=tuple((source + str(i) * big, i) for i in range(40)),
         first=None, last=None, model="m" * big, dim=384, index_type="flat", index_bytes=10**10,
@@ -482,7 +482,7 @@ def long_link_article(n: int, letters: str) -> ArticleInfo:
     return ArticleInfo(
         id=f"a{n:04d}", title=(letters + " ") * 30, source=(letters + " ") * 8, url=url,
         published=date(2023, 1, n), authors=((letters + " ") * 20,),
-        labels=("fakenews", letters * 9), n_chunks=3,
+        labels=("fakenews", letters * 9),
     )
 
 
@@ -539,7 +539,7 @@ def test_every_renderer_measures_long_non_ascii_links_as_sent(script: str) -> No
     page = render_article_page(articles, 0, 1, 11, letters)
     assert_embed_fits(page)
     assert_links_whole_and_honest(page.description or "")
-    embed = render_article(ArticleDetail(articles[0], QUOTE_TEXT), CAUTIONS)
+    embed = render_article(ArticleDetail(articles[0], QUOTE_TEXT, 3, 900), CAUTIONS)
     assert_embed_fits(embed)
     assert embed.url is None or len(embed.url) <= URL_CHARS
     for item in embed.fields:
@@ -553,7 +553,7 @@ def rendered_everywhere(text: str, url: str = "https://example.org/1") -> list[s
     """`text` as every field of everything rendered; every string that would be sent."""
     article = ArticleInfo(id="a0001", title=text, source=text, url=url,
                           published=date(2023, 1, 1), authors=(text,),
-                          labels=(text, "fakenews"), n_chunks=3)
+                          labels=(text, "fakenews"))
     base = make_answer(question=text, texts=(text + " and more words",), article=article)
     answer = replace(base, quotes=(replace(base.quotes[0], also=(
         replace(article, id="a0002", source=text + " 2"),)),),
@@ -566,7 +566,7 @@ def rendered_everywhere(text: str, url: str = "https://example.org/1") -> list[s
     stats = IndexStats(n_articles=1, n_chunks=1, sources=((text, 1),), first=None, last=None,
                        model=text, dim=3, index_type=text, index_bytes=1, generation=text,
                        built_at=text, build_seconds=1.0)
-    embeds = [render_article(ArticleDetail(article, text), {"fakenews": text}),
+    embeds = [render_article(ArticleDetail(article, text, 3, 900), {"fakenews": text}),
               render_article_page([article], 0, 1, 1, text), render_stats(stats, {})]
     return [
         *render_answer(answer, {"fakenews": text}), *render_answer(unanswered, CAUTIONS),

@@ -36,7 +36,7 @@ def test_reindex_builds_an_index_that_answers(settings, embedder):
     assert "reopened on Monday" in top.text
     # A quote is a verbatim slice of the article text at its offsets.
     with engine.store.reading() as snapshot:
-        _, text = snapshot.find_article(top.article.id)
+        _, text, _ = snapshot.find_article(top.article.id)
     assert text[top.start : top.end] == top.text
 
 

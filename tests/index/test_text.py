@@ -73,7 +73,7 @@ def test_variants_match_in_search_titles_and_duplicates(settings, embedder, tmp_
     assert answer.quotes and "Main Street" in answer.quotes[0].text
     with engine.store.reading() as snapshot:
         hits = dict(snapshot.keyword_search(["main"], 5))
-        _, stored = snapshot.find_article(answer.quotes[0].article.id)
+        _, stored, _ = snapshot.find_article(answer.quotes[0].article.id)
     assert answer.quotes[0].chunk_id in hits
     quote = answer.quotes[0]
     assert stored[quote.start:quote.end] == quote.text

@@ -123,7 +123,7 @@ def filter_sql(filters: SearchFilters | None, alias: str = "a") -> tuple[str, li
     return " AND " + " AND ".join(parts), params
 
 
-def _article(row: Sequence[object], n_chunks: int = 0, n_chars: int = 0) -> ArticleInfo:
+def _article(row: Sequence[object]) -> ArticleInfo:
     """Build an ArticleInfo from the ARTICLE_COLUMNS of a row."""
     key, title, source, url, published, authors, labels = row[:7]
     return ArticleInfo(
@@ -134,8 +134,6 @@ def _article(row: Sequence[object], n_chunks: int = 0, n_chars: int = 0) -> Arti
         published=date.fromisoformat(str(published)) if published else None,
         authors=tuple(json.loads(str(authors))),
         labels=tuple(json.loads(str(labels))),
-        n_chunks=n_chunks,
-        n_chars=n_chars,
     )
 
 
@@ -268,8 +266,11 @@ def count_tokens(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT coalesce(sum(n_tokens), 0) FROM chunks").fetchone()[0])
 
 
-def find_article(conn: sqlite3.Connection, id_or_title: str) -> tuple[ArticleInfo, str] | None:
-    """An article (and its text) by id, unique id prefix, exact title, then title substring."""
+def find_article(
+    conn: sqlite3.Connection, id_or_title: str
+) -> tuple[ArticleInfo, str, int] | None:
+    """An article, its text and its number of chunks, by id, unique id prefix, exact title,
+    then title substring."""
     needle = id_or_title.strip()
     if not needle:
         return None
@@ -287,8 +288,7 @@ def find_article(conn: sqlite3.Connection, id_or_title: str) -> tuple[ArticleInf
         rows = conn.execute(base + where + " LIMIT 2", (value,)).fetchall()
         if len(rows) == 1 or (rows and "title" in where):
             row = rows[0]
-            text = str(row[7])
-            return _article(row, n_chunks=int(row[8]), n_chars=len(text)), text
+            return _article(row), str(row[7]), int(row[8])
     return None
 
 

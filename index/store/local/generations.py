@@ -175,7 +175,7 @@ class Generation(Snapshot):
         """The articles of each story."""
         return db.story_members(self.conn(), story_ids)
 
-    def find_article(self, id_or_title: str) -> tuple[ArticleInfo, str] | None:
+    def find_article(self, id_or_title: str) -> tuple[ArticleInfo, str, int] | None:
         """An article by id, id prefix or title."""
         return db.find_article(self.conn(), id_or_title)
 

@@ -157,12 +157,11 @@ def tsquery_text(lexemes: Sequence[str]) -> str:
     return " | ".join(quoted)
 
 
-def _article(row: Sequence[Any], n_chunks: int = 0, n_chars: int = 0) -> ArticleInfo:
+def _article(row: Sequence[Any]) -> ArticleInfo:
     """ArticleInfo from the ARTICLE_COLUMNS of a row."""
     key, title, source, url, published, authors, labels = row[:7]
     return ArticleInfo(id=str(key), title=str(title), source=str(source), url=str(url),
-                       published=published, authors=tuple(authors), labels=tuple(labels),
-                       n_chunks=n_chunks, n_chars=n_chars)
+                       published=published, authors=tuple(authors), labels=tuple(labels))
 
 
 def _like(text: str) -> str:
@@ -741,7 +740,7 @@ class PostgresSnapshot(Snapshot):
             members.setdefault(str(row[7]), []).append(_article(row))
         return members
 
-    def find_article(self, id_or_title: str) -> tuple[ArticleInfo, str] | None:
+    def find_article(self, id_or_title: str) -> tuple[ArticleInfo, str, int] | None:
         """By id, unique id prefix, exact title (any case), then title substring."""
         needle = id_or_title.strip()
         if not needle:
@@ -759,7 +758,7 @@ class PostgresSnapshot(Snapshot):
             rows = self._rows(base + where + " LIMIT 2", {"n": value})
             if len(rows) == 1 or (rows and by_title):
                 row = rows[0]
-                return _article(row, n_chunks=int(row[8]), n_chars=len(row[7])), str(row[7])
+                return _article(row), str(row[7]), int(row[8])
         return None
 
     def search_titles(self, text: str, limit: int) -> list[ArticleInfo]:

@@ -295,6 +295,7 @@ def test_rows_spans_and_articles_read_back_what_was_written(store: Store) -> Non
         assert snapshot.count_articles("Gazette") == 2
         found = snapshot.find_article("Record apple harvest")
         assert found is not None and found[0].id == "harvest" and "apple" in found[1]
+        assert found[2] == len(snapshot.chunk_ids_of_articles(["harvest"])) >= 1
         assert snapshot.find_article("harv")[0].id == "harvest"  # unique id prefix
         assert [a.id for a in snapshot.search_titles("bridge", 5)] == ["bridge-b", "bridge-a"]
         cover = snapshot.coverage()
