@@ -466,6 +466,10 @@ def migrate(
 @app.command()
 def demo(index: IndexOption = None) -> None:
     """Build an index of the bundled sample articles and answer the sample questions."""
+    if not (SAMPLES_DIR / "questions.txt").is_file():
+        # An installed wheel holds the code, not the repository's samples/.
+        raise CliError(f"the sample articles are not in {SAMPLES_DIR}; run the demo from a "
+                       "source checkout (make demo)")
     settings = _settings(
         index or Path("var/demo-index"), article_dirs=[SAMPLES_DIR / "articles"]
     )

@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from articlebot.cli import answer_json, app, format_answer
+from articlebot.cli import CliError, answer_json, app, format_answer
 from bot.config import BotSettings
 from index.config import Settings
 from index.engine import Engine
@@ -110,6 +110,14 @@ def test_article_json_gives_its_size_and_listings_no_sizes_they_do_not_know(
     with engine.store.reading() as snapshot:
         _, text, n_chunks = snapshot.find_article(quoted["id"])
     assert detail["n_chunks"] == n_chunks >= 1 and detail["n_chars"] == len(text)
+
+
+def test_demo_without_its_samples_says_so_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr("articlebot.cli.SAMPLES_DIR", tmp_path / "samples")
+    result = CliRunner().invoke(app, ["demo", "--index", str(tmp_path / "index")])
+    assert isinstance(result.exception, CliError)
+    assert str(result.exception).startswith(f"the sample articles are not in {tmp_path}")
+    assert not (tmp_path / "index").exists()
 
 
 def test_unanswered_text_words_the_facts():
@@ -251,7 +259,7 @@ def test_the_readme_example_is_what_the_cli_prints():
 
 
 def test_sync_goes_where_serve_syncs_and_never_both():
-    from articlebot.cli import CliError, sync_target
+    from articlebot.cli import sync_target
 
     assert sync_target(None, False, 4242) == 4242  # the dev guild, as `serve` does
     assert sync_target(None, False, None) is None  # globally
