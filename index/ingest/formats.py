@@ -77,7 +77,7 @@ def parse_markdown(text: str, origin: str) -> Iterator[Item]:
     try:
         post = frontmatter.loads(text)
     except (yaml.YAMLError, ValueError) as error:
-        yield SkippedItem(origin, f"invalid front matter: {_first_line(error)}")
+        yield SkippedItem(origin, f"invalid front matter: {first_line(error)}")
         return
     metadata = post.metadata if isinstance(post.metadata, dict) else {}
     fields = {key: value for key, value in metadata.items() if key not in TEXT_FIELDS}
@@ -115,7 +115,7 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "number")
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     """An exception's message, cut to its first line."""
     return str(error).strip().split("\n")[0]
 
@@ -130,7 +130,7 @@ def parse_json(text: str, origin: str) -> Iterator[Item]:
         )
         return
     except (ValueError, RecursionError) as error:
-        yield SkippedItem(origin, f"invalid JSON: {_first_line(error) or 'nested too deeply'}")
+        yield SkippedItem(origin, f"invalid JSON: {first_line(error) or 'nested too deeply'}")
         return
     if isinstance(value, dict):
         yield make_article(value, origin)
@@ -164,7 +164,7 @@ def parse_jsonl(lines: Iterable[Line | SkippedItem], origin: str) -> Iterator[It
             yield SkippedItem(record_origin, f"invalid JSON: {error.msg} (column {error.colno})")
             continue
         except (ValueError, RecursionError) as error:
-            reason = _first_line(error) or "nested too deeply"
+            reason = first_line(error) or "nested too deeply"
             yield SkippedItem(record_origin, f"invalid JSON: {reason}")
             continue
         if isinstance(value, dict):
@@ -173,11 +173,20 @@ def parse_jsonl(lines: Iterable[Line | SkippedItem], origin: str) -> Iterator[It
             yield SkippedItem(record_origin, f"not a JSON object (got {_json_type(value)})")
 
 
+# A carriage return that ends a line by itself (classic Mac OS line endings), not one of CRLF.
+_BARE_CR = re.compile(r"(?<=\r)(?!\n)")
+
+
 class _LineFeed:
-    """Decoded lines for csv.reader; keeps the last line number and sets unreadable lines aside."""
+    """Decoded lines for csv.reader; keeps the last line number and sets unreadable lines aside.
+
+    Lines come split at LF only; a line holding bare CRs is split at them too, as the csv
+    module reads a file opened with newline="" (otherwise it refuses the CR inside a field).
+    """
 
     def __init__(self, lines: Iterable[Line | SkippedItem]) -> None:
         self._lines = iter(lines)
+        self._pieces: list[str] = []
         self.last = 0
         self.skipped: list[SkippedItem] = []
 
@@ -187,11 +196,16 @@ class _LineFeed:
 
     def __next__(self) -> str:
         """The next readable line's text."""
+        if self._pieces:
+            return self._pieces.pop(0)
         for line in self._lines:
             if isinstance(line, SkippedItem):
                 self.skipped.append(line)
                 continue
             self.last, text = line
+            if "\r" in text:
+                pieces = [piece for piece in _BARE_CR.split(text) if piece]
+                text, self._pieces = pieces[0], pieces[1:]
             return text
         raise StopIteration
 
@@ -222,7 +236,12 @@ def parse_csv(lines: Iterable[Line | SkippedItem], origin: str) -> Iterator[Item
         yield from feed
 
     reader = csv.reader(with_header(), delimiter=_delimiter(first))
-    header = [name.strip().lower() for name in next(reader)]
+    try:
+        header = [name.strip().lower() for name in next(reader)]
+    except csv.Error as error:
+        yield from feed.drain_skipped()
+        yield SkippedItem(origin, f"CSV error in the header row: {error}")
+        return
     if not any(name in TEXT_FIELDS for name in header):
         yield SkippedItem(origin, "no text, body or content column in the CSV header row")
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import gzip
+import logging
 import re
 import stat
 import zlib
@@ -16,9 +17,11 @@ from typing import BinaryIO
 import charset_normalizer
 from w3lib.encoding import html_body_declared_encoding
 
-from index.ingest.formats import LINE_PARSERS, WHOLE_FILE_PARSERS, Item, Line
+from index.ingest.formats import LINE_PARSERS, WHOLE_FILE_PARSERS, Item, Line, first_line
 from index.ingest.records import clean_text
 from index.models import SkippedItem
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 50 * 2**20
 # Every readable file name ending; each format may also be gzip-compressed ('.jsonl.gz').
@@ -251,6 +254,12 @@ def _read_file(path: Path, size: int, max_bytes: int) -> Iterator[Item]:
         yield SkippedItem(origin, "gzip data is truncated or corrupt; the rest was not read")
     except OSError as error:
         yield SkippedItem(origin, f"cannot read: {error.strerror or error}")
+    except Exception as error:
+        # A parser's own failure on input nobody foresaw (a csv.Error out of a header row did
+        # once) costs that file, never the ingest; the traceback is logged at DEBUG.
+        log.debug("parsing %s failed", origin, exc_info=True)
+        yield SkippedItem(origin, f"cannot parse: {type(error).__name__}: {first_line(error)}; "
+                                  "the rest of the file was not read")
     else:
         if not yielded:
             yield SkippedItem(origin, "no articles in the file")

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from index.ingest import SUPPORTED_SUFFIXES, article_key, iter_articles
@@ -195,6 +195,39 @@ def test_csv_undecodable_line_is_skipped_and_rest_read(tmp_path, ingest):
     assert reasons(skipped) == [f"{path}:3: not text in any known encoding"]
 
 
+def test_csv_with_classic_mac_line_endings_is_read(tmp_path, ingest):
+    path = tmp_path / "a.csv"
+    path.write_bytes(b'title,text\rA,First.\rB,"Two\rlines."\rC,Third.\r')
+    articles, skipped = ingest(path)
+    assert [a.title for a in articles] == ["A", "B", "C"]
+    assert articles[1].text == "Two\nlines."
+    assert skipped == []
+
+
+@pytest.mark.parametrize("data", [b"\r\x01", b"\x01\r", b'"\rtitle', b"text\r\x00\r"])
+def test_csv_that_csv_cannot_read_is_skipped_and_named(tmp_path, ingest, data):
+    path = tmp_path / "a.csv"
+    path.write_bytes(data)
+    articles, skipped = ingest(path)  # once: csv.Error out of the header row, ingest aborted
+    assert articles == [] and skipped and all(str(item).startswith(str(path)) for item in skipped)
+
+
+def test_a_parser_failing_costs_its_file_not_the_ingest(tmp_path, ingest, monkeypatch):
+    import index.ingest.reader as reader
+
+    def broken(text, origin):
+        raise KeyError("a case no parser foresaw")
+        yield  # a generator, as every parser
+
+    monkeypatch.setitem(reader.WHOLE_FILE_PARSERS, ".md", broken)
+    (tmp_path / "a.md").write_text("# A\n\nBody.")
+    (tmp_path / "b.txt").write_text("B\n\nAnother body.")
+    articles, skipped = ingest(tmp_path)
+    assert [a.title for a in articles] == ["B"]
+    assert reasons(skipped) == [f"{tmp_path / 'a.md'}: cannot parse: KeyError: 'a case no parser "
+                                "foresaw'; the rest of the file was not read"]
+
+
 def test_duplicate_ids_are_all_yielded(tmp_path, ingest):
     path = tmp_path / "a.jsonl"
     line = json.dumps({"url": "https://example.com/same", "text": "Body."})
@@ -328,6 +361,7 @@ def test_bad_files_do_not_stop_good_ones(tmp_path, ingest):
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.binary(max_size=2000), suffix=st.sampled_from(SUPPORTED_SUFFIXES))
+@example(data=b"\r\x01", suffix=".csv")  # found by this test: a CSV header csv.Error
 def test_arbitrary_bytes_never_raise(tmp_path, data, suffix):
     path = tmp_path / f"fuzz{suffix}"
     path.write_bytes(data)
