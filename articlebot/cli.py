@@ -16,7 +16,7 @@ import typer
 
 from articlebot import wording
 from bench.perf import app as perf_app
-from bench.quality import OneLineErrorsGroup
+from bench.quality import OneLineErrorsGroup, missing_file
 from bench.quality import app as quality_app
 from index.config import Settings, load_settings
 from index.models import (
@@ -492,7 +492,7 @@ app.add_typer(
 app.add_typer(
     perf_app,
     name="bench",
-    help="Speed and memory: embed, ingest, query, scale.",
+    help="Speed and memory: embed, ingest, query, scale, stores.",
 )
 
 
@@ -553,6 +553,9 @@ def main() -> None:
         app()
     except CliError as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {missing_file(exc)}", err=True)
         sys.exit(1)
     except ValidationError as exc:
         first = exc.errors()[0]

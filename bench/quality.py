@@ -940,7 +940,18 @@ class OneLineErrors:
         except typer.Abort:
             typer.echo("Aborted!", err=True)
             sys.exit(1)
+        except FileNotFoundError as exc:  # a data set not where it was looked for
+            typer.echo(f"error: {missing_file(exc)}", err=True)
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def missing_file(exc: FileNotFoundError) -> str:
+    """A missing file in words; the evaluation sets are expected in ../shared/data."""
+    where = exc.filename or str(exc)
+    hint = (" (the evaluation data sets: see docs/quality.md)"
+            if Path(str(where)).is_relative_to(DATA_ROOT) else "")
+    return f"no such file: {where}{hint}"
 
 
 class OneLineErrorsGroup(OneLineErrors, TyperGroup):

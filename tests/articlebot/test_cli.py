@@ -65,6 +65,13 @@ def test_missing_index_is_one_line_and_exit_1(tmp_path: Path):
     ]
 
 
+def test_a_missing_data_file_is_one_line(tmp_path: Path):
+    missing = tmp_path / "dev-v1.1.json.gz"
+    result = run_cli("eval", "squad", "--squad", str(missing), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: no such file: {missing}"]
+
+
 def test_bad_date_option_is_one_line(tmp_path: Path):
     result = run_cli("ask", "x", "--since", "someday", "--index", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 1

@@ -102,6 +102,20 @@ def test_bad_values_are_one_line_errors(name: str, args: list[str], message: str
     assert message in lines[0]
 
 
+@pytest.mark.parametrize(("name", "args"), [
+    ("quality", ["squad", "--squad", "{data}/squad/dev.json.gz"]),
+    ("quality", ["news", "--corpus", "{data}/news/corpus.jsonl.gz"]),
+])
+def test_a_missing_data_set_is_a_one_line_error(name: str, args: list[str], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(quality, "DATA_ROOT", tmp_path)
+    result = invoke(APPS[name], *(arg.format(data=tmp_path) for arg in args))
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: no such file: {args[-1].format(data=tmp_path)} (the evaluation data sets: "
+        "see docs/quality.md)"]
+
+
 def test_no_arguments_prints_the_help() -> None:
     result = invoke(quality.app)
     assert result.exit_code == 2
