@@ -124,9 +124,15 @@ class Engine:
 
         Raises IndexMissingError, IndexMismatchError or EngineError.
         """
+        # Name the folder in the command when it is not the default one, or the command
+        # given would build the default index instead.
+        folder = self.settings.index_dir
+        named = ("" if self.settings.store != "local"
+                 or folder == Settings.model_fields["index_dir"].default
+                 else f" --index {folder}")
         missing = IndexMissingError(
-            f"no index in {self.store.location}; build one with: articlebot reindex "
-            "(or articlebot ingest PATH)"
+            f"no index in {self.store.location}; build one with: articlebot reindex{named} "
+            f"(or articlebot ingest{named} PATH)"
         )
         try:
             if not create and not self.store.exists():

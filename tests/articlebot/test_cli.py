@@ -60,9 +60,16 @@ def test_missing_index_is_one_line_and_exit_1(tmp_path: Path):
     result = run_cli("ask", "anything", "--index", str(tmp_path / "none"), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"error: no index in {tmp_path / 'none'}; build one with: articlebot reindex "
-        "(or articlebot ingest PATH)"
+        f"error: no index in {tmp_path / 'none'}; build one with: articlebot reindex --index "
+        f"{tmp_path / 'none'} (or articlebot ingest --index {tmp_path / 'none'} PATH)"
     ]
+
+
+def test_missing_default_index_names_no_folder_in_the_command(tmp_path: Path):
+    result = run_cli("ask", "anything", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "; build one with: articlebot reindex (or articlebot ingest PATH)")
 
 
 def test_a_missing_data_file_is_one_line(tmp_path: Path):
