@@ -148,9 +148,10 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
 
 
 def format_article_line(article: ArticleInfo) -> str:
-    """One line for an article: id, date, outlet, title."""
+    """One line for an article: id, date, outlet, title, two spaces apart at the least (an
+    outlet longer than its column would otherwise run into the title)."""
     day = article.published.isoformat() if article.published else "----------"
-    return f"{article.id}  {day}  {article.source or '-':<16} {article.title or '(untitled)'}"
+    return f"{article.id}  {day}  {article.source or '-':<16}  {article.title or '(untitled)'}"
 
 
 def quote_text(quote: Quote) -> str:

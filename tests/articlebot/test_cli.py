@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from articlebot.cli import CliError, answer_json, app, format_answer
+from articlebot.cli import CliError, answer_json, app, format_answer, format_article_line
 from bot.config import BotSettings
 from index.config import Settings
 from index.engine import Engine
@@ -249,6 +249,15 @@ def test_a_filter_that_left_out_the_answer_is_not_blamed_on_the_collection():
         "No article within the filters answers this; 1 undated article may answer; "
         "ask without since."
     )
+
+
+@pytest.mark.parametrize("source", ["", "Daily Planet", "The Coastal Herald", "x" * 40])
+def test_an_article_line_keeps_outlet_and_title_apart(source: str):
+    article = ArticleInfo("a1b2c3d4e5f6", "Storm Odile", source, "", date(2024, 11, 4))
+    line = format_article_line(article)
+    assert line.startswith("a1b2c3d4e5f6  2024-11-04  ")
+    outlet, title = line.removeprefix("a1b2c3d4e5f6  2024-11-04  ").rsplit("  ", 1)
+    assert outlet.strip() == (source or "-") and title == "Storm Odile"
 
 
 def test_the_readme_example_is_what_the_cli_prints():
