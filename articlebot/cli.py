@@ -197,6 +197,12 @@ def format_answer(answer: Answer, cautions: Mapping[str, str] | None = None) -> 
     else:
         lines.append(wording.sentence(wording.reason_text(answer)))
         whole = answer.collection or answer.coverage
+        filters = wording.filters_phrase(answer.filters)
+        if filters:  # a filter that matches nothing shows here as 0 articles
+            scope = "; ".join(part for part in (
+                filters, wording.span_text(answer.period_since, answer.period_until)) if part)
+            lines.append(f"The part asked about ({scope}) holds "
+                         f"{wording.plural(answer.coverage.n_articles, 'article')}.")
         lines.append(f"The collection holds {wording.plural(whole.n_articles, 'article')}.")
     if answer.results:
         lines.append("Articles:")
@@ -364,14 +370,12 @@ def articles(
     as_json: JsonOption = False,
 ) -> None:
     """List the newest articles."""
-    from index.engine import Engine
-
-    engine = Engine(_settings(index))
-    engine.load()
-    found = engine.recent_articles(limit=recent, source=source)
+    found = _engine(_settings(index)).recent_articles(limit=recent, source=source)
     if as_json:
         typer.echo(json.dumps([_jsonable(a) for a in found], indent=2))
         return
+    if not found:
+        typer.echo(f"No articles from {source}." if source else "No articles yet.")
     for article in found:
         typer.echo(format_article_line(article))
 

@@ -18,6 +18,7 @@ from index.models import (
     NotAnswered,
     OutsideFilters,
     Quote,
+    SearchFilters,
     SyncOutcome,
 )
 
@@ -64,6 +65,21 @@ def span_text(first: date | None, last: date | None) -> str:
     if last:
         return f"until {day_text(last)}"
     return ""
+
+
+def filters_phrase(filters: SearchFilters) -> str:
+    """The filters a question was asked with, as a short phrase ('' when none):
+    'from The Courier since 2024-07-01 labelled satire'."""
+    parts = []
+    if filters.sources:
+        parts.append("from " + ", ".join(filters.sources))
+    if filters.since:
+        parts.append(f"since {filters.since.isoformat()}")
+    if filters.until:
+        parts.append(f"until {filters.until.isoformat()}")
+    if filters.labels:
+        parts.append("labelled " + ", ".join(filters.labels))
+    return " ".join(parts)
 
 
 def no_words() -> str:

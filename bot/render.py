@@ -395,17 +395,9 @@ def coverage_text(coverage: Coverage) -> str:
 
 
 def filters_text(filters: SearchFilters) -> str:
-    """The filters a question was asked with, as a short phrase ('' when none)."""
-    parts = []
-    if filters.sources:
-        parts.append("from " + ", ".join(one_line(source) for source in filters.sources))
-    if filters.since:
-        parts.append(f"since {filters.since.isoformat()}")
-    if filters.until:
-        parts.append(f"until {filters.until.isoformat()}")
-    if filters.labels:
-        parts.append("labelled " + ", ".join(one_line(label) for label in filters.labels))
-    return fit_rendered(" ".join(parts), TITLE_CHARS, escape_text)
+    """The filters a question was asked with, as a short phrase ('' when none), escaped and
+    within TITLE_CHARS."""
+    return fit_rendered(one_line(wording.filters_phrase(filters)), TITLE_CHARS, escape_text)
 
 
 def quote_block(quotes: Sequence[Quote], caution_labels: Mapping[str, str], limit: int) -> str:

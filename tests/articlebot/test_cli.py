@@ -134,6 +134,18 @@ def test_demo_without_its_samples_says_so_in_one_line(tmp_path, monkeypatch):
     assert not (tmp_path / "index").exists()
 
 
+def test_a_filter_that_matches_nothing_shows_as_an_empty_part(settings, embedder, monkeypatch):
+    engine = Engine.open(settings, create=True, embedder=embedder)
+    engine.reindex()
+    monkeypatch.setattr("articlebot.cli._engine", lambda *a, **k: engine)
+    asked = CliRunner().invoke(app, ["ask", "When did the harbour bridge reopen?",
+                                     "--source", "Nowhere Gazette"])
+    assert asked.exit_code == 0, asked.output
+    assert "The part asked about (from Nowhere Gazette) holds 0 articles." in asked.output
+    listed = CliRunner().invoke(app, ["articles", "--source", "Nowhere Gazette"])
+    assert listed.output == "No articles from Nowhere Gazette.\n"
+
+
 def test_unanswered_text_words_the_facts():
     answer = canned_answer(
         quotes=(), answered=False, confidence="none", reason=NotAnswered.NOTHING_RELEVANT,
