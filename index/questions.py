@@ -374,7 +374,9 @@ def timeline(
         if scored_sentences:
             picked.append(scored_sentences[0])
     quotes = as_quotes(snapshot, picked, rows)
-    return sorted(quotes, key=lambda q: (q.article.published or date.min, q.start))
+    # Oldest first; an undated story has no place in time, so it comes after the dated ones.
+    return sorted(quotes, key=lambda q: (q.article.published is None,
+                                         q.article.published or date.min, q.start))
 
 
 def narrow(

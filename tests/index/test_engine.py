@@ -40,6 +40,23 @@ def test_reindex_builds_an_index_that_answers(settings, embedder):
     assert text[top.start : top.end] == top.text
 
 
+def test_a_timeline_runs_oldest_first_and_puts_undated_stories_last(settings, embedder):
+    folder = settings.article_dirs[0]
+    for name, day in (("late", "2023-03-01"), ("undated", None), ("early", "2023-01-15")):
+        record = {"title": f"Lighthouse restoration {name}", "url": f"https://example.org/{name}",
+                  "text": f"The lighthouse restoration on the cape reached its {name} stage "
+                          "with new lamps and a painted tower."}
+        if day:
+            record["date"] = day
+        (folder / f"{name}.json").write_text(json.dumps(record), encoding="utf-8")
+    engine = build(settings, embedder)
+    quotes = engine.timeline("lighthouse restoration on the cape")
+    ours = [q.article.title for q in quotes if q.article.title.startswith("Lighthouse")]
+    assert ours == [f"Lighthouse restoration {name}" for name in ("early", "late", "undated")]
+    days = [q.article.published for q in quotes]
+    assert days == sorted(d for d in days if d) + [None] * days.count(None)
+
+
 def test_reingest_unchanged_embeds_nothing_and_writes_no_generation(settings, embedder):
     engine = build(settings, embedder)
     before = engine.stats().generation
