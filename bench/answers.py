@@ -352,7 +352,7 @@ def compare_entities(corpus: Path, path: Path, spacy_model: str | None) -> dict[
     and what each costs per sentence (ms)."""
     import gzip
 
-    from index.answertype import answer_entity, expected_type
+    from index.answertype import answer_entity, counted_noun, expected_type
     from index.chunk import split_sentences
     from index.text import tokens
 
@@ -376,7 +376,7 @@ def compare_entities(corpus: Path, path: Path, spacy_model: str | None) -> dict[
     ours = []
     for row, sentence, gold_start, gold_end in cases:
         entity = answer_entity(sentence, expected_type(row["question"]),
-                               frozenset(tokens(row["question"])))
+                               frozenset(tokens(row["question"])), counted_noun(row["question"]))
         ours.append(entity is not None and overlaps(entity.start, entity.end, gold_start, gold_end))
     ours_ms = (time.perf_counter() - started) * 1000.0 / max(len(cases), 1)
     report: dict[str, Any] = {

@@ -17,6 +17,7 @@ from index.answertype import (
     EntityKind,
     answer_entity,
     answers_type,
+    counted_noun,
     expected_type,
     new_entities,
 )
@@ -76,11 +77,13 @@ class QuestionAnalysis:
     tokens: frozenset[str]  # the question's tokens (index.text.tokens), for "not in the question"
     wanted: AnswerType
     weights: Mapping[str, float]  # IDF weight of each question stem (`term_weights`)
+    counted: str = ""  # what a "how many" question counts (`counted_noun`), else ''
 
     @classmethod
     def of(cls, question: str, weights: Mapping[str, float]) -> QuestionAnalysis:
         """Analyse a question (its text as retrieval used it) with its stems' weights."""
-        return cls(frozenset(tokens(question)), expected_type(question), dict(weights))
+        return cls(frozenset(tokens(question)), expected_type(question), dict(weights),
+                   counted_noun(question))
 
 
 # Words that make a sentence lean on the one before it ("He said...", "This was...").
@@ -113,7 +116,7 @@ def quoted_span(
     start = sentence.span.start
     if before is not None and not stands_alone(sentence.text):
         start = before.span.start
-    entity = answer_entity(sentence.text, question.wanted, question.tokens)
+    entity = answer_entity(sentence.text, question.wanted, question.tokens, question.counted)
     offset = sentence.span.start - start
     answer = None if entity is None else Span(offset + entity.start, offset + entity.end)
     return Span(start, sentence.span.end), answer

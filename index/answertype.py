@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from index.text import STOP_WORDS, TOKEN, fold, tokens
+from index.text import STOP_WORDS, TOKEN, fold, stem, tokens
 
 
 class AnswerType(StrEnum):
@@ -244,15 +244,53 @@ def new_entities(text: str, question_tokens: frozenset[str]) -> list[Entity]:
             if not set(tokens(text[entity.start : entity.end])) <= question_tokens]
 
 
+# Words that measure time: "within two days" is a duration, not a count of what a "how many"
+# question counts.
+_DURATION_UNITS = frozenset(
+    "second seconds minute minutes hour hours day days week weeks month months year years "
+    "decade decades century centuries".split()
+)
+# How many words after a number may name what it counts ("12,000 homes", "3,400 more homes").
+_COUNTED_WINDOW = 3
+
+
+def counted_noun(question: str) -> str:
+    """The word a "how many" question counts ("How many homes lost power?" → "homes"); ''
+    for any other question (pure)."""
+    words = tokens(question)
+    for index in range(len(words) - 2):
+        if words[index] == "how" and words[index + 1] == "many":
+            return next((w for w in words[index + 2 : index + 5] if w not in STOP_WORDS), "")
+    return ""
+
+
+def _words_after(text: str, entity: Entity) -> list[str]:
+    """The first few words after an entity (folded), what a number counts."""
+    return list(tokens(text[entity.end : entity.end + 60])[:_COUNTED_WINDOW])
+
+
 def answer_entity(
-    text: str, wanted: AnswerType, question_tokens: frozenset[str]
+    text: str, wanted: AnswerType, question_tokens: frozenset[str], counted: str = ""
 ) -> Entity | None:
     """The entity of the wanted type, not in the question, nearest to the question's words in
     the text ("How many homes…?" in "winds of 130 km/h left 12,000 homes dark" → "12,000");
-    the first one when none of the question's words is there; None when there is none."""
+    the first one when none of the question's words is there; None when there is none.
+
+    `counted` (`counted_noun`) narrows a "how many" question's numbers to those counting that
+    word when any does, and otherwise drops durations ("within two days"), which count time.
+    """
     if wanted is AnswerType.OTHER:
         return None
     fitting = [e for e in new_entities(text, question_tokens) if answers_type(e, wanted)]
+    if wanted is AnswerType.NUMBER and counted and fitting:
+        counted_stem = stem(counted)
+        counting = [e for e in fitting
+                    if counted_stem in {stem(word) for word in _words_after(text, e)}]
+        if counting:
+            fitting = counting
+        elif counted not in _DURATION_UNITS:
+            fitting = [e for e in fitting if not _words_after(text, e)[:1]
+                       or _words_after(text, e)[0] not in _DURATION_UNITS]
     if len(fitting) < 2:
         return fitting[0] if fitting else None
     asked = question_tokens - STOP_WORDS

@@ -17,6 +17,7 @@ from index.answertype import (
     AnswerType,
     EntityKind,
     answer_entity,
+    counted_noun,
     entities,
     expected_type,
     key_names,
@@ -96,6 +97,32 @@ def test_the_answer_is_a_new_entity_of_the_expected_type(
 ) -> None:
     entity = answer_entity(sentence, expected_type(question), frozenset(tokens(question)))
     assert (sentence[entity.start:entity.end] if entity else None) == answer
+
+
+@pytest.mark.parametrize(("question", "sentence", "answer"), [
+    # A number that counts what the question counts wins over a nearer one.
+    ("How many homes lost power?",
+     "Some 3,000 crews worked to restore power to 12,000 homes on the coast.", "12,000"),
+    # A duration never answers a count of something else...
+    ("How many homes lost power?", "Power came back within two days.", None),
+    # ...but answers a count of time.
+    ("How many days did the outage last?", "Power came back within two days.", "two"),
+    # With no number counting the word, the others stay candidates.
+    ("How many people were evacuated?", "Officials moved 3,400 residents inland.", "3,400"),
+])
+def test_a_how_many_answer_counts_what_the_question_counts(
+    question: str, sentence: str, answer: str | None
+) -> None:
+    entity = answer_entity(sentence, expected_type(question), frozenset(tokens(question)),
+                           counted_noun(question))
+    assert (sentence[entity.start:entity.end] if entity else None) == answer
+
+
+def test_the_counted_noun_follows_how_many() -> None:
+    assert counted_noun("How many homes lost power in the storm?") == "homes"
+    assert counted_noun("In how many of the towns did it rain?") == "towns"
+    assert counted_noun("How much funding was awarded?") == ""
+    assert counted_noun("Who won?") == ""
 
 
 def test_key_names_are_the_question_names_and_years() -> None:
