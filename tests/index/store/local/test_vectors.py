@@ -76,11 +76,13 @@ def test_each_type_finds_neighbours_and_survives_a_reload(kind: str, clustered: 
     assert recall >= 0.95
 
 
-def test_flat_index_stores_float16_and_scores_as_float32_does(clustered: np.ndarray,
-                                                               tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_flat_and_ivf_store_float16_and_score_as_float32_does(kind: str,
+                                                              clustered: np.ndarray) -> None:
     ids = np.arange(len(clustered), dtype=np.int64)
-    half = vectors.build_index(ids, clustered, DIM, "flat")
-    full = vectors.build_index(ids, clustered, DIM, "flat", float16=False)
+    half = vectors.build_index(ids, clustered, DIM, kind)
+    full = vectors.build_index(ids, clustered, DIM, kind, float16=False)
+    assert vectors.index_type_of(half) == vectors.index_type_of(full) == kind
     # 2 bytes a component instead of 4, beside the same 8-byte id per vector
     assert vectors.serialized_bytes(half) < 0.6 * vectors.serialized_bytes(full)
     for query in clustered[:20]:
