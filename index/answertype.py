@@ -289,8 +289,8 @@ def answer_entity(
         if counting:
             fitting = counting
         elif counted not in _DURATION_UNITS:
-            fitting = [e for e in fitting if not _words_after(text, e)[:1]
-                       or _words_after(text, e)[0] not in _DURATION_UNITS]
+            fitting = [e for e in fitting
+                       if not set(_words_after(text, e)[:1]) & _DURATION_UNITS]
     if len(fitting) < 2:
         return fitting[0] if fitting else None
     asked = question_tokens - STOP_WORDS
