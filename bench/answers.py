@@ -44,6 +44,7 @@ from bench.quality import (
     Half,
     HalfOption,
     JsonOption,
+    SquadOption,
     contains_answer,
     in_half,
     latency,
@@ -176,15 +177,20 @@ def top1_hit_rate(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) ->
     return mean(top1_hits(scores, labels, groups))
 
 
+# The data sets `train` and `ceiling` read, each half of each.
+SetsLimitOption = Annotated[int | None, typer.Option(
+    "--limit", min=1, max=MAX_QUESTIONS, help="Only the first N questions of each set.")]
+QuizOption = Annotated[Path, typer.Option("--quiz", help="The news quiz.")]
+OwnOption = Annotated[Path, typer.Option("--own", help="Our answers set.")]
+
+
 @app.command("train")
 def train_command(
-    limit: Annotated[int | None, typer.Option(
-        "--limit", min=1, max=MAX_QUESTIONS, help="Only the first N questions of each set.")]
-    = None,
-    squad: Annotated[Path, typer.Option("--squad", help="SQuAD v1.1 dev (.json.gz).")] = SQUAD_DATA,
-    corpus: Annotated[Path, typer.Option("--corpus", help="The news corpus.")] = NEWS_CORPUS,
-    quiz: Annotated[Path, typer.Option("--quiz", help="The news quiz.")] = NEWS_QUESTIONS,
-    own: Annotated[Path, typer.Option("--own", help="Our answers set.")] = OWN_QUESTIONS,
+    limit: SetsLimitOption = None,
+    squad: SquadOption = SQUAD_DATA,
+    corpus: CorpusOption = NEWS_CORPUS,
+    quiz: QuizOption = NEWS_QUESTIONS,
+    own: OwnOption = OWN_QUESTIONS,
     write: Annotated[bool, typer.Option(help="Write index/sentence_ranker.json.")] = True,
     as_json: JsonOption = False,
 ) -> None:
@@ -246,13 +252,11 @@ def sentence_ceiling(labels: np.ndarray, groups: np.ndarray, scores: np.ndarray,
 @app.command("ceiling")
 def ceiling_command(
     half: HalfOption = "test",
-    limit: Annotated[int | None, typer.Option(
-        "--limit", min=1, max=MAX_QUESTIONS, help="Only the first N questions of each set.")]
-    = None,
-    squad: Annotated[Path, typer.Option("--squad", help="SQuAD v1.1 dev (.json.gz).")] = SQUAD_DATA,
-    corpus: Annotated[Path, typer.Option("--corpus", help="The news corpus.")] = NEWS_CORPUS,
-    quiz: Annotated[Path, typer.Option("--quiz", help="The news quiz.")] = NEWS_QUESTIONS,
-    own: Annotated[Path, typer.Option("--own", help="Our answers set.")] = OWN_QUESTIONS,
+    limit: SetsLimitOption = None,
+    squad: SquadOption = SQUAD_DATA,
+    corpus: CorpusOption = NEWS_CORPUS,
+    quiz: QuizOption = NEWS_QUESTIONS,
+    own: OwnOption = OWN_QUESTIONS,
     as_json: JsonOption = False,
 ) -> None:
     """How far sentence choice alone can take quote_hit@1: for each set's half (test unless
