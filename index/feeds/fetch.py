@@ -2,7 +2,8 @@
 
 - Only http(s); a host that resolves to a loopback, private, link-local or otherwise
   non-public address is refused unless `allow_private` (a feed must not make the bot probe
-  its own network). Every redirect hop is checked the same way; at most `max_redirects`.
+  its own network), an IPv6 address carrying such an IPv4 one (NAT64, 6to4, …) too.
+  Every redirect hop is checked the same way; at most `max_redirects`.
 - Conditional requests: the caller passes the ETag / Last-Modified it kept, and a 304 costs
   nothing more.
 - Timeouts on every request; a body over `max_bytes` is refused as it streams in.
@@ -79,9 +80,30 @@ class FetchPolicy:
     user_agent: str = USER_AGENT
 
 
-def _address_is_public(address: str) -> bool:
+# NAT64 prefixes whose last 32 bits are an IPv4 address: the well-known one (RFC 6052) and the
+# local-use one (RFC 8215, used with /96 sub-prefixes).
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+# IPv4-compatible addresses (::a.b.c.d, RFC 4291 2.5.5.1, deprecated but still routed by some
+# stacks); :: and ::1 fall in it too and are refused through their embedded 0.0.0.x.
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: IPv4-mapped, IPv4-compatible, NAT64, 6to4
+    and Teredo (server and client); none for any other address."""
+    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in _IPV4_COMPATIBLE or any(ip in net for net in _NAT64):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [address for address in found if address is not None]
+
+
+def is_public_address(address: str) -> bool:
+    """True when an address (IPv4 or IPv6, an IPv6 zone allowed) is global and not multicast,
+    and so is every IPv4 address it carries (a NAT64 or 6to4 form of 169.254.169.254 reaches
+    the same host as the address itself). Raises ValueError for text that is no address."""
     ip = ipaddress.ip_address(address.split("%")[0])
-    return ip.is_global and not ip.is_multicast
+    inner = embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else []
+    return all(each.is_global and not each.is_multicast for each in (ip, *inner))
 
 
 def check_host(url: str, allow_private: bool) -> None:
@@ -99,7 +121,7 @@ def check_host(url: str, allow_private: bool) -> None:
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError("dns", f"cannot resolve {parts.hostname}: {exc}") from exc
     for info in infos:
-        if not _address_is_public(str(info[4][0])):
+        if not is_public_address(str(info[4][0])):
             raise FetchError("private", f"{parts.hostname} resolves to a non-public address "
                              f"({info[4][0]}); refused")
 
