@@ -19,6 +19,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -136,22 +137,28 @@ def _remember(cache_dir: Path, key: str, choice: BackendChoice) -> None:
     os.replace(tmp, target)
 
 
-def _texts_per_s(embedder: Embedder, texts: list[str]) -> float:
+def _texts_per_s(embedder: Embedder, texts: list[str], clock: Callable[[], float]) -> float:
+    """Texts embedded per second, the best of TIMED_RUNS runs timed by `clock` (seconds)."""
     embedder.encode(texts[:8])  # warm-up: first calls compile and allocate
     best = float("inf")
     for _ in range(TIMED_RUNS):
-        started = time.perf_counter()
+        started = clock()
         embedder.encode(texts)
-        best = min(best, time.perf_counter() - started)
-    return len(texts) / best
+        best = min(best, clock() - started)
+    # A run the clock did not see (0 s, a coarse clock) would divide by zero: count it as 1 ns.
+    return len(texts) / max(best, 1e-9)
 
 
-def measure(model: str, *, build: Any) -> BackendChoice:
+def measure(
+    model: str, *, build: Any, clock: Callable[[], float] = time.perf_counter
+) -> BackendChoice:
     """Time and check every backend on the calibration text; the fastest eligible one wins.
 
-    `build(backend)` returns an Embedder (the factory, given so tests can pass fakes). A
-    backend that cannot be built here (a runtime not installed) is not eligible, with the
-    reason. Raises EmbeddingError when not even torch can run.
+    `build(backend)` returns an Embedder (the factory, given so tests can pass fakes) and
+    `clock()` the time in seconds the runs are timed by (given so tests can count what an
+    embedder did rather than how long a busy machine took). A backend that cannot be built
+    here (a runtime not installed) is not eligible, with the reason. Raises EmbeddingError
+    when not even torch can run.
     """
     from tqdm import tqdm
 
@@ -168,7 +175,7 @@ def measure(model: str, *, build: Any) -> BackendChoice:
         try:
             embedder = build(name)
             vectors = embedder.encode(texts)
-            speeds[name] = _texts_per_s(embedder, texts)
+            speeds[name] = _texts_per_s(embedder, texts, clock)
         except Exception as exc:
             if name == "torch":
                 raise
@@ -198,8 +205,12 @@ def measure(model: str, *, build: Any) -> BackendChoice:
     return choice
 
 
-def choose(model: str, model_fingerprint: str, cache_dir: Path, *, build: Any) -> BackendChoice:
-    """The remembered choice for this machine and model, measuring it first when there is none."""
+def choose(
+    model: str, model_fingerprint: str, cache_dir: Path, *, build: Any,
+    clock: Callable[[], float] = time.perf_counter,
+) -> BackendChoice:
+    """The remembered choice for this machine and model, measuring it first when there is none
+    (`build` and `clock` as `measure` takes them)."""
     key = choice_key(model_fingerprint)
     found = remembered(cache_dir, key)
     if found is not None:
@@ -208,6 +219,6 @@ def choose(model: str, model_fingerprint: str, cache_dir: Path, *, build: Any) -
         found = remembered(cache_dir, key)  # another process may have measured meanwhile
         if found is not None:
             return found
-        choice = measure(model, build=build)
+        choice = measure(model, build=build, clock=clock)
         _remember(cache_dir, key, choice)
         return choice
