@@ -27,6 +27,8 @@ class Page:
     location: str = ""  # a redirect's target (status 301/302)
     delay: float = 0.0  # seconds before answering (a timeout test)
     etag: bool = True  # answer If-None-Match with 304 when the body is unchanged
+    drip: float = 0.0  # seconds between the body's bytes, sent one at a time (a slow server)
+    drip_headers: bool = False  # drip the status line and headers too
 
 
 @dataclass
@@ -115,6 +117,10 @@ def serving() -> Iterator[Web]:
         def _answer(self, status: int, body: bytes, content_type: str,
                     headers: dict[str, str] | None = None) -> None:
             state.seen.append((self.path, status))  # recorded before the client can read it
+            page = state.routes.get(self.path)
+            if page is not None and page.drip:
+                self._drip(page, status, body, content_type, headers or {})
+                return
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -123,6 +129,23 @@ def serving() -> Iterator[Web]:
             self.end_headers()
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(body)
+
+        def _drip(self, page: Page, status: int, body: bytes, content_type: str,
+                  headers: dict[str, str]) -> None:
+            """Send one byte every `page.drip` seconds until done or the client hangs up."""
+            head = (f"HTTP/1.1 {status} OK\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Length: {len(body)}\r\n"
+                    + "".join(f"{key}: {value}\r\n" for key, value in headers.items())
+                    + "\r\n").encode()
+            self.close_connection = True
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
+                if not page.drip_headers:
+                    self.wfile.write(head)
+                    self.wfile.flush()
+                for byte in (head if page.drip_headers else b"") + body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(page.drip)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

@@ -171,7 +171,9 @@ class Settings(BaseSettings):
         30.0, ge=1, le=1440, description="How often the bot syncs the feeds (minutes)."
     )
     fetch_timeout_seconds: float = Field(
-        20.0, gt=0, le=300, description="Longest wait for one web request (seconds)."
+        20.0, gt=0, le=300,
+        description="Longest one web request may take, from sending it to its last byte "
+        "(seconds).",
     )
     fetch_max_mb: float = Field(
         5.0, gt=0, le=100, description="Largest feed or page body read (MB)."

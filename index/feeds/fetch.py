@@ -6,7 +6,10 @@
   Every redirect hop is checked the same way; at most `max_redirects`.
 - Conditional requests: the caller passes the ETag / Last-Modified it kept, and a 304 costs
   nothing more.
-- Timeouts on every request; a body over `max_bytes` is refused as it streams in.
+- One deadline for each request, `timeout_seconds` from sending it to its last body byte
+  (connect, headers and body together): a server that drips a byte every few seconds is cut
+  off like one that stalls. Each redirect hop and retry is its own request. A body over
+  `max_bytes` is refused as it streams in.
 - Retries with exponential backoff (tenacity) on timeouts, connection errors and 5xx; none on
   4xx.
 - robots.txt (urllib.robotparser) for article pages, fetched once per host and run.
@@ -20,15 +23,18 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 import urllib.robotparser
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -62,6 +68,101 @@ class Fetched:
     charset: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+
+
+# The deadline of the request the current thread is sending (time.monotonic() seconds), read
+# by the network streams below; None outside a request.
+_request = threading.local()
+
+
+def _time_left(timeout: float | None, error: type[Exception]) -> float | None:
+    """A socket operation's `timeout` (seconds) cut to what is left of the current request's
+    deadline. Raises `error` (an httpcore timeout) when nothing is left."""
+    deadline = getattr(_request, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the current request's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(
+            ssl_context, server_hostname, _time_left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sockets, each operation bounded by the current request's deadline.
+
+    httpx's timeouts bound each socket operation, not a request (encode/httpx#1450), so a
+    server sending a byte within every read timeout would hold a request for ever.
+    """
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_tcp(
+            host, port, _time_left(timeout, httpcore.ConnectTimeout), local_address,
+            socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None
+                            ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_unix_socket(
+            path, _time_left(timeout, httpcore.ConnectTimeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport over `_DeadlineBackend` (proxies from the environment are not used)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # HTTPTransport takes no network backend: its pool is replaced by one with ours, with
+        # httpx's default limits and certificate checks.
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
+        )
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Requests sent by this thread inside the block end `seconds` from now."""
+    _request.deadline = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _request.deadline = None
 
 
 @dataclass(slots=True)
@@ -135,7 +236,7 @@ class Fetcher:
     def __post_init__(self) -> None:
         self._client = httpx.Client(
             timeout=self.policy.timeout_seconds, follow_redirects=False,
-            headers={"User-Agent": self.policy.user_agent},
+            headers={"User-Agent": self.policy.user_agent}, transport=_DeadlineTransport(),
         )
         self._lock = threading.Lock()
         self._slots: dict[str, threading.Semaphore] = defaultdict(
@@ -206,7 +307,8 @@ class Fetcher:
             with self._lock:
                 self.requests += 1
             try:
-                with self._client.stream("GET", url, headers=headers) as response:
+                with (_deadline(self.policy.timeout_seconds),
+                      self._client.stream("GET", url, headers=headers) as response):
                     if response.has_redirect_location:  # is_redirect counts 304 too
                         return urljoin(url, response.headers.get("location", ""))
                     if response.status_code == 304:
@@ -237,7 +339,8 @@ class Fetcher:
                         last_modified=response.headers.get("last-modified"),
                     )
             except httpx.TimeoutException as exc:
-                raise _Retryable(FetchError("timeout", f"timed out: {exc}")) from exc
+                raise _Retryable(FetchError("timeout", "timed out: no complete answer within "
+                                            f"{self.policy.timeout_seconds:g} s")) from exc
             except httpx.TransportError as exc:
                 raise _Retryable(FetchError("connect", f"cannot connect: {exc}")) from exc
 

@@ -3,9 +3,15 @@ hide a private IPv4 address inside an IPv6 one, and servers that answer too slow
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
+from index.feeds import FeedSource, FeedSyncer, Fetcher, FetchError, FetchPolicy
 from index.feeds.fetch import is_public_address
+from index.store.local.state import LocalStateStore
+from tests.index.feeds.conftest import Page, Web, rss
 
 
 @pytest.mark.parametrize("address", [
@@ -31,3 +37,48 @@ def test_an_address_that_is_or_hides_a_private_one_is_refused(address: str):
 ])
 def test_a_public_address_passes_in_every_form(address: str):
     assert is_public_address(address)
+
+
+# A server dripping a byte every DRIP seconds keeps each read short, so only a deadline for the
+# whole request stops it; the body takes DRIP * len(SLOW_BODY) = 24 s to finish, the fetch is
+# allowed 0.5 s and must give up long before the drip ends (the margin absorbs a busy machine).
+DRIP = 0.1
+SLOW_BODY = rss([]) + b" " * (240 - len(rss([])))
+GIVE_UP_WITHIN = 8.0
+
+
+def _policy(**changes) -> FetchPolicy:
+    return FetchPolicy(**({"allow_private": True, "host_delay_seconds": 0, "attempts": 1,
+                           "timeout_seconds": 0.5, "respect_robots": True} | changes))
+
+
+@pytest.mark.parametrize("drip_headers", [False, True], ids=["body", "headers"])
+def test_a_dripping_server_times_out_as_one_request(web: Web, drip_headers: bool):
+    web.routes["/slow"] = Page(SLOW_BODY, "application/rss+xml", drip=DRIP,
+                               drip_headers=drip_headers)
+    fetcher = Fetcher(_policy())
+    started = time.monotonic()
+    with pytest.raises(FetchError) as failed:
+        fetcher.get(web.url("/slow"))
+    assert time.monotonic() - started < GIVE_UP_WITHIN
+    assert failed.value.kind == "timeout"
+    assert str(failed.value) == "timed out: no complete answer within 0.5 s"
+
+
+def test_every_http_path_of_a_sync_has_the_deadline(web: Web, tmp_path: Path):
+    """The feed itself, robots.txt and an article page: each gives up in time and is named."""
+    web.routes["/slow-feed"] = Page(SLOW_BODY, "application/rss+xml", drip=DRIP)
+    web.routes["/robots.txt"] = Page(b"User-agent: *\n" + b"#" * 240, "text/plain", drip=DRIP)
+    web.routes["/news/slow"] = Page(b"<html>" + b" " * 240, drip=DRIP)
+    web.routes["/rss"] = Page(rss([("guid-slow", web.url("/news/slow"), "A slow page")]),
+                              "application/rss+xml")
+    fetcher = Fetcher(_policy())
+    syncer = FeedSyncer(fetcher, LocalStateStore(tmp_path / "state"), tmp_path / "out")
+    started = time.monotonic()
+    report = syncer.sync([FeedSource(web.url("/slow-feed")), FeedSource(web.url("/rss"))])
+    pages = syncer.fetch_pages([web.url("/news/slow")])
+    assert time.monotonic() - started < 3 * GIVE_UP_WITHIN
+    assert [(r.status, r.error_kind) for r in report.feeds] == [("error", "timeout"), ("ok", "")]
+    assert report.feeds[1].new == 1  # the page timed out: the feed's own text was used
+    assert any("timed out" in line for line in report.feeds[1].skipped)
+    assert [(r.status, r.error_kind) for r in pages.feeds] == [("error", "timeout")]
