@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -96,14 +97,37 @@ _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)")
 # One of our own masked links. Untrusted text never holds an unescaped "[" (escape_text), so
 # only links this module built match.
 _OWN_LINK = re.compile(r"(?<!\\)\[((?:\\.|[^\\\[\]])*)\]\(<[^<>\s]*>\)")
-# What a reader takes for a web address: a scheme, "www." or a dotted name ending in letters
-# (the dot may be an ideographic or full-width one). "Node.js 20" matches too; such a title
-# loses only its place as the link's label, never its text.
-_DOTS = ".。．｡"
+# What a reader takes for a web address: a scheme, "www." or a dotted name ending in letters,
+# searched in the text as read (address_reading: any look-alike of ".", ":" or "/" counts as
+# one). "Node.js 20" and "Col·legi" match too; such a title loses only its place as the link's
+# label, never its text.
 # Each alternative starts with a fixed run, so a search is linear even in a 9,000-letter title.
-_ADDRESS_LIKE = re.compile(
-    rf"[^\W_]:/|www[{_DOTS}]|[\w-][{_DOTS}][^\W\d_]{{2}}", re.IGNORECASE
-)
+_ADDRESS_LIKE = re.compile(r"[^\W_]:/|www\.|[\w-]\.[^\W\d_]{2}", re.IGNORECASE)
+# Look-alikes of an address's ".", ":" and "/" that no rule in _address_char finds: from
+# Unicode's confusables.txt (UTS #39, 16.0), the characters whose prototype is ".", "·", ":"
+# or "/" and that are letters, digits or marks, or whose names say something else (a colon
+# named FULL STOP). The rest (ONE DOT LEADER, IDEOGRAPHIC FULL STOP, MIDDLE DOT, FRACTION
+# SLASH, …) go by name, after NFKC has folded full-width and small forms (．｡：／﹒).
+_LOOKALIKES = str.maketrans({
+    **dict.fromkeys(
+        "\U0001d16d"  # MUSICAL SYMBOL COMBINING AUGMENTATION DOT
+        "\u0660\u06f0"  # ARABIC-INDIC and EXTENDED ARABIC-INDIC DIGIT ZERO
+        "\ua4f8"  # LISU LETTER TONE MYA TI
+        "\u2022\u2219\u16eb\ua78f\u1427",  # BULLET (OPERATOR), RUNIC SINGLE PUNCTUATION, …
+        "."),
+    **dict.fromkeys(
+        "\u0903\u0a83"  # DEVANAGARI and GUJARATI SIGN VISARGA
+        "\u0589\u1803\u1809\u205a"  # ARMENIAN, MONGOLIAN (MANCHU) FULL STOP, TWO DOT PUNCTUATION
+        "\u05c3\u16ec\u2236\u02d0\ua4fd"  # SOF PASUQ, RUNIC MULTIPLE PUNCTUATION, RATIO, …
+        "\ufe30",  # PRESENTATION FORM FOR VERTICAL TWO DOT LEADER (NFKC would make it "..")
+        ":"),
+    **dict.fromkeys(
+        "\u1735\u2041\u2571\u27cb\U0001d23a"  # PHILIPPINE SINGLE PUNCTUATION, CARET INSERTION
+        "\u31d3\u3033\u2cc6\u30ce\u4e3f",  # POINT, …, KATAKANA LETTER NO, CJK 丿
+        "/"),
+})
+# Words in the names of punctuation and symbols that read as an address's ".", ":" or "/".
+_NAMED_LIKE = (({"DOT", "STOP", "POINT"}, "."), ({"COLON"}, ":"), ({"SOLIDUS", "SLASH"}, "/"))
 
 
 def escape_text(text: str) -> str:
@@ -200,10 +224,34 @@ def safe_url(url: str) -> str | None:
     return encoded if len(encoded) <= URL_CHARS else None
 
 
+@functools.lru_cache(maxsize=4096)
+def _address_char(char: str) -> str:
+    """The ".", ":" or "/" a punctuation mark or symbol named so reads as; "" for an invisible
+    character or a combining mark (it rides on the letter before it); else `char` itself."""
+    category = unicodedata.category(char)
+    if category in ("Cf", "Mn", "Me"):
+        return ""
+    if category[0] in "PS":
+        words = set(unicodedata.name(char, "").split())
+        for names, plain in _NAMED_LIKE:
+            if words & names:
+                return plain
+    return char
+
+
+def address_reading(text: str) -> str:
+    """`text` as read when looking for an address: folded by NFKC (ｗ, ℂ and ．become w, C and
+    .), each look-alike of ".", ":" or "/" as that character, invisible characters and combining
+    marks dropped. Only for deciding; the text shown stays as written."""
+    # The table before NFKC (which would make a vertical two-dot leader "..") and after it
+    # (which makes KANGXI RADICAL SLASH the ideograph 丿).
+    folded = unicodedata.normalize("NFKC", text.translate(_LOOKALIKES)).translate(_LOOKALIKES)
+    return "".join(map(_address_char, folded))
+
+
 def looks_like_address(text: str) -> bool:
-    """True when `text` reads as a URL or a domain name; invisible characters are ignored."""
-    visible = "".join(char for char in text if unicodedata.category(char) != "Cf")
-    return bool(_ADDRESS_LIKE.search(visible))
+    """True when `text` reads as a URL or a domain name, look-alike characters and all."""
+    return bool(_ADDRESS_LIKE.search(address_reading(text)))
 
 
 def label_text(text: str, limit: int = TITLE_CHARS) -> str:

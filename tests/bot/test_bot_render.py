@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
@@ -110,7 +111,24 @@ def assert_inert(text: str) -> None:
 # One of our own masked links: `[label](<target>)`.
 ANY_LINK = re.compile(r"(?<!\\)\[((?:\\.|[^\\\[\]])*)\]\(<([^<>\s]*)>\)")
 # What a reader takes for a web address: a scheme, "www." or a dotted name ending in letters.
-ADDRESS_LIKE = re.compile(r"[^\W_]+:/|www\.|[\w-][.。．｡][^\W\d_]{2,}", re.IGNORECASE)
+ADDRESS_LIKE = re.compile(r"[^\W_]+:/|www\.|[\w-]\.[^\W\d_]{2,}", re.IGNORECASE)
+# Characters read as an address's ".", ":" or "/" (Unicode's confusables.txt and the full
+# stops of other scripts), for the check below; the renderer keeps a list of its own.
+LOOKALIKES = {
+    **dict.fromkeys("\u2024\u3002\uff61\u00b7\u2027\u30fb\u0701\u0702\u06d4\ufe52\ua4f8"
+                    "\u0660\u06f0\u2022\u2219\u22c5\u2e31\u16eb\ua60e\u1427\ua78f", "."),
+    **dict.fromkeys("\u2236\u0589\u05c3\u0703\u0903\u16ec\u205a\u02d0\ua789\ua4fd", ":"),
+    **dict.fromkeys("\u2044\u2215\u29f8\u2571\u27cb\u1735\u3033\u30ce\u4e3f", "/"),
+}
+# Unicode's compatibility fold takes ．：／ｗ (and ℂ, ⓦ, …) to their plain forms first.
+READ_AS_WRITTEN = str.maketrans(LOOKALIKES)
+
+
+def reads_as_address(text: str) -> bool:
+    """True when a reader would take `text` for an address, look-alikes and all."""
+    seen = unicodedata.normalize("NFKC", text).translate(READ_AS_WRITTEN)
+    seen = "".join(c for c in seen if unicodedata.category(c) not in ("Cf", "Mn", "Me"))
+    return bool(ADDRESS_LIKE.search(seen))
 
 
 def unescape(text: str) -> str:
@@ -123,7 +141,7 @@ def assert_links_whole_and_honest(content: str) -> None:
     for label, target in ANY_LINK.findall(content):
         assert len(target) <= URL_CHARS
         shown = unescape(label)
-        if ADDRESS_LIKE.search(shown):
+        if reads_as_address(shown):
             assert shown == urlsplit(target).hostname, (shown, target)
     rest = ANY_LINK.sub("", content)
     assert not unescaped(rest, r"\["), "a link was cut open"
@@ -596,6 +614,12 @@ def test_bidi_controls_are_stripped_from_everything_rendered() -> None:
 @pytest.mark.parametrize("title", [
     "https://mybank.example/login", "paypal.com", "www.paypal.com", "Login at PayPal.com now",
     "paypal。com", "pay\u200bpal.com", "HTTPS://MYBANK.EXAMPLE",
+    # Look-alikes of the dot, the colon and the slash, and compatibility forms of letters.
+    *(f"paypal{dot}com" for dot in LOOKALIKES if LOOKALIKES[dot] == "."),
+    "paypal\uff0ecom", "paypal\u2e3ccom", "\uff57\uff57\uff57\u2024bank",
+    "https\u2236\u2044\u2044mybank", "https\uff1a\uff0f\uff0fmybank", "https\u02d0\u2215\u2215x",
+    "https\u0589\u29f8\u29f8x", "https\ufe30\u2f03\u2f03x", "paypal.c\u0336om",
+    "Login at PayPal\u2024\u24b8\u24c4\u24c2 now",
 ])
 def test_a_link_label_never_reads_as_another_address(title: str) -> None:
     url = "https://evil.example/phish"
@@ -612,6 +636,10 @@ def test_an_ordinary_title_is_still_the_link_label() -> None:
         "[Flood in Varrow](<https://example.org/1>)")
     assert link("U.S. rates rise, e.g. mortgages", "https://example.org/1").startswith(
         "[U.S. rates rise, e.g. mortgages](")
+    # Folding look-alikes makes no address of version numbers, fractions or an ellipsis.
+    for title in ("Python 3.12 is out", "½ of voters… undecided", "Rates: 4.5% / year",
+                  "Wait\u2026what?", "Open 9\u33c2 to 5\u33d8"):
+        assert link(title, "https://example.org/1").startswith("["), title
 
 
 def test_bare_urls_in_quotes_look_verbatim_but_are_not_links() -> None:
