@@ -19,6 +19,7 @@ from w3lib.encoding import html_body_declared_encoding
 
 from index.ingest.formats import LINE_PARSERS, WHOLE_FILE_PARSERS, Item, Line, first_line
 from index.ingest.records import clean_text
+from index.ingest.sanitize import sanitize
 from index.models import SkippedItem
 
 log = logging.getLogger(__name__)
@@ -317,8 +318,12 @@ def iter_articles(
     skipped unread; JSONL and CSV stream, with `max_bytes` as the limit per line, so big
     compressed corpora read fine. With `allowed_roots`, each path is resolved (links followed)
     and refused when it lies outside all of them. Bad input never raises.
+
+    Every item passes `sanitize`: its values are storable in any store, and a file name that is
+    not UTF-8 reads as the same escaped origin ('caf\\xe9.txt') on every run.
     """
     roots = None if allowed_roots is None else tuple(Path(root).resolve() for root in allowed_roots)
     walk = _Walk(max_bytes=max_bytes, roots=roots)
     for path in paths:
-        yield from _walk(Path(path), walk, frozenset())
+        for item in _walk(Path(path), walk, frozenset()):
+            yield sanitize(item)

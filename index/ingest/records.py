@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -11,8 +12,11 @@ from typing import Any
 from dateutil import parser as date_parser
 
 from index.ingest.ids import url_host
+from index.ingest.sanitize import sanitize, storable_date
 from index.models import ParsedArticle, SkippedItem
 from index.text import clean
+
+log = logging.getLogger(__name__)
 
 TEXT_FIELDS = ("text", "body", "content")
 DATE_FIELDS = ("publish_date", "published", "date")
@@ -25,7 +29,8 @@ _EPOCH_DIGITS = re.compile(r"-?\d{9,}(\.\d+)?")
 # Two unlikely defaults: a field that differs between the two parses was absent from the text.
 _DEFAULT_A = datetime(2000, 1, 1)
 _DEFAULT_B = datetime(2001, 2, 2)
-_MIN_YEAR, _MAX_YEAR = 1800, 2200
+# How much of an unreadable date value a note quotes.
+NOTE_VALUE_CHARS = 40
 # What spreadsheets, pandas and databases write for a missing value; as a field's whole value
 # it means "no value", never a title, an outlet or a link (and never an id).
 MISSING_VALUES = frozenset({
@@ -53,17 +58,12 @@ def not_prose_reason(text: str) -> str | None:
     return None
 
 
-def _in_range(day: date) -> date | None:
-    """The date, or None when its year is implausible for an article."""
-    return day if _MIN_YEAR <= day.year <= _MAX_YEAR else None
-
-
 def _from_epoch(seconds: float) -> date | None:
     """The UTC date of an epoch timestamp, given in seconds or milliseconds."""
     if abs(seconds) > 1e11:  # beyond year 5138 in seconds: it must be milliseconds
         seconds /= 1000
     try:
-        return _in_range(datetime.fromtimestamp(seconds, tz=UTC).date())
+        return storable_date(datetime.fromtimestamp(seconds, tz=UTC).date())
     except (OverflowError, OSError, ValueError):
         return None
 
@@ -72,14 +72,25 @@ def parse_date(value: object) -> date | None:
     """A publication date from a date, datetime, epoch number or any common date string.
 
     Needs at least a year and a month ('January 2023' is 2023-01-01); slashed numeric dates
-    are read month first ('05/01/2023' is May 1). Anything unreadable gives None.
+    are read month first ('05/01/2023' is May 1). Anything unreadable, or out of the years an
+    article can have (`storable_date`), gives None; no value raises.
     """
+    try:
+        return _parse_date(value)
+    except (ValueError, ArithmeticError, TypeError, RecursionError):
+        # A number too big for a float (a 400-digit integer), or dateutil failing on a
+        # string in a way it does not document: no date, and the record still counts.
+        return None
+
+
+def _parse_date(value: object) -> date | None:
+    """`parse_date` without its guard: may raise on values nobody foresaw."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):
-        return _in_range(value.date())
+        return storable_date(value.date())
     if isinstance(value, date):
-        return _in_range(value)
+        return storable_date(value)
     if isinstance(value, int | float):
         return _from_epoch(float(value))
     if not isinstance(value, str):
@@ -89,14 +100,25 @@ def parse_date(value: object) -> date | None:
         return None
     if _EPOCH_DIGITS.fullmatch(text):
         return _from_epoch(float(text))
-    try:
-        first = date_parser.parse(text, default=_DEFAULT_A)
-        second = date_parser.parse(text, default=_DEFAULT_B)
-    except (ValueError, OverflowError):
-        return None
+    first = date_parser.parse(text, default=_DEFAULT_A)
+    second = date_parser.parse(text, default=_DEFAULT_B)
     if first.year != second.year or first.month != second.month:
         return None
-    return _in_range(first.date())
+    return storable_date(first.date())
+
+
+def _published(value: Any, origin: str) -> date | None:
+    """The record's date, or None with a note in the log naming the value it could not use."""
+    day = parse_date(value)
+    if day is None:
+        try:
+            shown = value if isinstance(value, str) else repr(value)
+        except ValueError:  # an integer past Python's 4,300-digit limit for str()
+            shown = f"(an {type(value).__name__} too long to show)"
+        if len(shown) > NOTE_VALUE_CHARS:
+            shown = f"{shown[:NOTE_VALUE_CHARS]}… ({len(shown):,} characters)"
+        log.info("%s: date %s is unreadable or out of range; stored undated", origin, shown)
+    return day
 
 
 def is_missing(value: Any) -> bool:
@@ -158,8 +180,21 @@ def make_article(record: Mapping[Any, Any], origin: str) -> ParsedArticle | Skip
     """Build an article from a record's fields, or say why the record cannot be one.
 
     Field names are matched case-insensitively. The body is the first non-blank of text, body,
-    content; every other field is optional and a bad one is dropped, not fatal.
+    content; every other field is optional and a bad one is dropped, not fatal. Every value
+    passes `sanitize` on the way out; a failure nobody foresaw costs this record (a
+    SkippedItem), never the file.
     """
+    try:
+        return sanitize(_make_article(record, origin))
+    except Exception as error:
+        log.debug("reading the record %s failed", origin, exc_info=True)
+        message = str(error).strip().split("\n")[0]
+        return sanitize(SkippedItem(origin, f"cannot read this record: "
+                                            f"{type(error).__name__}: {message}"))
+
+
+def _make_article(record: Mapping[Any, Any], origin: str) -> ParsedArticle | SkippedItem:
+    """`make_article` without its guard and sanitiser."""
     fields = {str(key).strip().lower(): value for key, value in record.items() if key is not None}
     found = _first_present(fields, TEXT_FIELDS)
     if found is None:
@@ -183,7 +218,7 @@ def make_article(record: Mapping[Any, Any], origin: str) -> ParsedArticle | Skip
         title=_one_line(fields.get("title")),
         source=_one_line(fields.get("source")) or url_host(url),
         url=url,
-        published=parse_date(date_field[1]) if date_field else None,
+        published=_published(date_field[1], origin) if date_field else None,
         authors=_names(fields.get("authors") or fields.get("author")),
         labels=_labels(fields.get("labels") or fields.get("label")),
     )
