@@ -10,6 +10,9 @@ Two levels:
   format character removed, typographic quotes and apostrophes as ASCII, casefolded. Words,
   BM25, coverage and duplicate detection compare folded text.
 
+`visible` says whether text holds anything a reader can see: a body or a title of only
+invisible characters (zero-width, Hangul fillers, odd spaces) is empty, whatever `clean` kept.
+
 The embedding model reads chunks and questions with ASCII quotes (`ascii_quotes`): a straight
 or a curly apostrophe in a question must not move its vector.
 
@@ -35,6 +38,7 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 
+import regex
 import Stemmer
 
 # Bidirectional controls: embeddings and overrides (U+202A-U+202E), isolates (U+2066-U+2069)
@@ -62,6 +66,19 @@ def strip_bidi(text: str) -> str:
 def clean(text: str) -> str:
     """The text in NFC without meaningless invisible characters (see the module docstring)."""
     return _INVISIBLE.sub("", unicodedata.normalize("NFC", text))
+
+
+# A character a reader can see: not white space (Unicode's White_Space, NBSP and U+3000
+# included), not a default-ignorable code point (Unicode's list of what renders as nothing:
+# zero-width and format characters, Hangul fillers, variation selectors, tags), not a control,
+# and not U+2800, the braille pattern blank that renders as a space and is used as one.
+_VISIBLE = regex.compile(r"[^\p{White_Space}\p{Default_Ignorable_Code_Point}\p{Cc}\u2800]")
+
+
+def visible(text: str) -> bool:
+    """True when the text has a character a reader can see (`clean` keeps ZWJ, a text of
+    only invisible characters is still empty to a reader)."""
+    return _VISIBLE.search(text) is not None
 
 
 def ascii_quotes(text: str) -> str:

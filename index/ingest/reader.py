@@ -21,6 +21,7 @@ from index.ingest.formats import LINE_PARSERS, WHOLE_FILE_PARSERS, Item, Line, f
 from index.ingest.records import clean_text
 from index.ingest.sanitize import sanitize
 from index.models import SkippedItem
+from index.text import visible
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def _read_whole(path: Path, compressed: bool, suffix: str, limit: int) -> Iterat
     if suffix in HTML:
         declared = html_body_declared_encoding(data[:DECLARATION_BYTES])
     text = clean_text(_decode_text(data, declared))
-    if not text:
+    if not visible(text):
         raise _Unreadable("empty file")
     yield from WHOLE_FILE_PARSERS[suffix](text, str(path))
 

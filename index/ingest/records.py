@@ -14,7 +14,7 @@ from dateutil import parser as date_parser
 from index.ingest.ids import url_host
 from index.ingest.sanitize import sanitize, storable_date
 from index.models import ParsedArticle, SkippedItem
-from index.text import clean
+from index.text import clean, visible
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def is_missing(value: Any) -> bool:
         return not math.isfinite(value)
     if isinstance(value, str):
         text = value.strip()
-        return not text or text.casefold() in MISSING_VALUES
+        return not visible(text) or text.casefold() in MISSING_VALUES
     return False
 
 
@@ -145,8 +145,10 @@ def scalar_text(value: Any) -> str:
 
 
 def _one_line(value: Any) -> str:
-    """A scalar field as one line of clean text (titles carry no layout)."""
-    return " ".join(clean(scalar_text(value)).split())
+    """A scalar field as one line of clean text (titles carry no layout); '' when nothing of
+    it is visible."""
+    line = " ".join(clean(scalar_text(value)).split())
+    return line if visible(line) else ""
 
 
 def _names(value: Any) -> tuple[str, ...]:
@@ -180,9 +182,9 @@ def make_article(record: Mapping[Any, Any], origin: str) -> ParsedArticle | Skip
     """Build an article from a record's fields, or say why the record cannot be one.
 
     Field names are matched case-insensitively. The body is the first non-blank of text, body,
-    content; every other field is optional and a bad one is dropped, not fatal. Every value
-    passes `sanitize` on the way out; a failure nobody foresaw costs this record (a
-    SkippedItem), never the file.
+    content; every other field is optional and a bad one is dropped, not fatal. A body or name
+    with nothing visible (`index.text.visible`) is blank. Every value passes `sanitize` on the
+    way out; a failure nobody foresaw costs this record (a SkippedItem), never the file.
     """
     try:
         return sanitize(_make_article(record, origin))
@@ -205,7 +207,7 @@ def _make_article(record: Mapping[Any, Any], origin: str) -> ParsedArticle | Ski
     if not isinstance(body, str):
         return SkippedItem(origin, f"field '{key}' is not a string (got {type(body).__name__})")
     text = clean_text(body)
-    if not text:
+    if not visible(text):
         return SkippedItem(origin, "empty body")
     reason = not_prose_reason(text)
     if reason:
