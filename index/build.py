@@ -41,6 +41,7 @@ from index.store import (
     StoredArticle,
     StoreEmpty,
     StoreWriter,
+    begin_writer,
 )
 from index.stories import StoryInput, group_stories
 
@@ -267,7 +268,7 @@ class Builder:
         Nothing is written when nothing changed. The plan is made against the version being
         served; if another writer published a newer one meanwhile, the plan is made again
         against that one once this writer holds the store, so no update is lost.
-        Raises WriterBusy while another writer is at work.
+        Raises WriterBusy while another writer is still at work after `writer_wait_seconds`.
         """
         started = time.perf_counter()
         notify = progress or (lambda _p: None)
@@ -278,7 +279,14 @@ class Builder:
             plan.report.seconds = time.perf_counter() - started
             self._remember(plan.report, sync=sync, from_scratch=False)
             return plan.report
-        with self.store.writer(fresh=rebuild) as writer:
+        def waiting(line: str) -> None:
+            """Say once what this run waits for: another process's write to the index."""
+            log.warning("%s", line)
+            notify(Progress("waiting", 0, 0, "another process is updating the index"))
+
+        with begin_writer(self.store, fresh=rebuild,
+                          wait_seconds=self.settings.writer_wait_seconds,
+                          on_wait=waiting) as writer:
             base = writer.base
             from_scratch = rebuild or base is None  # no article of the version before is kept
             if not rebuild and (base.version if base else None) != planned_on:

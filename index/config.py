@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     index_type: Literal["auto", "flat", "ivf", "hnsw"] = Field(
         "auto", description="FAISS index: auto picks flat (exact) or ivf by size; hnsw on request."
     )
+    # A year of news (65k chunks) ingests from scratch in 705-818 s on 2 cores
+    # (docs/performance.md): 900 s lets a scheduled sync outwait one; 0 refuses at once.
+    writer_wait_seconds: float = Field(
+        900.0, ge=0, le=86_400,
+        description="Longest an ingest, reindex or feed sync waits for another process that "
+        "is updating the same index (seconds; 0: refuse at once).",
+    )
 
     # --- retrieval and answers
     results: int = Field(5, ge=1, le=25, description="Articles listed with an answer.")

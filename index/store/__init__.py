@@ -22,6 +22,7 @@ from index.store.base import (
     StoreError,
     StoreWriter,
     WriterBusy,
+    begin_writer,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ __all__ = [
     "StoreWriter",
     "StoredArticle",
     "WriterBusy",
+    "begin_writer",
     "make_store",
     "open_state",
 ]

@@ -20,8 +20,9 @@ suite (`tests/index/store/test_conformance.py`) against it unchanged.
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
@@ -512,3 +513,40 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release files and connections; calls still running finish on what they hold."""
+
+
+# How often a writer that waits asks again for the collection (s): a writer's turn comes at
+# most this late, and each try costs one lock attempt (a file lock, or one database query).
+WRITER_POLL_SECONDS = 0.5
+
+
+def begin_writer(
+    store: Store,
+    *,
+    fresh: bool = False,
+    wait_seconds: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> StoreWriter:
+    """`store.writer(fresh=...)`, waiting up to `wait_seconds` while another writer is at work.
+
+    `on_wait` hears once, before the first wait, what is waited for (one line). Raises
+    WriterBusy, saying how long it waited, when the other writer is still at work after
+    `wait_seconds`; `clock` and `sleep` (seconds) are injectable for tests.
+    """
+    deadline: float | None = None
+    while True:
+        try:
+            return store.writer(fresh=fresh)
+        except WriterBusy as exc:
+            now = clock()
+            if deadline is None:
+                deadline = now + wait_seconds
+                if wait_seconds <= 0:
+                    raise
+                if on_wait is not None:
+                    on_wait(f"{exc}; waiting up to {wait_seconds:g} s for it to finish")
+            if now >= deadline:
+                raise WriterBusy(f"{exc}; still busy after waiting {wait_seconds:g} s") from exc
+            sleep(min(WRITER_POLL_SECONDS, deadline - now))

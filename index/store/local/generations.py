@@ -4,7 +4,13 @@ Layout of an index folder:
     CURRENT               name of the serving generation (replaced atomically)
     gen-000007/           a complete generation: articles.sqlite, vectors.faiss, manifest.json
     gen-000008.building/  a generation under construction (removed at the next start if left over)
+    gen-000005.removing/  a pruned generation being deleted (removed at the next start if left over)
     writer.lock           held by the one process that builds a generation
+
+Every process reading a generation holds a shared `flock` on its `readers.lock` for as long as
+it has the generation open; pruning takes that lock exclusively or leaves the generation be, so
+a generation another process still reads is never deleted under it (a bot that has not yet
+moved to the newest generation keeps answering from the one it holds).
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ import os
 import re
 import shutil
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +58,8 @@ _GENERATION_NAME = re.compile(rf"{PREFIX}\d+")
 _ANNOUNCED: set[tuple[str, str, str]] = set()
 _ANNOUNCED_LOCK = threading.Lock()
 BUILDING = ".building"
+REMOVING = ".removing"
+READERS_LOCK = "readers.lock"
 FORMAT_VERSION = 1
 KEEP_GENERATIONS = 2
 
@@ -62,10 +71,18 @@ class GenerationError(StoreError):
 class Generation(Snapshot):
     """One complete generation, opened read-only for serving: the local backend's snapshot."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], index: faiss.Index) -> None:
-        """Wrap a verified generation folder, its manifest and its loaded vector index."""
+    def __init__(
+        self, path: Path, manifest: dict[str, Any], index: faiss.Index,
+        reader_lock: int | None = None,
+    ) -> None:
+        """Wrap a verified generation folder, its manifest and its loaded vector index.
+
+        `reader_lock` is the file descriptor of this process's shared lock on the generation
+        (see `hold_for_reading`), released by `close`.
+        """
         super().__init__()
         self.path = path
+        self._reader_lock = reader_lock
         self.manifest = manifest
         self.index = index
         self._local = threading.local()
@@ -245,12 +262,51 @@ class Generation(Snapshot):
             self.close()
 
     def close(self) -> None:
-        """Close every connection opened on this generation."""
+        """Close every connection opened on this generation and stop holding it for reading."""
         with self._lock:
             for conn in self._connections:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
             self._connections.clear()
+            fd, self._reader_lock = self._reader_lock, None
+        if fd is not None:
+            os.close(fd)  # releases the shared lock: pruning may now delete the generation
+
+
+def hold_for_reading(path: Path) -> int | None:
+    """Take a shared lock on a generation for this process's reading; returns its descriptor.
+
+    Raises GenerationError when the generation is being (or has been) pruned. Returns None
+    where the lock file can neither be opened nor created (a read-only copy of an index
+    built before readers registered: nothing can prune it there either).
+    """
+    lock_path = path / READERS_LOCK
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except FileNotFoundError as exc:
+        raise GenerationError(f"{path.name} has been removed") from exc
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        # Pruning renames the folder once it holds the lock exclusively: a lock taken on a
+        # file that is no longer at this path guards nothing.
+        if os.stat(lock_path).st_ino != os.fstat(fd).st_ino:
+            raise FileNotFoundError(lock_path)
+    except (BlockingIOError, FileNotFoundError) as exc:
+        os.close(fd)
+        raise GenerationError(f"{path.name} is being removed") from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def file_digest(path: Path) -> str:
@@ -275,7 +331,8 @@ def complete_generations(index_dir: Path) -> list[Path]:
     found = [
         path
         for path in index_dir.glob(f"{PREFIX}*")
-        if path.is_dir() and not path.name.endswith(BUILDING) and (path / MANIFEST).is_file()
+        if path.is_dir() and not path.name.endswith((BUILDING, REMOVING))
+        and (path / MANIFEST).is_file()
     ]
     return sorted(found, key=generation_number, reverse=True)
 
@@ -385,14 +442,27 @@ class IdentityMismatch(GenerationError, base.IdentityMismatch):
 
 
 def open_generation(path: Path, expected: dict[str, Any] | None) -> Generation:
-    """Verify and open a generation for reading."""
-    manifest = verify(path, expected)
+    """Hold a generation for reading (see `hold_for_reading`), verify it and open it.
+
+    Raises GenerationError (damaged, or being pruned), IdentityMismatch or sqlite3.Error.
+    """
+    reader_lock = hold_for_reading(path)
     try:
-        index = vectors.read_index(path / VECTORS)
-    except RuntimeError as exc:
-        raise GenerationError(f"{path.name}: unreadable vector index ({exc})") from exc
-    generation = Generation(path=path, manifest=manifest, index=index)
-    n_chunks = db.count_chunks(generation.conn())
+        manifest = verify(path, expected)
+        try:
+            index = vectors.read_index(path / VECTORS)
+        except RuntimeError as exc:
+            raise GenerationError(f"{path.name}: unreadable vector index ({exc})") from exc
+    except BaseException:
+        if reader_lock is not None:
+            os.close(reader_lock)
+        raise
+    generation = Generation(path=path, manifest=manifest, index=index, reader_lock=reader_lock)
+    try:
+        n_chunks = db.count_chunks(generation.conn())
+    except BaseException:
+        generation.close()
+        raise
     if index.ntotal != n_chunks or manifest.get("counts", {}).get("chunks") != n_chunks:
         generation.close()
         raise GenerationError(f"{path.name}: {index.ntotal} vectors for {n_chunks} chunks")
@@ -425,7 +495,8 @@ def open_best(index_dir: Path, expected: dict[str, Any] | None) -> Generation | 
 
 
 def remove_leftovers(index_dir: Path) -> list[Path]:
-    """Delete half-built generations that a crashed writer left behind.
+    """Delete half-built generations that a crashed writer left behind, and pruned ones that
+    a crash left half-deleted.
 
     Only while holding the writer lock: a half-built generation of a writer that is still
     running (another process's reindex) is work in progress, not a leftover.
@@ -433,7 +504,9 @@ def remove_leftovers(index_dir: Path) -> list[Path]:
     removed = []
     try:
         with writer_lock(index_dir):
-            for path in index_dir.glob(f"{PREFIX}*{BUILDING}"):
+            leftovers = [*index_dir.glob(f"{PREFIX}*{BUILDING}"),
+                         *index_dir.glob(f"{PREFIX}*{REMOVING}")]
+            for path in leftovers:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
     except WriterBusy:
@@ -443,12 +516,40 @@ def remove_leftovers(index_dir: Path) -> list[Path]:
     return removed
 
 
-def prune(index_dir: Path, keep: int = KEEP_GENERATIONS) -> None:
-    """Delete all but the newest `keep` complete generations (CURRENT always kept)."""
+def prune(index_dir: Path, keep: int = KEEP_GENERATIONS) -> list[str]:
+    """Delete all but the newest `keep` complete generations; returns the names deleted.
+
+    CURRENT is always kept, and so is every generation a process still holds for reading
+    (a serving bot that has not yet moved on): it is deleted by a later prune, once free.
+    """
     name = current_name(index_dir)
+    removed = []
     for path in complete_generations(index_dir)[keep:]:
-        if path.name != name:
-            shutil.rmtree(path, ignore_errors=True)
+        if path.name == name:
+            continue
+        try:
+            fd = os.open(path / READERS_LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
+        except OSError as exc:
+            log.warning("cannot prune index generation %s: %s", path.name, exc)
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("index generation %s is still being read; kept for now", path.name)
+                continue
+            # Renamed first, under the lock, so no reader can open it from now on; the
+            # deletion itself may then take its time (or be finished by the next start).
+            doomed = path.with_name(path.name + REMOVING)
+            os.replace(path, doomed)
+        except OSError as exc:
+            log.warning("cannot prune index generation %s: %s", path.name, exc)
+            continue
+        finally:
+            os.close(fd)
+        shutil.rmtree(doomed, ignore_errors=True)
+        removed.append(path.name)
+    return removed
 
 
 def next_building_dir(index_dir: Path) -> Path:
@@ -501,16 +602,52 @@ def commit(building: Path, manifest: dict[str, Any]) -> Path:
 @contextlib.contextmanager
 def writer_lock(index_dir: Path) -> Iterator[None]:
     """Hold the index folder's writer lock (one builder at a time, across processes)."""
+    """Hold the index folder's writer lock (one builder at a time, across processes).
+
+    The holder writes who it is into the lock file, so that a writer refused meanwhile can
+    say what it waits for. Raises WriterBusy at once while another process holds it.
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
-    with (index_dir / "writer.lock").open("a+") as handle:
+    with (index_dir / "writer.lock").open("a+", encoding="utf-8",
+                                         errors="backslashreplace") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise WriterBusy("another process is updating this index") from exc
+            holder = _lock_holder(handle)
+            raise WriterBusy("another process is updating this index"
+                             + (f" ({holder})" if holder else "")) from exc
+        try:
+            handle.seek(0)
+            handle.truncate()
+            started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            handle.write(f"pid {os.getpid()}: {_command_line()}, since {started}\n")
+            handle.flush()
+        except OSError:  # a full disk must not stop a writer that needs no new blocks
+            pass
         try:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _command_line() -> str:
+    """This process's command, shortened for one line (no arguments past the subcommand)."""
+    argv = [Path(sys.argv[0]).name, *sys.argv[1:2]] if sys.argv and sys.argv[0] else ["python"]
+    return _printable(" ".join(argv))[:80]
+
+
+def _printable(text: str) -> str:
+    """Text without control or unpaired surrogate characters, for one log line."""
+    return "".join(ch for ch in text if ch.isprintable() and not 0xD800 <= ord(ch) < 0xE000)
+
+
+def _lock_holder(handle: Any) -> str:
+    """What the writer lock's holder wrote about itself ('' when nothing readable)."""
+    try:
+        handle.seek(0)
+        return _printable(handle.read(200).strip())[:120]
+    except (OSError, ValueError):
+        return ""
 
 
 class WriterBusy(GenerationError, base.WriterBusy):

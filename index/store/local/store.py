@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import shutil
 import sqlite3
@@ -56,6 +57,12 @@ class LocalStore(Store):
         self._identity: dict[str, Any] | None = None
         self._generation: Generation | None = None
         self._swap_lock = threading.Lock()
+        # What `CURRENT` looked like when last read (inode, mtime, size): a question compares
+        # one stat with it, and reads the file only when another process replaced it.
+        self._current_seen: tuple[int, int, int] | None = None
+        self._refresh_lock = threading.Lock()
+        self._opened = False
+        self._refused: set[str] = set()  # generations another process made that cannot serve
         self._state: LocalStateStore | None = None
         self._state_lock = threading.Lock()
 
@@ -81,6 +88,7 @@ class LocalStore(Store):
     def open(self, identity: Mapping[str, Any] | None, *, repair: bool = False) -> bool:
         """Serve the best good generation; clean up half-built ones first."""
         self._identity = dict(identity) if identity is not None else None
+        self._current_seen = self._current_stat()  # before reading: a later switch is seen
         if self.index_dir.is_dir():
             for path in generations.remove_leftovers(self.index_dir):
                 log.warning("removed half-built index generation %s", path.name)
@@ -96,11 +104,19 @@ class LocalStore(Store):
             generation = None
         if generation is not None:
             self._swap(generation)
+        self._opened = True
         return generation is not None
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Generation]:
-        """Hold the serving generation for one call; a writer may replace it meanwhile."""
+        """Hold the newest sealed generation for one call; a writer may replace it meanwhile.
+
+        Another process's commit (a cron ingest, a second container on the same volume) is
+        served from the next call on: each call stats `CURRENT` and opens the generation it
+        names when it changed. The generation held is registered across processes
+        (`generations.hold_for_reading`), so no writer prunes it while this call reads it.
+        """
+        self._follow_current()
         with self._swap_lock:
             generation = self._generation
             if generation is None:
@@ -110,6 +126,59 @@ class LocalStore(Store):
             yield generation
         finally:
             generation.release()
+
+    def _current_stat(self) -> tuple[int, int, int] | None:
+        """`CURRENT`'s inode, mtime (ns) and size; None when it cannot be read."""
+        try:
+            stat = os.stat(self.index_dir / generations.CURRENT)
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    def _follow_current(self) -> None:
+        """Serve the generation `CURRENT` names if another process switched it.
+
+        One thread opens (and verifies) the new generation while the others go on with the
+        one served; a generation that cannot serve (damaged, another model) is said once and
+        the one served stays.
+        """
+        seen = self._current_stat()
+        if not self._opened or seen is None or seen == self._current_seen:
+            return
+        if not self._refresh_lock.acquire(blocking=False):
+            return  # another thread is opening it; this call reads the one served
+        try:
+            if seen == self._current_seen:
+                return
+            name = generations.current_name(self.index_dir)
+            serving = self._generation
+            if name is None or (serving is not None and serving.name == name):
+                self._current_seen = seen
+                return
+            try:
+                newer = generations.open_generation(self.index_dir / name, self._identity)
+            except (GenerationError, sqlite3.Error, OSError) as exc:
+                self._current_seen = seen  # not tried again until CURRENT changes again
+                if name not in self._refused:
+                    self._refused.add(name)
+                    log.error("not serving index generation %s written by another process: "
+                              "%s; still serving %s", name, exc,
+                              serving.name if serving else "nothing")
+                return
+            self._current_seen = seen
+            with self._swap_lock:
+                # Closed meanwhile, or this process committed a newer one meanwhile: keep it.
+                stale = not self._opened or (
+                    self._generation is not None
+                    and generations.generation_number(self._generation.path)
+                    > generations.generation_number(newer.path))
+            if stale:
+                newer.close()
+                return
+            self._swap(newer)
+            log.info("serving index generation %s, written by another process", name)
+        finally:
+            self._refresh_lock.release()
 
     def _swap(self, generation: Generation) -> None:
         """Serve a new generation; the old one closes once its last reader is done."""
@@ -171,6 +240,7 @@ class LocalStore(Store):
         """Stop serving (calls still running finish on the generation they hold)."""
         with self._swap_lock:
             generation, self._generation = self._generation, None
+            self._opened = False
         if generation is not None:
             generation.retire()
         if self._state is not None:

@@ -156,8 +156,9 @@ def test_two_writers_one_waits_its_turn(settings: Settings, fresh_database: str)
     try:
         with first.writer(), pytest.raises(WriterBusy):
             second.writer()
-        engine = Engine.open(on_postgres(settings, fresh_database), create=True,
-                             embedder=HashingEmbedder())
+        impatient = on_postgres(settings, fresh_database).model_copy(
+            update={"writer_wait_seconds": 0})
+        engine = Engine.open(impatient, create=True, embedder=HashingEmbedder())
         with first.writer(), pytest.raises(ReindexInProgressError):
             engine.reindex()
         assert engine.reindex().added == 3
