@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -182,11 +183,14 @@ class _LineFeed:
 
     Lines come split at LF only; a line holding bare CRs is split at them too, as the csv
     module reads a file opened with newline="" (otherwise it refuses the CR inside a field).
+    The lines handed out since `start_record` are kept, so a record found broken can give
+    back all but its first line to be read again (`unread`).
     """
 
     def __init__(self, lines: Iterable[Line | SkippedItem]) -> None:
         self._lines = iter(lines)
-        self._pieces: list[str] = []
+        self._pending: deque[Line] = deque()
+        self.record: list[Line] = []
         self.last = 0
         self.skipped: list[SkippedItem] = []
 
@@ -196,23 +200,66 @@ class _LineFeed:
 
     def __next__(self) -> str:
         """The next readable line's text."""
-        if self._pieces:
-            return self._pieces.pop(0)
+        if not self._pending:
+            self._read_line()
+        line = self._pending.popleft()
+        self.last = line[0]
+        self.record.append(line)
+        return line[1]
+
+    def _read_line(self) -> None:
+        """Queue the next readable line (its pieces, when it holds bare CRs)."""
         for line in self._lines:
             if isinstance(line, SkippedItem):
                 self.skipped.append(line)
                 continue
-            self.last, text = line
-            if "\r" in text:
-                pieces = [piece for piece in _BARE_CR.split(text) if piece]
-                text, self._pieces = pieces[0], pieces[1:]
-            return text
+            number, text = line
+            pieces = [piece for piece in _BARE_CR.split(text) if piece] if "\r" in text else [text]
+            self._pending.extend((number, piece) for piece in pieces)
+            return
         raise StopIteration
+
+    def start_record(self) -> int:
+        """Forget the lines handed out so far; the number of the next record's first line."""
+        self.record = []
+        return self._pending[0][0] if self._pending else self.last + 1
+
+    def unread(self, lines: list[Line]) -> None:
+        """Hand these lines out again, before any line not yet read."""
+        self._pending.extendleft(reversed(lines))
 
     def drain_skipped(self) -> list[SkippedItem]:
         """The lines set aside since the last call."""
         skipped, self.skipped = self.skipped, []
         return skipped
+
+
+def _quote_left_open(record: list[Line], delimiter: str) -> int | None:
+    """How many lines a quote left open made a record run on over, or None when it did not.
+
+    csv.reader (not strict) lets a quote that is never closed swallow every later line into
+    one field, to the end of the file or to the next quote, which then closes it: rows merged
+    into one article's text under its title. A field quoted over several lines on purpose
+    (paragraphs) reads the same with strict=True; a record strict reading refuses ('unexpected
+    end of data', "',' expected after '\"'") did not close its quote where it should have.
+    """
+    if len(record) < 2:
+        return None
+    try:
+        for _ in csv.reader((text for _, text in record), delimiter=delimiter, strict=True):
+            pass
+    except csv.Error:
+        pass
+    else:
+        return None
+    return len(record) - 1  # lines, or pieces of a line with classic Mac line endings
+
+
+def _run_on(lines: int, first: int, last: int) -> str:
+    """How a quote left open ran on, for messages."""
+    where = f", to line {last}" if last > first else ""
+    return f"a quote opened in this row is left open (it ran on over the next {lines:,} " \
+           f"line{'s' if lines > 1 else ''}{where})"
 
 
 def _delimiter(header_line: str) -> str:
@@ -230,23 +277,29 @@ def parse_csv(lines: Iterable[Line | SkippedItem], origin: str) -> Iterator[Item
         yield SkippedItem(origin, "empty file")
         return
 
-    def with_header() -> Iterator[str]:
-        """The header line, then the rest of the feed."""
-        yield first
-        yield from feed
-
-    reader = csv.reader(with_header(), delimiter=_delimiter(first))
+    # The reader takes lines from the feed itself, which can hand out lines again after it
+    # ran dry (a generator could not); the header line first.
+    feed.unread([(feed.last, first)])
+    delimiter = _delimiter(first)
+    reader = csv.reader(feed, delimiter=delimiter)
+    feed.start_record()
     try:
         header = [name.strip().lower() for name in next(reader)]
     except csv.Error as error:
         yield from feed.drain_skipped()
         yield SkippedItem(origin, f"CSV error in the header row: {error}")
         return
+    run_on = _quote_left_open(feed.record, delimiter)
+    if run_on:
+        yield from feed.drain_skipped()
+        run_on_text = _run_on(run_on, feed.record[0][0], feed.last)
+        yield SkippedItem(origin, f"header row: {run_on_text}; no row can be told from the next")
+        return
     if not any(name in TEXT_FIELDS for name in header):
         yield SkippedItem(origin, "no text, body or content column in the CSV header row")
         return
     while True:
-        start = feed.last + 1
+        start = feed.start_record()
         try:
             row = next(reader)
         except StopIteration:
@@ -256,6 +309,15 @@ def parse_csv(lines: Iterable[Line | SkippedItem], origin: str) -> Iterator[Item
             yield SkippedItem(f"{origin}:{start}", f"CSV error: {error}")
             continue
         yield from feed.drain_skipped()
+        run_on = _quote_left_open(feed.record, delimiter)
+        if run_on:
+            # Skip the line the quote opened on; the lines it swallowed are read again, so
+            # the rows after it are kept (a later open quote costs its own row in turn).
+            run_on_text = _run_on(run_on, start, feed.last)
+            yield SkippedItem(f"{origin}:{start}", f"{run_on_text}; the row is skipped and "
+                                                   "those lines read as rows")
+            feed.unread(feed.record[1:])
+            continue
         if row:
             yield make_article(dict(zip(header, row, strict=False)), f"{origin}:{start}")
     yield from feed.drain_skipped()
