@@ -24,6 +24,7 @@ from index.ingest import (
     iter_articles,
     normalized_text_hash,
 )
+from index.ingest.sanitize import store_path
 from index.models import (
     LAST_CHANGE_KEY,
     LAST_REINDEX_KEY,
@@ -115,9 +116,13 @@ def text_hash(text: str) -> str:
 
 
 def _within(path: str, roots: Sequence[Path]) -> bool:
-    """True when a file path lies under one of the roots."""
+    """True when a stored file path lies under one of the roots.
+
+    Stored paths went through `store_path` (bytes that are not UTF-8 escaped), so the roots
+    are compared in that form too, or a folder with such a name would never lose an article.
+    """
     resolved = Path(path)
-    return any(resolved.is_relative_to(root) for root in roots)
+    return any(resolved.is_relative_to(store_path(str(root))) for root in roots)
 
 
 def plan_changes(

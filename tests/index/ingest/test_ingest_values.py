@@ -195,3 +195,21 @@ def test_every_item_the_reader_gives_is_storable(tmp_path: Path, ingest) -> None
     skipped = [item for item in items if isinstance(item, SkippedItem)]
     assert [(Path(item.origin).name, item.reason) for item in skipped] == [
         ("broken\\xff", "broken symbolic link")]
+
+
+def test_a_folder_whose_name_is_not_utf8_still_has_its_deletions_removed(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / os.fsdecode(b"caf\xe9-articles")
+    root.mkdir()
+    for name in ("one", "two"):
+        (root / f"{name}.txt").write_text(f"Story {name}\n\nThe {name} ferry sailed.\n",
+                                          encoding="utf-8")
+    settings = Settings(_env_file=None, index_dir=tmp_path / "index", article_dirs=[root],
+                        model="test-hashing", min_score=0.05, min_answer_score=0.0)
+    engine = Engine.open(settings, create=True, embedder=HashingEmbedder())
+    assert engine.reindex().added == 2
+    (root / "two.txt").unlink()
+    report = engine.reindex()
+    assert (report.removed, report.unchanged) == (1, 1)
+    engine.close()
