@@ -532,6 +532,17 @@ def sync(
                                                          settings.dev_guild_id), clear=clear))
 
 
+@app.command()
+def health(index: IndexOption = None) -> None:
+    """Whether `serve` is connected to Discord with its index readable (exit 0) or not (exit
+    1), from the status file it keeps beside the index; the Docker image's health check."""
+    from bot.health import check
+
+    healthy, line = check(_bot_settings(index).index_dir)
+    typer.echo(f"{'healthy' if healthy else 'unhealthy'}: {line}", err=not healthy)
+    raise typer.Exit(0 if healthy else 1)
+
+
 def sync_target(guild: int | None, everywhere: bool, dev_guild_id: int | None) -> int | None:
     """Where `articlebot sync` goes: --guild, else globally with --global, else the dev guild
     when one is set (as `serve` syncs), else globally (None). Raises CliError for both flags."""

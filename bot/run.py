@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 import discord
 
+from bot import health
 from bot.client import ArticleBot
 from bot.config import BotSettings
 from bot.log import RedactingFilter, setup_logging
@@ -32,6 +36,12 @@ FOLLOW_UPS_REFUSED = (
 
 # Gateway close code for an invalid token (Discord's "Authentication failed").
 GATEWAY_BAD_TOKEN = 4004
+# On SIGTERM, how long `serve` lets the questions in flight finish before it closes (s):
+# `docker stop` kills after 10 s, and a stopped container should be gone within 2.
+STOP_GRACE_SECONDS = 1.0
+# discord.py events after which the status file is rewritten at once (`articlebot health`).
+STATUS_EVENTS = ("on_ready", "on_resumed", "on_disconnect", "on_shard_ready",
+                 "on_shard_resumed", "on_shard_disconnect")
 
 
 def token_problem(token: str) -> str | None:
@@ -122,9 +132,72 @@ async def _serve(settings: BotSettings, token: str) -> None:
 
 
 async def _run(settings: BotSettings, token: str) -> None:
-    """One bot, with its own engine, until its connection ends."""
+    """One bot, with its own engine, until its connection ends or SIGTERM stops it.
+
+    Meanwhile its status goes to `health.status_path(index_dir)` for `articlebot health`.
+    """
     async with ArticleBot(settings, Engine.open) as bot:
-        await bot.start(token)
+        status = health.status_path(settings.index_dir)
+        wake = asyncio.Event()
+
+        async def rewrite(*_args: object) -> None:
+            wake.set()
+
+        for event in STATUS_EVENTS:
+            bot.add_listener(rewrite, event)
+        reporter = asyncio.create_task(health.report(bot, status, wake))
+        try:
+            with _stop_on_sigterm(bot):
+                await bot.start(token)
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+            await asyncio.to_thread(health.write_stopped, status)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(bot: ArticleBot) -> Iterator[None]:
+    """While inside, SIGTERM (`docker stop`) stops the bot as `stop` does, and `serve` returns
+    EXIT_OK. Only the main thread receives signals; elsewhere (tests) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    stopping: set[asyncio.Task[None]] = set()  # holds the task until it is done
+
+    def on_sigterm() -> None:
+        if not stopping:
+            task = loop.create_task(stop(bot))
+            stopping.add(task)
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def stop(bot: ArticleBot, grace: float = STOP_GRACE_SECONDS) -> None:
+    """Let the engine calls in flight finish (up to `grace` seconds, taking every query slot so
+    no new one starts), then close the gateway, the HTTP session and the engine.
+
+    A question still running after `grace` finishes on the index version it holds (the engine
+    closes around it) but is not answered; nothing is left half-written either way, as the
+    stores commit whole transactions.
+    """
+    log.info("stopping: finishing the questions in flight, then closing the connection")
+    taken = 0
+    deadline = asyncio.get_running_loop().time() + grace
+    with contextlib.suppress(TimeoutError):
+        for _ in range(bot.settings.max_concurrent_queries):
+            left = deadline - asyncio.get_running_loop().time()
+            await asyncio.wait_for(bot.query_slots.acquire(), max(left, 0.0))
+            taken += 1
+    if taken < bot.settings.max_concurrent_queries:
+        log.warning("stopping with %d questions unanswered",
+                    bot.settings.max_concurrent_queries - taken)
+    await bot.close()
 
 
 def sync_commands(settings: BotSettings, guild_id: int | None, *, clear: bool = False) -> int:

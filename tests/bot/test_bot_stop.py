@@ -1,0 +1,84 @@
+"""`articlebot serve` as a container runs it: SIGTERM (`docker stop`) ends it cleanly and fast.
+
+The bot runs in a process of its own (`python -m tests.bot.serve_fake`: the CLI's `serve`
+against the fake Discord on 127.0.0.1, over a tiny hashing-embedder index), as PID 1 would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.health import check, read_status, status_path
+from tests.bot.serve_fake import READY
+
+ROOT = Path(__file__).resolve().parents[2]
+# How long the bot may take to connect (s): far above what it takes (about a second).
+CONNECT_SECONDS = 60.0
+# What `docker stop` allows before the container counts as slow to stop (s); its own kill
+# comes at 10 s.
+STOP_SECONDS = 2.0
+
+
+@pytest.fixture
+def serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """A connected `serve` process and its index folder; killed afterwards if still running."""
+    index_dir = tmp_path / "index"
+    env = {**os.environ, "ARTICLEBOT_INDEX_DIR": str(index_dir), "PYTHONPATH": str(ROOT)}
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.bot.serve_fake"], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=log, text=True,
+    )
+    try:
+        deadline = time.monotonic() + CONNECT_SECONDS
+        seen: list[str] = []
+        assert process.stdout is not None
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.strip() == READY:
+                break
+        assert seen and seen[-1].strip() == READY, (tmp_path / "serve.log").read_text()
+        yield process, index_dir
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_sigterm_ends_serve_with_exit_0_within_two_seconds(serving) -> None:
+    process, index_dir = serving
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=30)
+    took = time.monotonic() - sent
+    logged = (index_dir.parent / "serve.log").read_text()
+    assert code == 0, logged
+    assert took < STOP_SECONDS, f"{took:.1f} s"
+    assert "Traceback" not in logged
+    status = read_status(status_path(index_dir))
+    assert (status.connected, status.problem) == (False, "stopped")
+    assert check(index_dir)[0] is False
+
+
+def test_serve_reports_itself_healthy_while_connected(serving) -> None:
+    _process, index_dir = serving
+    # The status is rewritten on READY, which discord.py dispatches once the guilds arrived.
+    deadline = time.monotonic() + CONNECT_SECONDS
+    healthy, line = check(index_dir)
+    while not healthy and time.monotonic() < deadline:
+        time.sleep(0.1)
+        healthy, line = check(index_dir)
+    assert healthy, line
+    assert "connected, index readable (2 articles)" in line
