@@ -196,6 +196,20 @@ class Settings(BaseSettings):
         description="Allow feeds and pages on loopback, private and link-local addresses "
         "(refused by default, so a feed cannot make the bot probe its own network).",
     )
+    # A news feed lists its last 10-100 items; 500 is past any real one, and at most
+    # MAX_ITEMS_KEPT (2,000, index/feeds/sync.py) so every item read is remembered.
+    feeds_max_items_per_feed: int = Field(
+        500, ge=1, le=2000,
+        description="Items read from one feed in a sync, as the feed lists them (newest first, "
+        "as a rule); those past it are counted in a note and not read.",
+    )
+    # At the default 1 s pause between two requests to a host, 1,000 pages of one host take
+    # ~17 minutes: a sync stays inside the default 30-minute interval.
+    feeds_max_items_per_sync: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="Items handled in one sync, all feeds together; the rest wait for the next "
+        "sync, which goes on where this one stopped.",
+    )
 
     def reindexed_dirs(self) -> list[Path]:
         """The folders `reindex` syncs: the article folders and, once it exists, feeds_dir."""

@@ -441,7 +441,9 @@ class Engine:
             allow_private=settings.fetch_allow_private,
         ))
         try:
-            yield FeedSyncer(fetcher, self.state, settings.feeds_dir)
+            yield FeedSyncer(fetcher, self.state, settings.feeds_dir,
+                             max_items_per_feed=settings.feeds_max_items_per_feed,
+                             max_items_per_sync=settings.feeds_max_items_per_sync)
         finally:
             fetcher.close()
 

@@ -1,15 +1,25 @@
 """Syncing feeds: new and changed items become article files, which ingest like any other.
 
 Each item is written as one JSON article (title, text, url, source, date, authors, labels) to
-`<feeds_dir>/<feed host>/<hash of the item id>.json`, atomically, and only when it changed; the
-caller ingests the files written. Files are never deleted: an item that leaves its feed stays
-in the collection (news does not vanish because a feed moved on), and `reindex --rebuild`
-finds every article again in the folder.
+`<feeds_dir>/<feed host>/<hash of the feed URL and the item id>.json`, atomically, and only
+when it changed; the caller ingests the files written. An item is known by its feed and its
+id: two feeds that reuse a GUID keep their own files, and a GUID repeated within one feed
+keeps its first item (a later one with another link is kept too, known by GUID and link).
+Files are never deleted: an item that leaves its feed stays in the collection (news does not
+vanish because a feed moved on), and `reindex --rebuild` finds every article again in the
+folder. (A file of the earlier naming, by item id alone, moves to its item's new name.)
 
 Per feed, the state kept in the store (named value `feed:<url>`): the feed's ETag and
 Last-Modified, when it was last fetched, how that went, and for each item seen its page's
 validators and the file it went to. An unchanged feed costs one 304; when a feed changes,
 each of its items' pages is asked for conditionally, so only new or edited pages are read.
+The feed's validators are kept only once every item of that version is written; until then
+the state is saved every `save_every` items, so a sync cut short (a kill, or the per-sync cap)
+resumes with the items not yet done.
+
+A bad item costs only itself: an impossible date leaves it undated, an error skips it by name
+and it is tried again at the next sync. Notes on items are counted per reason, with a few
+items named, not one line an item.
 
 The article text is the page's main text (trafilatura), else the feed item's own content when
 the page cannot be fetched, is refused by robots.txt or has no main text.
@@ -22,8 +32,9 @@ import json
 import logging
 import os
 import re
+import threading
 import xml.sax
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -46,6 +57,12 @@ STATE_PREFIX = "feed:"
 # Items remembered per feed (their validators and files); the oldest are forgotten first.
 MAX_ITEMS_KEPT = 2000
 FEED_THREADS = 4
+# Items between two saves of a feed's state: each save writes the whole state (up to
+# MAX_ITEMS_KEPT items, ~0.3 MB), so 2,000 items cost 40 saves, and a cut-short sync redoes at
+# most this many.
+SAVE_EVERY = 50
+# Items named as examples in a note; the rest are counted.
+EXAMPLES_PER_NOTE = 3
 _SLUG = re.compile(r"[^a-z0-9.-]+")
 
 
@@ -57,6 +74,7 @@ class ItemState:
     file: str = ""
     etag: str | None = None
     last_modified: str | None = None
+    done_in: str = ""  # hash of the feed version whose pass last handled this item
 
 
 @dataclass(slots=True)
@@ -71,6 +89,7 @@ class FeedState:
     error_kind: str = ""  # dns, timeout, http 404, private, not a feed, unparsable, …
     error: str = ""
     articles: int = 0  # files written for this feed, ever
+    partial: str = ""  # hash of the feed version whose items are not all done yet
     items: dict[str, ItemState] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -99,7 +118,8 @@ class FeedResult:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
-    skipped: list[str] = field(default_factory=list)  # "item url: why"
+    left: int = 0  # items left for the next sync (the per-sync cap)
+    skipped: list[str] = field(default_factory=list)  # "item url: why", or "why: n items (…)"
     written: list[Path] = field(default_factory=list)
 
 
@@ -123,9 +143,40 @@ class FeedSyncReport:
         unchanged = sum(1 for r in self.feeds if r.status == "unchanged")
         new = sum(r.new for r in self.feeds)
         updated = sum(r.updated for r in self.feeds)
+        left = sum(r.left for r in self.feeds)
         return (f"feeds: {len(self.feeds)} ({unchanged} unchanged, {errors} failed); items: "
                 f"new {new}, updated {updated}; requests {self.requests} "
-                f"({self.not_modified} not modified)")
+                f"({self.not_modified} not modified)"
+                + (f"; {left:,} items left for the next sync" if left else ""))
+
+
+@dataclass(slots=True)
+class _Notes:
+    """What befell a feed's items, counted per reason with the first few items named."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, item: str = "") -> None:
+        """Count `item` under `reason` (no item: a note about the feed)."""
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        shown = self.examples.setdefault(reason, [])
+        if item and len(shown) < EXAMPLES_PER_NOTE:
+            shown.append(item)
+
+    def lines(self) -> list[str]:
+        """One line a reason: 'item: reason' for one item, else 'reason: n items (a, b, c, …)'."""
+        lines = []
+        for reason, count in self.counts.items():
+            shown = self.examples[reason]
+            if not shown:
+                lines.append(reason)
+            elif count == 1:
+                lines.append(f"{shown[0]}: {reason}")
+            else:
+                more = ", …" if count > len(shown) else ""
+                lines.append(f"{reason}: {count:,} items ({', '.join(shown)}{more})")
+        return lines
 
 
 def feed_state_key(url: str) -> str:
@@ -143,11 +194,20 @@ def item_id(entry: Any) -> str:
     return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
 
 
+_DATE_KEYS = ("published_parsed", "updated_parsed")
+
+
 def _entry_date(entry: Any) -> str | None:
-    for key in ("published_parsed", "updated_parsed"):
-        parsed = entry.get(key)
+    """The item's date (ISO), published else updated; None when it has none or only impossible
+    ones (feedparser passes year 0 through)."""
+    for key in _DATE_KEYS:
+        # dict.get: feedparser's own get answers updated_parsed with published_parsed (deprecated)
+        parsed = dict.get(entry, key)
         if parsed:
-            return date(parsed[0], parsed[1], parsed[2]).isoformat()
+            try:
+                return date(parsed[0], parsed[1], parsed[2]).isoformat()
+            except (ValueError, TypeError, IndexError, OverflowError):
+                continue
     return None
 
 
@@ -187,18 +247,47 @@ def _write_atomically(path: Path, text: str) -> bool:
     return True
 
 
+def _drop_if_moved(old: Path, legacy: Path, url: str) -> None:
+    """Remove an item's file of the earlier naming (`legacy`) once the item is at its new name,
+    when the file still holds that item: two feeds that shared a GUID shared the file, and the
+    other feed's item stays until its own feed moves it."""
+    if old != legacy or not url:
+        return
+    try:
+        held = json.loads(old.read_text(encoding="utf-8")).get("url")
+    except (OSError, ValueError, AttributeError):
+        return
+    if held == url:
+        old.unlink(missing_ok=True)
+
+
 @dataclass
 class FeedSyncer:
-    """Syncs feeds into `out_dir` with one fetcher, keeping state in a StateStore."""
+    """Syncs feeds into `out_dir` with one fetcher, keeping state in a StateStore.
+
+    `max_items_per_feed`: items read from one feed (the first, as the feed lists them; the rest
+    are counted in a note). `max_items_per_sync`: items handled by one `sync`, all feeds
+    together; the rest wait for the next sync. `save_every`: items between two saves of a
+    feed's state (SAVE_EVERY).
+    """
 
     fetcher: Fetcher
     state: StateStore
     out_dir: Path
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    max_items_per_feed: int = MAX_ITEMS_KEPT
+    max_items_per_sync: int | None = None
+    save_every: int = SAVE_EVERY
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._turns_left = self.max_items_per_sync
 
     def sync(self, feeds: list[FeedSource]) -> FeedSyncReport:
         """Sync every feed (several at once); one bad feed never stops the others."""
         before = (self.fetcher.requests, self.fetcher.not_modified)
+        with self._lock:
+            self._turns_left = self.max_items_per_sync
         with ThreadPoolExecutor(max_workers=FEED_THREADS, thread_name_prefix="feed") as pool:
             results = list(pool.map(self.sync_one, feeds))
         return FeedSyncReport(results, requests=self.fetcher.requests - before[0],
@@ -218,11 +307,25 @@ class FeedSyncer:
         state.status, state.error_kind, state.error = (
             result.status, result.error_kind, result.error[:500])
         state.articles += result.new
+        self._save(feed, state)
+        return result
+
+    def _save(self, feed: FeedSource, state: FeedState) -> None:
+        """Keep the feed's state (its MAX_ITEMS_KEPT most recently seen items)."""
         if len(state.items) > MAX_ITEMS_KEPT:
             for key in list(state.items)[: len(state.items) - MAX_ITEMS_KEPT]:
                 del state.items[key]
         self.state.set_value(feed_state_key(feed.url), state.to_json())
-        return result
+
+    def _take_turn(self) -> bool:
+        """One item's share of the per-sync cap; False once it is spent."""
+        with self._lock:
+            if self._turns_left is None:
+                return True
+            if self._turns_left <= 0:
+                return False
+            self._turns_left -= 1
+            return True
 
     def _sync(self, feed: FeedSource, state: FeedState) -> FeedResult:
         fetched = self.fetcher.get(feed.url, etag=state.etag, last_modified=state.last_modified)
@@ -230,48 +333,114 @@ class FeedSyncer:
             return FeedResult(feed.url, "unchanged")
         parsed = feedparser.parse(fetched.body, response_headers={
             "content-type": fetched.content_type or "application/xml"})
-        problem = getattr(parsed, "bozo_exception", None)
-        if not parsed.version and not parsed.entries:
+        # .get throughout: an empty body gives a result without even a version
+        problem = parsed.get("bozo_exception")
+        entries = list(parsed.get("entries") or [])
+        if not parsed.get("version") and not entries:
             return FeedResult(feed.url, "error", "not a feed",
                               f"not a feed: no RSS or Atom in the response ({problem or 'empty'})")
         if isinstance(problem, xml.sax.SAXException):
             # Not well-formed: what feedparser's loose parser salvages may be cut or mixed up.
             return FeedResult(feed.url, "error", "unparsable", f"unparsable: {problem}"[:300])
-        state.etag, state.last_modified = fetched.etag, fetched.last_modified
-        state.title = " ".join(str(parsed.feed.get("title", "")).split())
-        result = FeedResult(feed.url, "ok")
-        for entry in parsed.entries:
-            self._item(feed, state, entry, result)
+        state.title = " ".join(str((parsed.get("feed") or {}).get("title", "")).split())
+        version = hashlib.sha256(fetched.body).hexdigest()[:16]
+        resuming = state.partial == version
+        state.partial = version
+        result, notes = FeedResult(feed.url, "ok"), _Notes()
+        if len(entries) > self.max_items_per_feed:
+            notes.add(f"{len(entries) - self.max_items_per_feed:,} more items past the cap of "
+                      f"{self.max_items_per_feed:,} a feed (ARTICLEBOT_FEEDS_MAX_ITEMS_PER_FEED) "
+                      "not read")
+            entries = entries[: self.max_items_per_feed]
+        failed, handled = False, 0
+        for key, entry in self._identities(entries, notes):
+            known = state.items.get(key)
+            if resuming and known is not None and known.done_in == version:
+                # Done by the pass that was cut short; listed again in case its ingest never ran.
+                if known.file and Path(known.file).is_file():
+                    result.written.append(Path(known.file))
+                result.unchanged += 1
+                continue
+            if not self._take_turn():
+                result.left += 1
+                continue
+            try:
+                self._item(feed, state, key, entry, version, result, notes)
+            except OSError:
+                raise  # the folder failed (a full disk), not the item: so does the feed
+            except Exception as exc:  # one bad item never fails its feed; tried again next sync
+                failed = True
+                notes.add(f"failed ({type(exc).__name__}: {exc}); tried again at the next sync",
+                          str(entry.get("link", "") or key))
+                log.warning("feed %s: item %s failed: %s: %s", feed.url, key,
+                            type(exc).__name__, exc)
+            handled += 1
+            if handled % self.save_every == 0:
+                self._save(feed, state)
+        if not failed and not result.left:
+            # Every item of this version is written: only now may a 304 stand for all of them.
+            state.etag, state.last_modified, state.partial = (
+                fetched.etag, fetched.last_modified, "")
+        result.skipped = notes.lines()
         return result
 
-    def _item(self, feed: FeedSource, state: FeedState, entry: Any, result: FeedResult) -> None:
-        key = item_id(entry)
+    @staticmethod
+    def _identities(entries: list[Any], notes: _Notes) -> Iterator[tuple[str, Any]]:
+        """Each entry with its id within the feed; an entry repeating an earlier one's id and
+        link is skipped (noted), one with the same id but another link is known by both."""
+        links: dict[str, str] = {}
+        for entry in entries:
+            key, link = item_id(entry), str(entry.get("link", "") or "")
+            if key in links:
+                if not link or link == links[key] or f"{key} {link}" in links:
+                    notes.add("repeats the guid and link of an earlier item of the feed; the "
+                              "first kept", link or key)
+                    continue
+                key = f"{key} {link}"
+            links[key] = link
+            yield key, entry
+
+    def _item_path(self, feed: FeedSource, key: str, *, legacy: bool = False) -> Path:
+        """The file of a feed's item (`legacy`: its name before items were known by feed)."""
+        folder = self.out_dir / _SLUG.sub("-", (urlsplit(feed.url).hostname or "feed").lower())
+        material = key if legacy else f"{feed.url}\n{key}"
+        return folder / (hashlib.sha256(material.encode()).hexdigest()[:16] + ".json")
+
+    def _item(self, feed: FeedSource, state: FeedState, key: str, entry: Any, version: str,
+              result: FeedResult, notes: _Notes) -> None:
+        path = self._item_path(feed, key)
         known = state.items.get(key) or ItemState()
+        # The page's validators stand only for a file of this item at its own name.
+        current = known.file == str(path) and path.is_file()
         link = str(entry.get("link", "") or "")
         page: ParsedArticle | None = None
         if link:
             try:
                 if self.fetcher.allowed_by_robots(link):
-                    fetched = self.fetcher.get(link, etag=known.etag,
-                                               last_modified=known.last_modified)
-                    if fetched.status == 304 and known.file:
+                    fetched = self.fetcher.get(
+                        link, etag=known.etag if current else None,
+                        last_modified=known.last_modified if current else None)
+                    if fetched.status == 304 and current:
                         result.unchanged += 1
+                        self._seen(state, key, known, version)
                         return
                     page = self._page(fetched)
                     known.etag, known.last_modified = fetched.etag, fetched.last_modified
                     link = fetched.url
                 else:
-                    result.skipped.append(f"{link}: robots.txt disallows it; the feed's text used")
+                    notes.add("robots.txt disallows it; the feed's text used", link)
             except FetchError as exc:
-                result.skipped.append(f"{link}: {exc}; the feed's text used")
+                notes.add(f"{exc}; the feed's text used", link)
+        if any(dict.get(entry, name) for name in _DATE_KEYS) and _entry_date(entry) is None:
+            notes.add("its date is impossible; kept undated", link or key)
         record = self._record(feed, state, entry, page, link)
         if record is None:
-            result.skipped.append(f"{link or key}: no text in the page or the feed item")
+            notes.add("no text in the page or the feed item", link or key)
+            self._seen(state, key, known, version)
             return
-        path = self.out_dir / _SLUG.sub("-", (urlsplit(feed.url).hostname or "feed").lower()) / (
-            hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
-        changed = _write_atomically(path, json.dumps(record, ensure_ascii=False, indent=1))
-        if changed:
+        text = json.dumps(record, ensure_ascii=False, indent=1)
+        if _write_atomically(path, text) or not current:
+            # A file of an item this state does not know as written may never have been ingested.
             result.written.append(path)
             if known.file:
                 result.updated += 1
@@ -279,9 +448,18 @@ class FeedSyncer:
                 result.new += 1
         else:
             result.unchanged += 1
+        if known.file and known.file != str(path):
+            _drop_if_moved(Path(known.file), self._item_path(feed, key, legacy=True),
+                           record["url"])
         known.url, known.file = link, str(path)
+        self._seen(state, key, known, version)
+
+    @staticmethod
+    def _seen(state: FeedState, key: str, known: ItemState, version: str) -> None:
+        """Remember an item handled in this version's pass, as the most recently seen."""
+        known.done_in = version
         state.items.pop(key, None)
-        state.items[key] = known  # most recently seen last
+        state.items[key] = known
 
     def fetch_pages(self, urls: list[str]) -> FeedSyncReport:
         """Fetch single article pages (`articlebot fetch URL…`) into `<out_dir>/pages/`.
