@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -398,14 +399,16 @@ class Engine:
 
         The returned report names each feed's outcome; its `ingest` is the ingest report.
         With `ingest=False` the files are only written (a reindex, which reads feeds_dir,
-        follows). Raises EngineError for a bad feeds file, and what `ingest` raises.
+        follows). Raises EngineError for a bad feeds file, IndexWriteError when the index's
+        state or the fetched articles' folder cannot be written, and what `ingest` raises.
         """
         feeds = self.feeds()
-        with _unavailable(), self._syncer() as syncer:
+        with self._feeds_pending_after_failure(ingest), self._writing_feeds(), \
+                self._syncer() as syncer:
             report = syncer.sync(feeds)
         if not ingest:
             return report
-        with _unavailable():
+        with self._writing_feeds():
             # Set while files written by a sync wait for their ingest: if that ingest fails, the
             # next sync ingests the whole folder (unchanged files cost a hash check), so an
             # item is never left out because its file was already written.
@@ -415,24 +418,69 @@ class Engine:
         if report.written or pending:
             paths = [self.settings.feeds_dir] if pending else report.written
             report.ingest = self.ingest(paths, progress)
-            with _unavailable():
+            with self._writing_feeds():
                 self.state.set_value(FEEDS_PENDING_KEY, "")
         return report
 
     def fetch_pages(self, urls: Sequence[str]) -> FeedSyncReport:
-        """Fetch single article pages and ingest them (`articlebot fetch URL…`)."""
-        with _unavailable(), self._syncer() as syncer:
+        """Fetch single article pages and ingest them (`articlebot fetch URL…`).
+
+        Raises IndexWriteError as `sync_feeds` does, and what `ingest` raises.
+        """
+        with self._feeds_pending_after_failure(True), self._writing_feeds(), \
+                self._syncer() as syncer:
             report = syncer.fetch_pages(list(urls))
         if report.written:
             report.ingest = self.ingest(report.written)
         return report
 
     @contextmanager
+    def _writing_feeds(self) -> Iterator[None]:
+        """Turn a failed write of a sync (a read-only folder, a full disk, a file where a
+        folder goes) into one line as a failed ingest is (IndexWriteError), naming the folder:
+        the fetched articles' when the failure names a path in it, else the index's. Anything
+        else stays as it was (a bug stays a traceback)."""
+        try:
+            with _unavailable():
+                yield
+        except EngineError:
+            raise
+        except Exception as exc:
+            cause = self.store.write_failure(exc)
+            if cause is None:
+                raise
+            folder = self.settings.feeds_dir
+            filename = getattr(exc, "filename", None)
+            where = (f"the fetched articles in {folder}"
+                     if filename and Path(str(filename)).is_relative_to(folder)
+                     else f"the index in {self.store.location}")
+            raise IndexWriteError(
+                f"cannot write {where}: {cause}; the index is unchanged") from exc
+
+    @contextmanager
+    def _feeds_pending_after_failure(self, ingest: bool) -> Iterator[None]:
+        """After a sync that failed part-way (`ingest`: one whose files were to be ingested),
+        have the next sync ingest the whole folder: files written before the failure would
+        otherwise wait for a reindex. Best effort: the state may be what failed."""
+        try:
+            yield
+        except IndexWriteError:
+            if ingest:
+                with contextlib.suppress(Exception):
+                    self.state.set_value(FEEDS_PENDING_KEY, "1")
+            raise
+
+    @contextmanager
     def _syncer(self) -> Iterator[FeedSyncer]:
-        """A feed syncer with the settings' fetch policy (its connections closed after)."""
+        """A feed syncer with the settings' fetch policy (its connections closed after).
+
+        The fetched articles' folder is made first: one that cannot be made fails the sync
+        at once, not each of its items.
+        """
         from index.feeds import FeedSyncer, Fetcher, FetchPolicy
 
         settings = self.settings
+        settings.feeds_dir.mkdir(parents=True, exist_ok=True)
         fetcher = Fetcher(FetchPolicy(
             timeout_seconds=settings.fetch_timeout_seconds,
             max_bytes=int(settings.fetch_max_mb * 2**20),
