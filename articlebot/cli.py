@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -471,18 +472,19 @@ def migrate(
 @app.command()
 def demo(index: IndexOption = None) -> None:
     """Build an index of the bundled sample articles and answer the sample questions."""
-    if not (SAMPLES_DIR / "questions.txt").is_file():
+    samples = samples_dir()
+    if not (samples / "questions.txt").is_file():
         # An installed wheel holds the code, not the repository's samples/.
-        raise CliError(f"the sample articles are not in {SAMPLES_DIR}; run the demo from a "
-                       "source checkout (make demo)")
+        raise CliError(f"the sample articles are not in {samples}; run the demo from a "
+                       "source checkout (make demo) or set ARTICLEBOT_SAMPLES_DIR")
     settings = _settings(
-        index or Path("var/demo-index"), article_dirs=[SAMPLES_DIR / "articles"]
+        index or Path("var/demo-index"), article_dirs=[samples / "articles"]
     )
-    typer.echo(f"Indexing the sample articles in {SAMPLES_DIR / 'articles'} …")
+    typer.echo(f"Indexing the sample articles in {samples / 'articles'} …")
     engine = _engine(settings, create=True)
     report = engine.reindex()
     typer.echo(report.summary())
-    questions = (SAMPLES_DIR / "questions.txt").read_text(encoding="utf-8").splitlines()
+    questions = (samples / "questions.txt").read_text(encoding="utf-8").splitlines()
     for question in filter(None, (q.strip() for q in questions)):
         typer.echo(f"\n? {question}")
         typer.echo(format_answer(engine.ask(question), settings.caution_labels))
@@ -499,6 +501,12 @@ app.add_typer(
     name="bench",
     help="Speed and memory: embed, ingest, query, scale, stores.",
 )
+
+
+def samples_dir() -> Path:
+    """The demo's samples: ARTICLEBOT_SAMPLES_DIR when set (the Docker image installs them
+    there), else the checkout's samples/."""
+    return Path(os.environ.get("ARTICLEBOT_SAMPLES_DIR") or SAMPLES_DIR)
 
 
 @app.command()
