@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -64,6 +65,27 @@ DATE_FORMS = f"YYYY-MM-DD, '3 March 2023' or '2 weeks ago'; {EARLIEST_DAY} to {L
 
 class CliError(Exception):
     """An error to print as one line before exiting non-zero."""
+
+
+# A lone surrogate: how Python reads a byte of the command line that is not UTF-8 (U+DC80 to
+# U+DCFF, PEP 383's surrogateescape); other ones come only from callers passing str directly.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_text(value: str) -> str:
+    """A text argument or option as given; typer.BadParameter when it is not UTF-8 text.
+
+    The `parser` of every text parameter: text holding a byte that is not UTF-8 can be neither
+    stored, searched nor printed, so it is refused here in one line before a command runs
+    rather than ending it in a traceback. Paths are not text and keep any bytes.
+    """
+    found = _SURROGATE.search(value)
+    if found is None:
+        return value
+    code = ord(found.group())
+    what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+    raise typer.BadParameter(f"not UTF-8 text ({what} at character {found.start() + 1}); "
+                             "check the encoding of the terminal or script")
 
 
 def _settings(index: Path | None, **overrides: Any) -> Settings:
@@ -267,7 +289,8 @@ def sync_feeds(index: IndexOption = None, as_json: JsonOption = False) -> None:
 
 @app.command()
 def fetch(
-    urls: Annotated[list[str], typer.Argument(help="Article page URLs (http or https).")],
+    urls: Annotated[list[str], typer.Argument(
+        parser=utf8_text, help="Article page URLs (http or https).")],
     index: IndexOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -278,18 +301,18 @@ def fetch(
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
-    source: Annotated[list[str] | None, typer.Option(help="Only this outlet (repeatable).")] = None,
-    since: Annotated[
-        str | None, typer.Option(help=f"Published on or after this day ({DATE_FORMS}).")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option(help=f"Published on or before this day ({DATE_FORMS}).")
-    ] = None,
-    label: Annotated[list[str] | None, typer.Option(help="Only articles with this label.")] = None,
-    as_of: Annotated[
-        str | None, typer.Option(help=f"Read 'this week' etc. relative to this day ({DATE_FORMS}).")
-    ] = None,
+    question: Annotated[str, typer.Argument(parser=utf8_text, help="The question, in quotes.")],
+    source: Annotated[list[str] | None, typer.Option(
+        parser=utf8_text, help="Only this outlet (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(
+        parser=utf8_text, help=f"Published on or after this day ({DATE_FORMS}).")] = None,
+    until: Annotated[str | None, typer.Option(
+        parser=utf8_text, help=f"Published on or before this day ({DATE_FORMS}).")] = None,
+    label: Annotated[list[str] | None, typer.Option(
+        parser=utf8_text, help="Only articles with this label.")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        parser=utf8_text,
+        help=f"Read 'this week' etc. relative to this day ({DATE_FORMS}).")] = None,
     index: IndexOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -317,9 +340,11 @@ def answer_json(answer: Answer) -> dict[str, Any]:
 
 @app.command()
 def timeline(
-    topic: Annotated[str, typer.Argument(help="What the story is about.")],
-    since: Annotated[str | None, typer.Option(help=f"From this day ({DATE_FORMS}).")] = None,
-    until: Annotated[str | None, typer.Option(help=f"Up to this day ({DATE_FORMS}).")] = None,
+    topic: Annotated[str, typer.Argument(parser=utf8_text, help="What the story is about.")],
+    since: Annotated[str | None, typer.Option(
+        parser=utf8_text, help=f"From this day ({DATE_FORMS}).")] = None,
+    until: Annotated[str | None, typer.Option(
+        parser=utf8_text, help=f"Up to this day ({DATE_FORMS}).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=MAX_STORIES, help="Most stories shown.")] = 15,
     index: IndexOption = None,
     as_json: JsonOption = False,
@@ -341,7 +366,8 @@ def timeline(
 def whatsnew(
     since: Annotated[
         str | None,
-        typer.Option(help=f"Published since this day ({DATE_FORMS}); default: the last reindex."),
+        typer.Option(parser=utf8_text,
+                     help=f"Published since this day ({DATE_FORMS}); default: the last reindex."),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=MAX_STORIES, help="Most stories shown.")] = 10,
     index: IndexOption = None,
@@ -366,7 +392,7 @@ def articles(
     recent: Annotated[
         int, typer.Option("--recent", min=1, max=MAX_ARTICLES, help="How many, newest first.")
     ] = 10,
-    source: Annotated[str | None, typer.Option(help="Only this outlet.")] = None,
+    source: Annotated[str | None, typer.Option(parser=utf8_text, help="Only this outlet.")] = None,
     index: IndexOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -383,7 +409,8 @@ def articles(
 
 @app.command()
 def article(
-    id_or_title: Annotated[str, typer.Argument(metavar="ID", help="Article id or title.")],
+    id_or_title: Annotated[str, typer.Argument(
+        parser=utf8_text, metavar="ID", help="Article id or title.")],
     index: IndexOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -443,7 +470,8 @@ def migrate(
     ],
     index: IndexOption = None,
     database_url: Annotated[str | None, typer.Option(
-        "--database-url", help="postgresql://… (default: ARTICLEBOT_DATABASE_URL).")] = None,
+        "--database-url", parser=utf8_text,
+        help="postgresql://… (default: ARTICLEBOT_DATABASE_URL).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Copy the collection between backends (local ⇄ postgres) without re-embedding."""
