@@ -195,7 +195,7 @@ async def stop(bot: ArticleBot, grace: float = STOP_GRACE_SECONDS) -> None:
             await asyncio.wait_for(bot.query_slots.acquire(), max(left, 0.0))
             taken += 1
     if taken < bot.settings.max_concurrent_queries:
-        log.warning("stopping with %d questions unanswered",
+        log.warning("stopping with questions still running, unanswered: %d",
                     bot.settings.max_concurrent_queries - taken)
     await bot.close()
 

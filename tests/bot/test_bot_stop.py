@@ -6,6 +6,7 @@ against the fake Discord on 127.0.0.1, over a tiny hashing-embedder index), as P
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,9 +14,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from bot import run
 from bot.health import check, read_status, status_path
 from tests.bot.serve_fake import READY
 
@@ -82,3 +85,38 @@ def test_serve_reports_itself_healthy_while_connected(serving) -> None:
         healthy, line = check(index_dir)
     assert healthy, line
     assert "connected, index readable (2 articles)" in line
+
+
+class SlotBot:
+    """What `run.stop` touches of a bot: its settings, its query slots, close()."""
+
+    def __init__(self, slots: int) -> None:
+        self.settings = SimpleNamespace(max_concurrent_queries=slots)
+        self.query_slots = asyncio.Semaphore(slots)
+        self.closed = asyncio.Event()
+
+    async def close(self) -> None:
+        self.closed.set()
+
+
+async def test_stop_lets_a_question_in_flight_finish_before_closing() -> None:
+    bot = SlotBot(slots=2)
+    await bot.query_slots.acquire()  # a question is being answered
+    stopping = asyncio.ensure_future(run.stop(bot, grace=3600.0))  # type: ignore[arg-type]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not bot.closed.is_set()
+    assert bot.query_slots.locked()  # the free slot is taken: no new question starts
+    bot.query_slots.release()  # the answer is sent
+    await stopping
+    assert bot.closed.is_set()
+
+
+async def test_stop_closes_after_the_grace_when_a_question_hangs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot = SlotBot(slots=3)
+    await bot.query_slots.acquire()  # never released
+    await run.stop(bot, grace=0.01)  # type: ignore[arg-type]
+    assert bot.closed.is_set()
+    assert "stopping with questions still running, unanswered: 1" in caplog.text
