@@ -1,7 +1,7 @@
 """The sentence ranker: training on half of SQuAD, and the answer-phrase question set.
 
 ```
-python -m bench.answers train [--limit N] [--json]        # writes index/sentence_ranker.json
+python -m bench.answers train [--limit N] [--json]        # writes index/reading/features-ranker.json
 python -m bench.answers own [--questions PATH] [--json]    # bench/data/answers-8w.jsonl
 ```
 
@@ -10,7 +10,7 @@ python -m bench.answers own [--questions PATH] [--json]    # bench/data/answers-
 (`bench.quality.week_half`) — through the engine and records every candidate sentence's ranker
 features (`index.answer.FEATURES`) with its label: does it contain a gold answer. A logistic
 regression (scikit-learn) is fitted on them and written, on the raw feature scale, to
-`index/sentence_ranker.json`. Its figures come from the other halves only: `python -m
+`index/reading/features-ranker.json`. Its figures come from the other halves only: `python -m
 bench.quality squad --half test`, `python -m bench.quality news --half test`, `own --half test`.
 
 `own` asks our own questions over corpus-8w (bench/data/answers-8w.jsonl): answerable ones
@@ -191,7 +191,7 @@ def train_command(
     corpus: CorpusOption = NEWS_CORPUS,
     quiz: QuizOption = NEWS_QUESTIONS,
     own: OwnOption = OWN_QUESTIONS,
-    write: Annotated[bool, typer.Option(help="Write index/sentence_ranker.json.")] = True,
+    write: Annotated[bool, typer.Option(help="Write index/reading/features-ranker.json.")] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Fit the sentence ranker on the train halves and write its weights.
@@ -200,7 +200,8 @@ def train_command(
     together, and its questions restate their sentence far more than news questions do; so
     the news sets carry NEWS_WEIGHT_SHARE of the total weight, SQuAD the rest.
     """
-    from index.answer import FEATURES, RANKER_FILE, SentenceRanker, default_ranker
+    from index.answer import FEATURES
+    from index.reading.features import RANKER_FILE, SentenceRanker, default_ranker
 
     started = time.perf_counter()
     sets = training_sets(load_settings(), squad, corpus, quiz, own, limit)
@@ -262,7 +263,7 @@ def ceiling_command(
     """How far sentence choice alone can take quote_hit@1: for each set's half (test unless
     told), how often a candidate sentence holds the answer, and how often the ranker's first
     one does."""
-    from index.answer import default_ranker
+    from index.reading.features import default_ranker
 
     sets = training_sets(load_settings(), squad, corpus, quiz, own, limit, half)
     report = {"half": half, "sets": {

@@ -597,6 +597,7 @@ def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict
     from index import answer as answering
     from index import text as analysis
     from index.questions import answer_score_of, rank_sentences
+    from index.reading import reader_for
     from index.retrieve import cap_per_article, hybrid_search
 
     settings = engine.settings
@@ -614,15 +615,16 @@ def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict
     top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:5]
     weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
     coverages = [answering.coverage_score(rows[c.chunk_id].text, weights) for c in top]
+    reader = reader_for(settings)
     _, sentences = rank_sentences(snapshot, answering.QuestionAnalysis.of(text, weights), top,
-                                  rows)
+                                  rows, reader)
     return {
         "dense5": max(c.dense for c in top),
         "dense1": top[0].dense,
         "coverage1": coverages[0],
         "coverage5": max(coverages),
         "answer5": sentences[0].score if sentences else 0.0,
-        ENGINE_SIGNAL: answer_score_of(top, sentences),
+        ENGINE_SIGNAL: answer_score_of(top, sentences, reader),
     }
 
 

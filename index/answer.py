@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,10 +21,8 @@ from index.answertype import (
 from index.models import Span
 from index.text import stem, stem_set, tokens
 
-# Score margins relative to the abstention threshold that name how sure an answer is.
-HIGH_MARGIN = 0.20
-MEDIUM_MARGIN = 0.08
-
+if TYPE_CHECKING:
+    from index.reading.base import Reader, ReaderCalibration
 
 @dataclass(frozen=True, slots=True)
 class SentenceCandidate:
@@ -78,12 +73,13 @@ class QuestionAnalysis:
     wanted: AnswerType
     weights: Mapping[str, float]  # IDF weight of each question stem (`term_weights`)
     counted: str = ""  # what a "how many" question counts (`counted_noun`), else ''
+    text: str = ""  # the question as retrieval used it (what a cross-encoder reads)
 
     @classmethod
     def of(cls, question: str, weights: Mapping[str, float]) -> QuestionAnalysis:
         """Analyse a question (its text as retrieval used it) with its stems' weights."""
         return cls(frozenset(tokens(question)), expected_type(question), dict(weights),
-                   counted_noun(question))
+                   counted_noun(question), question)
 
 
 # Words that make a sentence lean on the one before it ("He said...", "This was...").
@@ -184,81 +180,34 @@ def sentence_features(
     return features
 
 
-@dataclass(frozen=True, slots=True)
-class SentenceRanker:
-    """Logistic regression over `FEATURES`: P(the sentence holds the answer).
-
-    Trained by `python -m bench.answers train` on half of SQuAD v1.1 dev (split by article;
-    the other half is where it is measured); the weights ship in `sentence_ranker.json`.
-    """
-
-    features: tuple[str, ...]
-    coefficients: np.ndarray  # float64 (len(features),), on the raw feature scale
-    intercept: float
-
-    def probabilities(self, features: np.ndarray) -> np.ndarray:
-        """P(answer) of each row of a (n, len(FEATURES)) array: float64 (n,)."""
-        logits = features @ self.coefficients + self.intercept
-        return 1.0 / (1.0 + np.exp(-logits))
-
-    def to_json(self, **provenance: Any) -> str:
-        """The ranker as `sentence_ranker.json` holds it, with how it was made."""
-        return json.dumps({"features": list(self.features),
-                           "coefficients": [round(float(c), 6) for c in self.coefficients],
-                           "intercept": round(self.intercept, 6), **provenance}, indent=2) + "\n"
-
-
-RANKER_FILE = Path(__file__).with_name("sentence_ranker.json")
-
-
-@functools.cache
-def default_ranker() -> SentenceRanker:
-    """The shipped ranker (`sentence_ranker.json`).
-
-    Raises ValueError when the file's features are not this code's `FEATURES`.
-    """
-    data = json.loads(RANKER_FILE.read_text(encoding="utf-8"))
-    if tuple(data["features"]) != FEATURES:
-        raise ValueError(f"{RANKER_FILE.name} was trained on other features: retrain it "
-                         "with `python -m bench.answers train`")
-    return SentenceRanker(FEATURES, np.asarray(data["coefficients"], dtype=np.float64),
-                          float(data["intercept"]))
-
-
 def score_sentences(
     candidates: Sequence[SentenceCandidate],
     question: QuestionAnalysis,
-    ranker: SentenceRanker | None = None,
+    reader: Reader,
 ) -> list[ScoredSentence]:
-    """Score sentences by how likely each holds the answer (the ranker's probability), best
+    """Score sentences by how likely each holds the answer (the reader's probability), best
     first."""
     if not candidates:
         return []
-    ranker = ranker or default_ranker()
-    probabilities = ranker.probabilities(sentence_features(candidates, question))
+    probabilities = reader.probabilities(question, candidates)
     scored = [ScoredSentence(c, float(p)) for c, p in zip(candidates, probabilities, strict=True)]
     scored.sort(key=lambda s: -s.score)
     return scored
-
-
-# A sentence is quoted after the first only when its probability is at least this share of the
-# first's: chosen on SQuAD's train half (docs/quality.md, "Answer-aware quotes").
-QUOTE_MIN_RATIO = 0.3
 
 
 def pick_quotes(
     scored: Sequence[ScoredSentence],
     max_quotes: int,
     *,
-    min_ratio: float | None = None,
+    min_ratio: float,
     group_of: Callable[[SentenceCandidate], tuple[str, str]] | None = None,
 ) -> list[ScoredSentence]:
-    """The best sentences: at most max_quotes, no repeats, none far below the best.
+    """The best sentences: at most max_quotes, no repeats, none below `min_ratio` × the best's
+    score (the reader's `quote_min_ratio`).
 
     With `group_of` (sentence → (story id, article id)), a story is quoted from one article
     only: the same story from another outlet would repeat the first quote.
     """
-    min_ratio = QUOTE_MIN_RATIO if min_ratio is None else min_ratio
     picked: list[ScoredSentence] = []
     seen_text: set[str] = set()
     story_article: dict[str, str] = {}
@@ -279,23 +228,13 @@ def pick_quotes(
     return picked
 
 
-# The abstention signal's share of the best passage's cosine; the rest is the sentence ranker's
-# best probability. Chosen on the train halves (docs/quality.md, "Abstention calibration").
-DENSE_SHARE = 0.5
-
-
-def answer_score(best_cosine: float, best_probability: float) -> float:
-    """How likely the question is answered at all: a blend of the best passage's cosine to the
-    question and the ranker's best sentence probability (both 0..1 in practice)."""
-    return DENSE_SHARE * best_cosine + (1.0 - DENSE_SHARE) * best_probability
-
-
-def confidence(best_score: float, threshold: float) -> str:
-    """Name how sure an answer is from its answer score (`answer_score`) and the threshold."""
+def confidence(best_score: float, threshold: float, calibration: ReaderCalibration) -> str:
+    """Name how sure an answer is from its answer score (`ReaderCalibration.answer_score`),
+    the abstention threshold and the reader's margins."""
     if best_score < threshold:
         return "none"
-    if best_score >= threshold + HIGH_MARGIN:
+    if best_score >= threshold + calibration.high_margin:
         return "high"
-    if best_score >= threshold + MEDIUM_MARGIN:
+    if best_score >= threshold + calibration.medium_margin:
         return "medium"
     return "low"

@@ -131,10 +131,22 @@ class Settings(BaseSettings):
         description="A passage this similar to the question is relevant: listed as further "
         "reading, in timelines, and counted when filters leave it out (calibrated).",
     )
-    min_answer_score: float = Field(
-        0.36, ge=0, le=1,
-        description="Below this answer score (half the best passage's similarity, half the "
-        "best sentence's answer probability) the answer abstains (calibrated).",
+    min_answer_score: float | None = Field(
+        None, ge=0, le=1,
+        description="Below this answer score (a blend of the best passage's similarity and "
+        "the reader's answer probability) the answer abstains; default: the reader's own "
+        "calibration.",
+    )
+    reader: Literal["features", "cross-encoder"] = Field(
+        "features",
+        description="What chooses the quoted sentences: features (a logistic regression over "
+        "hand-made features) or cross-encoder (a model reading the question with each "
+        "sentence, trained by python -m bench.reader).",
+    )
+    reader_model: str | None = Field(
+        None,
+        description="The cross-encoder reader's folder, or a sentence-transformers "
+        "CrossEncoder name where a model hub is reachable; default: the shipped one.",
     )
     time_handling: bool = Field(
         True, description="Read time words in questions ('last week') and prefer newer articles."

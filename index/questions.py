@@ -31,6 +31,7 @@ from index.models import (
     Quote,
     SearchFilters,
 )
+from index.reading import Reader, reader_for
 from index.retrieve import (
     ScoredChunk,
     article_ranking,
@@ -125,8 +126,10 @@ def answer_question(
         return replace(base, results=results, reason=NotAnswered.NOT_MENTIONED,
                        unmentioned=unmentioned, elapsed_ms=_ms(started))
     top = capped[:QUOTED_CHUNKS]
-    candidates, scored = rank_sentences(snapshot, asked, top, rows, observe)
-    level = answering.confidence(answer_score_of(top, scored), settings.min_answer_score)
+    reader = reader_for(settings)
+    candidates, scored = rank_sentences(snapshot, asked, top, rows, reader, observe)
+    level = answering.confidence(answer_score_of(top, scored, reader),
+                                 abstention_threshold(settings, reader), reader.calibration)
     # After the best sentence, quotes come only from its chunk and from chunks relevant on
     # their own (min_score): a sentence the ranker likes in an unrelated passage is not
     # offered as a further answer.
@@ -135,7 +138,7 @@ def answer_question(
         quotable.add(scored[0].candidate.chunk_id)
     quotes = (quotes_for(snapshot, asked, candidates,
                          [s for s in scored if s.candidate.chunk_id in quotable], rows,
-                         settings.max_quotes)
+                         settings.max_quotes, reader.calibration.quote_min_ratio)
               if level != "none" else [])
     if not quotes:
         reason, outside = why_unanswered(snapshot, query_vector, terms, statistics, settings,
@@ -175,9 +178,10 @@ def why_unanswered(
     )
     article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
     top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:QUOTED_CHUNKS]
+    reader = reader_for(settings)
     if not top or answering.confidence(
-        answer_score_of(top, rank_sentences(snapshot, asked, top, rows)[1]),
-        settings.min_answer_score,
+        answer_score_of(top, rank_sentences(snapshot, asked, top, rows, reader)[1], reader),
+        abstention_threshold(settings, reader), reader.calibration,
     ) == "none":
         return NotAnswered.NOTHING_RELEVANT, None
     keys = list(dict.fromkeys(article_of[c.chunk_id] for c in ranked
@@ -236,22 +240,32 @@ def rank_sentences(
     question: answering.QuestionAnalysis,
     top: Sequence[ScoredChunk],
     rows: dict[int, ChunkRow],
+    reader: Reader,
     observe: SentenceObserver | None = None,
 ) -> tuple[list[answering.SentenceCandidate], list[answering.ScoredSentence]]:
-    """Every sentence of the top chunks, and the same sentences by the ranker's probability
+    """Every sentence of the top chunks, and the same sentences by the reader's probability
     that each holds the answer, best first."""
     candidates = sentence_candidates(snapshot, top, rows)
     if observe is not None:
         observe(candidates, answering.sentence_features(candidates, question))
-    return candidates, answering.score_sentences(candidates, question)
+    return candidates, answering.score_sentences(candidates, question, reader)
 
 
 def answer_score_of(
-    top: Sequence[ScoredChunk], scored: Sequence[answering.ScoredSentence]
+    top: Sequence[ScoredChunk], scored: Sequence[answering.ScoredSentence], reader: Reader
 ) -> float:
-    """The abstention signal (`answering.answer_score`) of the top chunks and their sentences."""
+    """The abstention signal (`ReaderCalibration.answer_score`) of the top chunks and their
+    sentences as the reader scored them."""
     best_cosine = max((chunk.dense for chunk in top), default=0.0)
-    return answering.answer_score(best_cosine, scored[0].score if scored else 0.0)
+    probabilities = np.array([s.score for s in scored])
+    return reader.calibration.answer_score(best_cosine, reader.answer_probability(probabilities))
+
+
+def abstention_threshold(settings: Settings, reader: Reader) -> float:
+    """`min_answer_score` when set, else the reader's own calibrated threshold."""
+    if settings.min_answer_score is not None:
+        return settings.min_answer_score
+    return reader.calibration.min_answer_score
 
 
 def quotes_for(
@@ -261,14 +275,17 @@ def quotes_for(
     scored: Sequence[answering.ScoredSentence],
     rows: dict[int, ChunkRow],
     max_quotes: int,
+    min_ratio: float,
 ) -> list[Quote]:
-    """The sentences most likely to hold the answer, as quotes (`rank_sentences` scored them).
+    """The sentences most likely to hold the answer, as quotes (`rank_sentences` scored them);
+    none below `min_ratio` × the first's probability.
 
     A story told by several articles is quoted once; the others are listed with it.
     """
     picked = answering.pick_quotes(
         scored,
         max_quotes,
+        min_ratio=min_ratio,
         group_of=lambda c: (rows[c.chunk_id].story_id, rows[c.chunk_id].article_key),
     )
     return as_quotes(snapshot, picked, rows, candidates, question)
@@ -366,10 +383,11 @@ def timeline(
     # Each story's chunk is scored on its own (rank 0): no story is penalised for the
     # stories ranked before it.
     candidates = sentence_candidates(snapshot, chosen, rows, ranked=False)
+    reader = reader_for(settings)
     picked = []
     for chunk in chosen:
         scored_sentences = answering.score_sentences(
-            [c for c in candidates if c.chunk_id == chunk.chunk_id], question
+            [c for c in candidates if c.chunk_id == chunk.chunk_id], question, reader
         )
         if scored_sentences:
             picked.append(scored_sentences[0])

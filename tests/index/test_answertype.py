@@ -8,7 +8,6 @@ from index.answer import (
     FEATURES,
     QuestionAnalysis,
     SentenceCandidate,
-    default_ranker,
     quoted_span,
     sentence_features,
     stands_alone,
@@ -24,6 +23,7 @@ from index.answertype import (
     unmentioned_name,
 )
 from index.models import Span
+from index.reading.features import default_ranker
 from index.text import tokens
 
 

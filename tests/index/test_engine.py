@@ -416,9 +416,13 @@ def test_an_unreadable_outcome_is_unknown_not_an_error():
 
 
 def test_later_quotes_come_only_from_relevant_passages(settings, embedder, monkeypatch):
-    from index import answer as answering
+    from dataclasses import replace
 
-    monkeypatch.setattr(answering, "QUOTE_MIN_RATIO", 0.0)  # no cut by probability
+    from index.reading import reader_for
+
+    reader = reader_for(settings)
+    monkeypatch.setattr(reader, "calibration",  # no cut by probability
+                        replace(reader.calibration, quote_min_ratio=0.0))
     settings.chunk_max_tokens = 30  # several chunks per article
     settings.max_quotes = 5
     settings.min_answer_score = 0.0

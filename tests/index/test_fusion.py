@@ -16,6 +16,8 @@ from index.answer import (
     term_weights,
 )
 from index.models import Span
+from index.reading import ReaderCalibration
+from index.reading.features import FeatureReader
 from index.retrieve import article_ranking, candidate_ids, cap_per_article, fuse
 from index.text import stem
 
@@ -51,7 +53,8 @@ def test_sentences_covering_rare_question_words_win():
         SentenceCandidate(1, 0, 0.5, Span(11, 30), "The bridge will reopen on Monday."),
     ]
     question = QuestionAnalysis.of("When will the bridge reopen?", weights)
-    best = pick_quotes(score_sentences(candidates, question), max_quotes=3)
+    best = pick_quotes(score_sentences(candidates, question, FeatureReader()), max_quotes=3,
+                       min_ratio=0.3)
     assert best[0].candidate.text == "The bridge will reopen on Monday."
 
 
@@ -61,16 +64,18 @@ def test_pick_quotes_drops_repeats_and_weak_tails():
         SentenceCandidate(2, 1, 1.0, Span(0, 5), "Same  text."),
         SentenceCandidate(3, 2, 0.1, Span(0, 5), "Weak."),
     ]
-    picked = pick_quotes(score_sentences(candidates, QuestionAnalysis.of("What?", {})),
-                         max_quotes=3)
+    picked = pick_quotes(score_sentences(candidates, QuestionAnalysis.of("What?", {}),
+                                         FeatureReader()), max_quotes=3, min_ratio=0.3)
     assert [p.candidate.chunk_id for p in picked] == [1]
 
 
 def test_confidence_levels():
-    assert confidence(0.1, 0.3) == "none"
-    assert confidence(0.31, 0.3) == "low"
-    assert confidence(0.40, 0.3) == "medium"
-    assert confidence(0.9, 0.3) == "high"
+    margins = ReaderCalibration(min_answer_score=0.3, high_margin=0.2, medium_margin=0.08,
+                                quote_min_ratio=0.3, dense_share=0.5)
+    assert confidence(0.1, 0.3, margins) == "none"
+    assert confidence(0.31, 0.3, margins) == "low"
+    assert confidence(0.40, 0.3, margins) == "medium"
+    assert confidence(0.9, 0.3, margins) == "high"
 
 
 class SearchesInStep:

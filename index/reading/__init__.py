@@ -1,0 +1,47 @@
+"""Reading: choosing, among a question's candidate sentences, the ones that answer it.
+
+`reader_for(settings)` gives the reader the `reader` setting names (`features`, the default
+hand-made ranker, or `cross-encoder`, a model trained by `python -m bench.reader`), loaded
+once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from index.reading.base import Reader, ReaderCalibration, ReaderError
+
+if TYPE_CHECKING:
+    from index.config import Settings
+
+__all__ = ["Reader", "ReaderCalibration", "ReaderError", "make_reader", "reader_for"]
+
+READERS = ("features", "cross-encoder")
+
+
+def make_reader(name: str, model: str | None = None) -> Reader:
+    """A new reader by name; `model` a folder or hub name for the cross-encoder.
+
+    Raises ReaderError for an unknown name or a model that cannot be loaded.
+    """
+    if name == "features":
+        from index.reading.features import FeatureReader
+
+        return FeatureReader()
+    if name == "cross-encoder":
+        from index.reading.cross_encoder import CrossEncoderReader
+
+        return CrossEncoderReader(model)
+    raise ReaderError(f"unknown reader {name!r}: choose one of {', '.join(READERS)}")
+
+
+@functools.cache
+def _cached(name: str, model: str | None) -> Reader:
+    return make_reader(name, model)
+
+
+def reader_for(settings: Settings) -> Reader:
+    """The reader the settings name (`reader`, `reader_model`), loaded once per process."""
+    model = str(settings.reader_model) if settings.reader_model else None
+    return _cached(settings.reader, model)
