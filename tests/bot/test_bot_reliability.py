@@ -231,14 +231,116 @@ async def test_cooldown_and_cap_hold_under_a_burst(tmp_path: Path, users: int,
     assert (await burst(bot, users, 1)) == {"answered": users}
 
 
+class GatedEngine(FakeEngine):
+    """Holds every question in the engine until the test opens the gate.
+
+    `full` is set once `slots` questions are in at once. work: "wait" (blocked, like I/O),
+    "numpy" (CPU in C code that releases the GIL) or "python" (pure-Python CPU holding the
+    GIL), done until the gate opens. A call made on the thread that built the engine (the
+    test's event loop) is counted in `on_loop` and not held; a question still held after
+    GATE_WAIT_SECONDS gives up (counted in `gave_up`): a broken bot fails the test, never
+    hangs it.
+    """
+
+    def __init__(self, slots: int, work: str = "wait") -> None:
+        super().__init__()
+        self.slots = slots
+        self.work = work
+        self.gate = threading.Event()
+        self.full = threading.Event()
+        self.running = 0
+        self.peak = 0
+        self.gave_up = 0
+        self.on_loop = 0
+        self._loop_thread = threading.get_ident()
+        self._count = threading.Lock()
+
+    def ask(self, question: str, filters: Any = None, **kwargs: Any) -> Any:
+        if threading.get_ident() == self._loop_thread:
+            self.on_loop += 1
+            self.full.set()  # so a test waiting for a full engine looks at once
+            return super().ask(question, filters)
+        with self._count:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            if self.running >= self.slots:
+                self.full.set()
+        try:
+            if self.work == "wait":
+                opened = self.gate.wait(GATE_WAIT_SECONDS)
+            else:
+                opened = self._work_until_open()
+            if not opened:
+                with self._count:
+                    self.gave_up += 1
+            return super().ask(question, filters)
+        finally:
+            with self._count:
+                self.running -= 1
+
+    def _work_until_open(self) -> bool:
+        """Compute until the gate opens; False after GATE_WAIT_SECONDS (time.monotonic)."""
+        end = time.monotonic() + GATE_WAIT_SECONDS
+        matrix = np.ones((200, 200), dtype=np.float32)
+        while not self.gate.is_set():
+            if time.monotonic() > end:
+                return False
+            if self.work == "numpy":
+                matrix = matrix @ matrix / 200
+            else:
+                sum(range(1000))
+        return True
+
+
+# How long a gated question waits for the gate (s): only a broken bot ever reaches it.
+GATE_WAIT_SECONDS = 60.0
+# How long a test waits for the bot to reach a state (s): far above what any step takes,
+# however busy the machine; only a broken bot ever reaches it.
+WAIT_SECONDS = 60.0
+
+
+async def until_set(event: threading.Event) -> None:
+    """Return once `event` (set from another thread) is set; TimeoutError after WAIT_SECONDS."""
+    if not await asyncio.to_thread(event.wait, WAIT_SECONDS):
+        raise TimeoutError(f"not set within {WAIT_SECONDS:.0f} s")
+
+
+def told(interactions: list[MagicMock], count: int) -> asyncio.Event:
+    """An event set once `count` of these interactions have been sent their first message."""
+    reached = asyncio.Event()
+    sent: set[int] = set()
+
+    def note(number: int) -> Any:
+        async def send(*args: Any, **kwargs: Any) -> None:
+            sent.add(number)
+            if len(sent) >= count:
+                reached.set()
+        return send
+
+    for number, interaction in enumerate(interactions):
+        interaction.response.send_message.side_effect = note(number)
+        interaction.followup.send.side_effect = note(number)
+    return reached
+
+
 async def test_a_full_engine_says_busy_instead_of_queueing_forever(tmp_path: Path) -> None:
-    engine = TimedEngine(0.3)
+    """With every slot held, each other question is told "busy" after the slot wait."""
+    engine = GatedEngine(4)
     bot = await make_bot(tmp_path, engine, max_concurrent_queries=4, ask_cooldown_seconds=0)
     bot.slot_wait_seconds = 0.05
-    counts = await burst(bot, 20, 5)
-    assert counts["answered"] >= 4 and counts["Busy"] >= 50
-    assert counts["answered"] + counts["Busy"] == 100
-    assert engine.peak <= 4
+    interactions = askers(bot, 20, 5)
+    refused = told(interactions, 96)
+    asking = asyncio.ensure_future(ask_all(bot, interactions))
+    try:
+        # The engine holds 4 questions until the other 96 have been told (nothing else is sent
+        # while the gate is shut): how fast the machine is decides nothing here.
+        await asyncio.wait_for(refused.wait(), WAIT_SECONDS)
+        assert engine.running == 4
+    finally:
+        engine.gate.set()
+    counts = await asyncio.wait_for(asking, WAIT_SECONDS)
+    assert counts == {"answered": 4, "Busy": 96}
+    assert engine.peak == 4 and engine.gave_up == 0
 
 
 @pytest.fixture
@@ -251,14 +353,56 @@ def serving_switch_interval() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("serving_switch_interval")
-@pytest.mark.parametrize("work", ["sleep", "numpy", "python"])
+@pytest.mark.parametrize("work", ["wait", "numpy", "python"])
 async def test_event_loop_stays_responsive_while_the_engine_works(
     tmp_path: Path, work: str
 ) -> None:
-    """Loop lag stays under 100 ms (p95) while 4 engine threads wait, compute in C or in Python."""
+    """While every engine slot is held (waiting, in C code or in pure Python), the loop
+    serves everything else: engine calls run in worker threads, never on the event loop.
+
+    Structural, not timed: the engine holds its questions until the loop has run 50 other
+    coroutines to the end. Had an engine call run on the loop, it would stall there and no
+    other coroutine would run until the engine gave up. The lag itself is measured (printed,
+    never asserted) by test_loop_lag_while_the_engine_works.
+    """
+    engine = GatedEngine(4, work)
+    bot = await make_bot(tmp_path, engine, max_concurrent_queries=4, ask_cooldown_seconds=0)
+    bot.slot_wait_seconds = WAIT_SECONDS  # everyone gets a slot in the end
+    asking = asyncio.ensure_future(ask_all(bot, askers(bot, 4, 2)))
+    beats: list[int] = []
+
+    async def heartbeat() -> int:
+        """Yield to the loop 20 times; the engine calls running when done."""
+        for _ in range(20):
+            await asyncio.sleep(0)
+            beats.append(engine.running)
+        return engine.running
+
+    try:
+        await until_set(engine.full)
+        assert engine.on_loop == 0, "an engine call ran on the event loop"
+        served = await asyncio.gather(*(heartbeat() for _ in range(50)))
+        assert served == [4] * 50 and beats == [4] * 1000  # every slot held throughout
+        assert not asking.done()
+    finally:
+        engine.gate.set()
+    assert (await asyncio.wait_for(asking, WAIT_SECONDS)) == {"answered": 8}
+    assert engine.peak == 4 and engine.gave_up == 0
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("serving_switch_interval")
+@pytest.mark.parametrize("work", ["sleep", "numpy", "python"])
+async def test_loop_lag_while_the_engine_works(tmp_path: Path, work: str) -> None:
+    """Prints the event loop's lag while 4 engine threads work (docs/reliability.md's figures).
+
+    A measurement, not a check: wall-clock lag depends on how busy the machine is, so it is
+    printed (run with -s) and never asserted; test_event_loop_stays_responsive_while_the_
+    engine_works holds the guarantee.
+    """
     engine = TimedEngine(0.1, work)
     bot = await make_bot(tmp_path, engine, max_concurrent_queries=4, ask_cooldown_seconds=0)
-    bot.slot_wait_seconds = 30
+    bot.slot_wait_seconds = WAIT_SECONDS
     loop = asyncio.get_running_loop()
     lags: list[float] = []
     done = asyncio.Event()
@@ -280,14 +424,10 @@ async def test_event_loop_stays_responsive_while_the_engine_works(
     await ticks
     gc.unfreeze()
     assert counts == {"answered": 40}
-    assert engine.peak == 4 and len(lags) > 20
     lags.sort()
-    print(f"\nloop lag with {work} work: p50 {lags[len(lags) // 2] * 1000:.0f} ms, "
+    print(f"\nloop lag with {work} work ({len(lags)} ticks, peak {engine.peak} engine calls): "
+          f"p50 {lags[len(lags) // 2] * 1000:.0f} ms, "
           f"p95 {lags[int(len(lags) * 0.95)] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms")
-    p95 = lags[int(len(lags) * 0.95)]
-    # p95 is the guarantee; the single worst tick also counts scheduler noise from a busy host.
-    assert p95 < 0.1, f"p95 event-loop lag {p95 * 1000:.0f} ms"
-    assert lags[-1] < 0.25, f"worst event-loop lag {lags[-1] * 1000:.0f} ms"
 
 
 # ------------------------------------------------------------------ Discord errors
