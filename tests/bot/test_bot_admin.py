@@ -23,6 +23,9 @@ from index.engine import EngineError
 from index.models import LAST_REINDEX_KEY, IngestReport, SkippedItem, SyncOutcome
 
 ARTICLES = "/srv/articlebot/articles"
+# How long a test waits for the bot to reach a state (s): far above what any step takes,
+# however busy the machine; only a broken bot ever reaches it.
+WAIT_SECONDS = 60.0
 
 
 class SkippingEngine(FakeEngine):
@@ -119,8 +122,15 @@ async def test_second_reindex_is_refused_and_questions_are_answered_meanwhile(
     admin = Admin(bot, progress_every=0.01)
     ask = bot.get_cog("Ask")
     first = make_interaction(bot, permissions=discord.Permissions(manage_guild=True))
+    relayed = asyncio.Event()
+
+    async def edit(**kwargs: Any) -> None:
+        if "embedding 5/10" in kwargs["content"]:
+            relayed.set()
+
+    first.edit_original_response.side_effect = edit
     running = asyncio.create_task(admin.reindex.callback(admin, first))
-    assert await asyncio.to_thread(engine.reindex_started.wait, 5)
+    assert await asyncio.to_thread(engine.reindex_started.wait, WAIT_SECONDS)
 
     second = make_interaction(bot, permissions=discord.Permissions(manage_guild=True))
     await admin.reindex.callback(admin, second)
@@ -129,14 +139,15 @@ async def test_second_reindex_is_refused_and_questions_are_answered_meanwhile(
     assert refusal.kwargs["ephemeral"] is True
 
     question = make_interaction(bot, user_id=3)
-    await asyncio.wait_for(ask.ask.callback(ask, question, "still there?"), timeout=5)
+    await asyncio.wait_for(ask.ask.callback(ask, question, "still there?"), timeout=WAIT_SECONDS)
     assert "The river rose" in question.followup.send.await_args.args[0]
-    await asyncio.sleep(0.05)  # progress is relayed while the rebuild runs
-    progress = [call.kwargs["content"] for call in first.edit_original_response.await_args_list]
-    assert any("embedding 5/10" in text for text in progress)
+    # Progress is relayed while the rebuild runs (the gate is still shut): wait for it, with a
+    # deadline only a broken relay reaches, however busy the machine.
+    await asyncio.wait_for(relayed.wait(), timeout=WAIT_SECONDS)
+    assert not running.done()
 
     engine.reindex_gate.set()
-    await asyncio.wait_for(running, timeout=5)
+    await asyncio.wait_for(running, timeout=WAIT_SECONDS)
     assert first.edit_original_response.await_args.kwargs["content"].startswith("Reindex done")
 
 
