@@ -8,6 +8,7 @@ once per process.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.reading.base import Reader, ReaderCalibration, ReaderError
@@ -20,8 +21,9 @@ __all__ = ["Reader", "ReaderCalibration", "ReaderError", "make_reader", "reader_
 READERS = ("features", "cross-encoder")
 
 
-def make_reader(name: str, model: str | None = None) -> Reader:
-    """A new reader by name; `model` a folder or hub name for the cross-encoder.
+def make_reader(name: str, model: str | None = None, cache_dir: Path | None = None) -> Reader:
+    """A new reader by name; `model` a folder or hub name for the cross-encoder, exported
+    once per machine into `cache_dir` (the embedding models' cache when None).
 
     Raises ReaderError for an unknown name or a model that cannot be loaded.
     """
@@ -32,16 +34,16 @@ def make_reader(name: str, model: str | None = None) -> Reader:
     if name == "cross-encoder":
         from index.reading.cross_encoder import CrossEncoderReader
 
-        return CrossEncoderReader(model)
+        return CrossEncoderReader(model, cache_dir)
     raise ReaderError(f"unknown reader {name!r}: choose one of {', '.join(READERS)}")
 
 
 @functools.cache
-def _cached(name: str, model: str | None) -> Reader:
-    return make_reader(name, model)
+def _cached(name: str, model: str | None, cache_dir: Path | None) -> Reader:
+    return make_reader(name, model, cache_dir)
 
 
 def reader_for(settings: Settings) -> Reader:
     """The reader the settings name (`reader`, `reader_model`), loaded once per process."""
     model = str(settings.reader_model) if settings.reader_model else None
-    return _cached(settings.reader, model)
+    return _cached(settings.reader, model, settings.model_cache_dir)

