@@ -46,8 +46,9 @@ MEMBER_PERMISSIONS = (  # what @everyone may do in a typical server
 ALL_PERMISSIONS = (1 << 50) - 1
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
-# How long a test waits for the bot before failing (s): far above what any step takes.
-WAIT_SECONDS = 10.0
+# How long a test waits for the bot before failing (s): far above what any step takes, even
+# on a machine busy with other work; only a broken bot reaches it.
+WAIT_SECONDS = 60.0
 # Interaction callback types that put a message on screen (4: new message, 7: edit it).
 MESSAGE_CALLBACKS = (4, 7)
 
