@@ -1,8 +1,8 @@
 """The sentence ranker: training on half of SQuAD, and the answer-phrase question set.
 
 ```
-python -m bench.answers train [--limit N] [--json]        # writes index/reading/features-ranker.json
-python -m bench.answers own [--questions PATH] [--json]    # bench/data/answers-8w.jsonl
+python -m bench.answers train [--limit N] [--json]   # writes index/reading/features-ranker.json
+python -m bench.answers own [--questions PATH] [--json]   # bench/data/answers-8w.jsonl
 ```
 
 `train` asks the train halves — SQuAD v1.1 dev split by article title
