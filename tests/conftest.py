@@ -16,8 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests import pgserver
+
+# Hypothesis fails an example that runs over 200 ms by default (its `deadline`), which makes a
+# property test depend on how busy the machine is; none of them is about speed.
+hypothesis_settings.register_profile("articlebot", deadline=None)
+hypothesis_settings.load_profile("articlebot")
 
 
 @pytest.fixture(scope="session")
