@@ -20,10 +20,20 @@ from index.store import StoreError
 from index.store.postgres import PostgresStore
 from tests import pgserver
 from tests.index.fakes import HashingEmbedder
-from tests.index.store.postgres.worker import PAIR, TITLE, article, settings_for
+from tests.index.store.postgres.worker import (
+    PAIR,
+    READING,
+    STOP,
+    TITLE,
+    article,
+    settings_for,
+)
 
 ROOT = Path(__file__).resolve().parents[4]
 ROUNDS = 6
+# How long the test waits for the readers to start reading (s): only a broken reader reaches
+# it, however busy the machine.
+WAIT_SECONDS = 120.0
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
@@ -52,13 +62,29 @@ def test_readers_writers_and_a_publisher_in_separate_processes(
                          embedder=HashingEmbedder())
     engine.ingest([seed])
     engine.close()
-    readers = [spawn("reader", fresh_database, str(tmp_path / f"r{n}"), "20")
-               for n in range(3)]
-    writers = [spawn("writer", fresh_database, str(tmp_path), f"w{n + 1}", str(ROUNDS))
-               for n in range(2)]
-    publisher = spawn("publisher", fresh_database, str(tmp_path), str(ROUNDS))
-    written = [result(p) for p in writers] + [result(publisher)]
-    read = [result(p) for p in readers]
+    # In step, not timed: the writers start once every reader reads, and the readers stop once
+    # the writers are done (each after at least 11 reads).
+    folders = [tmp_path / f"r{n}" for n in range(3)]
+    readers = [spawn("reader", fresh_database, str(folder), "11") for folder in folders]
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not all((folder / READING).exists() for folder in folders):
+            ended = [r for r in readers if r.poll() is not None]
+            assert not ended, ended[0].communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the readers never started reading"
+            time.sleep(0.05)
+        writers = [spawn("writer", fresh_database, str(tmp_path), f"w{n + 1}", str(ROUNDS))
+                   for n in range(2)]
+        publisher = spawn("publisher", fresh_database, str(tmp_path), str(ROUNDS))
+        written = [result(p) for p in writers] + [result(publisher)]
+        for folder in folders:
+            (folder / STOP).touch()
+        read = [result(p) for p in readers]
+    finally:
+        for reader in readers:  # a failed test leaves no reader reading on
+            if reader.poll() is None:
+                reader.kill()
+                reader.wait()
     assert all(r["problems"] == [] for r in read), read
     assert sum(int(r["reads"]) for r in read) > 30
     assert max(int(r["versions"]) for r in read) > 2  # they read while versions changed

@@ -41,6 +41,11 @@ def article(name: str, round_: int, edition: int) -> str:
             f"{edition}. The ferry from {name} stopped while the storm passed.\n")
 
 
+# The files by which the test and a reader keep step (in the reader's work folder).
+READING = "READING"
+STOP = "STOP"
+
+
 def ingest_retrying(engine: Engine, paths: list[Path]) -> int:
     """Ingest until no other writer is in the way; returns how many times it waited."""
     waits = 0
@@ -53,16 +58,20 @@ def ingest_retrying(engine: Engine, paths: list[Path]) -> int:
             time.sleep(0.05)
 
 
-def reader(url: str, work: Path, seconds: float) -> dict[str, object]:
-    """Ask continuously; check that each answer comes from one whole version."""
+def reader(url: str, work: Path, at_least: int) -> dict[str, object]:
+    """Ask continuously; check that each answer comes from one whole version.
+
+    Creates `work/READING` after its first read and reads until `work/STOP` exists and it has
+    read `at_least` times: the test starts the writers once every reader reads and stops the
+    readers once the writers are done, so no reader's span depends on how busy the machine is.
+    """
     settings = settings_for(url, work)
     embedder = HashingEmbedder()
     engine = Engine.open(settings, embedder=embedder)
     problems: list[str] = []
     reads = 0
     versions: set[str] = set()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while reads < at_least or not (work / STOP).exists():
         with engine.store.reading() as snapshot:
             answer = questions.answer_question(snapshot, embedder, settings, QUESTION,
                                                SearchFilters(), date.today())
@@ -82,6 +91,9 @@ def reader(url: str, work: Path, seconds: float) -> dict[str, object]:
                 problems.append(f"{snapshot.version}: half a pair in {broken}")
             versions.add(snapshot.version)
         reads += 1
+        if reads == 1:
+            work.mkdir(parents=True, exist_ok=True)
+            (work / READING).touch()
     engine.close()
     return {"reads": reads, "versions": len(versions), "problems": problems}
 
@@ -135,7 +147,7 @@ def main(argv: list[str]) -> int:
     """Run one role and print its result as JSON."""
     role, url, work = argv[0], argv[1], Path(argv[2])
     if role == "reader":
-        result = reader(url, work, float(argv[3]))
+        result = reader(url, work, int(argv[3]))
     elif role == "writer":
         result = writer(url, work, argv[3], int(argv[4]))
     else:
