@@ -269,7 +269,9 @@ class FakeEngine:
             if progress:
                 progress(Progress("embedding", 5, 10))
             if self.reindex_gate is not None:
-                self.reindex_gate.wait(timeout=10)
+                # Held until the test opens the gate; the limit only keeps a failed test
+                # from hanging, and outlasts every wait in the tests however busy the machine.
+                self.reindex_gate.wait(timeout=120)
             if self.reindex_error is not None:
                 raise self.reindex_error
             return IngestReport(added=2, unchanged=21, seconds=1.5,
