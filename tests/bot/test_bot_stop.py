@@ -60,7 +60,7 @@ def serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
         log.close()
 
 
-def test_sigterm_ends_serve_with_exit_0_within_two_seconds(serving) -> None:
+def test_sigterm_ends_serve_with_exit_0_without_waiting_out_the_grace(serving) -> None:
     """SIGTERM ends serve by itself, cleanly and without waiting out the grace.
 
     Structural, not timed: with no question in flight `stop` takes every slot at once and
