@@ -118,8 +118,8 @@ async def probe(bot: ArticleBot) -> Status:
         problem = "the engine is not open"
     else:
         try:
-            articles = await asyncio.wait_for(asyncio.to_thread(engine.count_articles),
-                                              INDEX_READ_SECONDS)
+            async with asyncio.timeout(INDEX_READ_SECONDS):
+                articles = await asyncio.to_thread(engine.count_articles)
         except Exception as exc:  # any failure to read is what the health check reports
             problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return Status(pid=os.getpid(), connected=is_connected(bot),
@@ -128,17 +128,24 @@ async def probe(bot: ArticleBot) -> Status:
 
 
 async def report(
-    bot: ArticleBot, path: Path, wake: asyncio.Event, every: float = HEARTBEAT_SECONDS
+    bot: ArticleBot, path: Path, wake: asyncio.Event, done: asyncio.Event,
+    every: float = HEARTBEAT_SECONDS,
 ) -> None:
     """Write the bot's status to `path` every `every` seconds, and at once when `wake` is set
-    (on connecting and disconnecting), until cancelled."""
-    while True:
+    (on connecting and disconnecting), until `done` is set (then wake it too).
+
+    Ends by the flag rather than by cancellation: Python 3.11's `asyncio.wait_for` loses a
+    cancellation that arrives as the awaited event fires (python/cpython#86296), and a
+    disconnect sets `wake` just as `serve` ends; a reporter lost so kept `serve` from ending.
+    """
+    while not done.is_set():
         try:
             write_status(path, await probe(bot))
         except OSError as exc:
             log.warning("could not write the status file %s: %s", path, exc)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), every)
+            async with asyncio.timeout(every):
+                await wake.wait()
         wake.clear()
 
 

@@ -145,14 +145,17 @@ async def _run(settings: BotSettings, token: str) -> None:
 
         for event in STATUS_EVENTS:
             bot.add_listener(rewrite, event)
-        reporter = asyncio.create_task(health.report(bot, status, wake))
+        done = asyncio.Event()
+        reporter = asyncio.create_task(health.report(bot, status, wake, done))
         try:
             with _stop_on_sigterm(bot):
                 await bot.start(token)
         finally:
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
+            done.set()
+            wake.set()
+            # The reporter ends at its next check of `done`: at once, or after its index read
+            # (bounded by health.INDEX_READ_SECONDS).
+            await asyncio.wait([reporter])
             await asyncio.to_thread(health.write_stopped, status)
 
 
