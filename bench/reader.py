@@ -420,6 +420,17 @@ def load_run_model(weights: Path, layers: int) -> Any:
     return model.eval()
 
 
+# The ensemble tried: the mean of the cross-encoder's logit and the feature reader's log-odds
+# (an even blend, untuned).
+BLEND_SHARE = 0.5
+
+
+def blend(logits: np.ndarray, feature_probabilities: np.ndarray) -> np.ndarray:
+    """The ensemble's score of each candidate: float64 (n,)."""
+    p = np.clip(feature_probabilities, 1e-6, 1 - 1e-6)
+    return BLEND_SHARE * logits + (1 - BLEND_SHARE) * np.log(p / (1 - p))
+
+
 def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
     """top-1 among answerable groups (a candidate holds the answer), and the no-answer
     probability of answerable vs unanswerable groups, from `logits_of(question, sentences)`."""
@@ -427,6 +438,7 @@ def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
 
     hits: list[bool] = []
     feature_hits: list[bool] = []
+    blend_hits: list[bool] = []
     none_answerable: list[float] = []
     none_unanswerable: list[float] = []
     for group in groups:
@@ -437,6 +449,8 @@ def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
             if group.feature_scores:
                 best = int(np.argmax(group.feature_scores))
                 feature_hits.append(bool(group.labels[best]))
+                blend_hits.append(bool(group.labels[int(np.argmax(
+                    blend(logits, np.asarray(group.feature_scores))))]))
             none_answerable.append(p_none)
         elif group.kind == "unanswerable":
             none_unanswerable.append(p_none)
@@ -446,6 +460,7 @@ def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
 
     return {"answerable": len(hits), "top1": mean([float(h) for h in hits]),
             "features_top1": mean([float(h) for h in feature_hits]),
+            "blend_top1": mean([float(h) for h in blend_hits]),
             "p_none_answerable": mean(none_answerable),
             "p_none_unanswerable": mean(none_unanswerable)}
 
