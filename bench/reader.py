@@ -423,6 +423,8 @@ def load_run_model(weights: Path, layers: int) -> Any:
 # The ensemble tried: the mean of the cross-encoder's logit and the feature reader's log-odds
 # (an even blend, untuned).
 BLEND_SHARE = 0.5
+# Candidates the cross-encoder reads when the feature reader shortlists them first.
+SHORTLIST = 8
 
 
 def blend(logits: np.ndarray, feature_probabilities: np.ndarray) -> np.ndarray:
@@ -439,6 +441,8 @@ def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
     hits: list[bool] = []
     feature_hits: list[bool] = []
     blend_hits: list[bool] = []
+    shortlist_hits: list[bool] = []
+    read: list[int] = []
     none_answerable: list[float] = []
     none_unanswerable: list[float] = []
     for group in groups:
@@ -449,8 +453,12 @@ def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
             if group.feature_scores:
                 best = int(np.argmax(group.feature_scores))
                 feature_hits.append(bool(group.labels[best]))
-                blend_hits.append(bool(group.labels[int(np.argmax(
-                    blend(logits, np.asarray(group.feature_scores))))]))
+                blended = blend(logits, np.asarray(group.feature_scores))
+                blend_hits.append(bool(group.labels[int(np.argmax(blended))]))
+                # Read only the feature reader's best SHORTLIST: what the blend costs then.
+                short = np.argsort(-np.asarray(group.feature_scores))[:SHORTLIST]
+                shortlist_hits.append(bool(group.labels[int(short[np.argmax(blended[short])])]))
+                read.append(len(short))
             none_answerable.append(p_none)
         elif group.kind == "unanswerable":
             none_unanswerable.append(p_none)
@@ -461,6 +469,8 @@ def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
     return {"answerable": len(hits), "top1": mean([float(h) for h in hits]),
             "features_top1": mean([float(h) for h in feature_hits]),
             "blend_top1": mean([float(h) for h in blend_hits]),
+            f"blend_top1_shortlist{SHORTLIST}": mean([float(h) for h in shortlist_hits]),
+            "pairs_read_shortlist": mean([float(n) for n in read]),
             "p_none_answerable": mean(none_answerable),
             "p_none_unanswerable": mean(none_unanswerable)}
 
