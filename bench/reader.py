@@ -22,7 +22,6 @@ has it; progress bars, checkpoints and resume from Hugging Face's `Trainer`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -44,6 +43,7 @@ from bench.quality import (
     squad_index,
 )
 from index.config import load_settings
+from index.store.local.generations import file_digest
 
 if TYPE_CHECKING:
     from index.engine import Engine
@@ -180,15 +180,6 @@ def mine_groups(engine: Engine, questions: Sequence[Any], seed: int = SEED) -> I
                 question.answers, chooser.random() < UNANSWERABLE_SHARE, feature_scores)
 
 
-def data_digest(path: Path) -> str:
-    """SHA-256 of a file, for model cards."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @app.command("mine")
 def mine_command(
     n_questions: Annotated[int | None, typer.Option(
@@ -218,7 +209,7 @@ def mine_command(
         engine.close()
     partial.replace(out)
     summary = {"out": str(out), "questions": len(picked), "groups": counts,
-               "squad_sha256": data_digest(squad), "seed": SEED,
+               "squad_sha256": file_digest(squad), "seed": SEED,
                "seconds": round(time.perf_counter() - started, 1)}
     log(json.dumps(summary))
     if as_json:
@@ -393,7 +384,7 @@ def train_command(
     out = out or READER_DIR / f"run-L{layers}-{len(questions_of(groups))}"
     report = train_reader(groups, layers=layers, out=out, resume=resume,
                           curve_at=[int(s) for s in curve.split(",") if s.strip()])
-    report.update({"groups_file": str(groups_file), "groups_sha256": data_digest(groups_file),
+    report.update({"groups_file": str(groups_file), "groups_sha256": file_digest(groups_file),
                    "out": str(out)})
     (out / "run.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     log(json.dumps(report))

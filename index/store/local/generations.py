@@ -300,13 +300,6 @@ def hold_for_reading(path: Path) -> int | None:
         os.close(fd)
         raise
     return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def file_digest(path: Path) -> str:

@@ -166,16 +166,19 @@ class LocalStore(Store):
                               serving.name if serving else "nothing")
                 return
             self._current_seen = seen
-            with self._swap_lock:
+            with self._swap_lock:  # checked and swapped at once: a commit may land meanwhile
+                old = self._generation
                 # Closed meanwhile, or this process committed a newer one meanwhile: keep it.
                 stale = not self._opened or (
-                    self._generation is not None
-                    and generations.generation_number(self._generation.path)
+                    old is not None and generations.generation_number(old.path)
                     > generations.generation_number(newer.path))
+                if not stale:
+                    self._generation = newer
             if stale:
                 newer.close()
                 return
-            self._swap(newer)
+            if old is not None:
+                old.retire()
             log.info("serving index generation %s, written by another process", name)
         finally:
             self._refresh_lock.release()
