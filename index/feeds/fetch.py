@@ -212,13 +212,17 @@ def check_host(url: str, allow_private: bool) -> None:
 
     Raises FetchError (kind 'scheme', 'dns' or 'private').
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port out of range
+    except ValueError as exc:  # 'http://[::1': a bracket left open
+        raise FetchError("scheme", f"not a valid URL: {url[:200]}") from exc
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise FetchError("scheme", f"not an http(s) URL: {url[:200]}")
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.hostname, port or 80, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError("dns", f"cannot resolve {parts.hostname}: {exc}") from exc
     for info in infos:
@@ -348,7 +352,10 @@ class Fetcher:
         """True when the host's robots.txt lets our user agent fetch `url` (or has none)."""
         if not self.policy.respect_robots:
             return True
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # not a URL at all: the fetch itself refuses it, by name
+            return True
         root = f"{parts.scheme}://{parts.netloc}"
         with self._lock:
             known = root in self._robots

@@ -35,7 +35,12 @@ def parse_feed_line(line: str) -> FeedSource | None:
         return None
     url, _, rest = (part.strip() for part in text.partition("|"))
     outlet, _, labels = (part.strip() for part in rest.partition("|"))
-    if urlsplit(url).scheme.lower() not in ("http", "https") or not urlsplit(url).netloc:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:  # 'http://[::1/feed': a bracket left open, a port out of range
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise FeedListError(f"not an http(s) URL: {url[:100]!r}")
     names = tuple(dict.fromkeys(
         label.strip().lower() for label in labels.split(",") if label.strip()))

@@ -73,10 +73,29 @@ def _drop_heading(content: str, title: str) -> tuple[str, str]:
     return title, content
 
 
+class _DatesAsTextLoader(yaml.SafeLoader):
+    """YAML as SafeLoader reads it, but dates stay text for `parse_date` to read: a date that
+    does not exist (2024-13-45, year 0) then leaves its article undated, as in every other
+    format, instead of failing the whole front matter."""
+
+
+_DatesAsTextLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class _FrontMatter(frontmatter.YAMLHandler):
+    """python-frontmatter's YAML handler with `_DatesAsTextLoader`."""
+
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return yaml.load(fm, Loader=_DatesAsTextLoader)  # a SafeLoader: no Python objects
+
+
 def parse_markdown(text: str, origin: str) -> Iterator[Item]:
     """Markdown with optional YAML front matter for the metadata; title may be the first '#'."""
     try:
-        post = frontmatter.loads(text)
+        post = frontmatter.loads(text, handler=_FrontMatter())
     except (yaml.YAMLError, ValueError) as error:
         yield SkippedItem(origin, f"invalid front matter: {first_line(error)}")
         return

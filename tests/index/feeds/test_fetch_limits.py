@@ -84,3 +84,22 @@ def test_every_http_path_of_a_sync_has_the_deadline(web: Web, tmp_path: Path):
     assert report.feeds[1].new == 1  # the page timed out: the feed's own text was used
     assert any("timed out" in line for line in report.feeds[1].skipped)
     assert [(r.status, r.error_kind) for r in pages.feeds] == [("error", "timeout")]
+
+
+@pytest.mark.parametrize("url", ["http://[::1/feed.xml", "http://[::1", "http://example.com:99999/"])
+def test_a_url_the_parser_refuses_is_one_clear_error_everywhere(url: str) -> None:
+    from index.feeds.fetch import check_host
+    from index.feeds.sources import FeedListError, parse_feed_line
+
+    with pytest.raises(FeedListError, match="not an http"):
+        parse_feed_line(f"{url} | Outlet")
+    with pytest.raises(FetchError) as refused:
+        check_host(url, allow_private=True)
+    assert refused.value.kind == "scheme"
+    fetcher = Fetcher(FetchPolicy(timeout_seconds=1))
+    try:
+        with pytest.raises(FetchError):
+            fetcher.get(url)
+        assert fetcher.allowed_by_robots(url)  # not a URL: the fetch itself refuses it
+    finally:
+        fetcher.close()

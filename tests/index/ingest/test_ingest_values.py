@@ -213,3 +213,23 @@ def test_a_folder_whose_name_is_not_utf8_still_has_its_deletions_removed(
     report = engine.reindex()
     assert (report.removed, report.unchanged) == (1, 1)
     engine.close()
+
+
+@pytest.mark.parametrize("written", ["2024-13-45", "0000-01-01", "2024-02-30 10:00:00"])
+def test_a_front_matter_date_that_does_not_exist_leaves_the_article_undated(
+    tmp_path: Path, written: str
+) -> None:
+    (tmp_path / "gala.md").write_text(
+        f"---\ntitle: Swim gala\ndate: {written}\n---\n\nThe swimming club won the gala.\n",
+        encoding="utf-8")
+    [item] = list(iter_articles([tmp_path]))
+    assert isinstance(item, ParsedArticle), item
+    assert item.title == "Swim gala" and item.published is None
+
+
+def test_a_front_matter_date_that_exists_is_still_read(tmp_path: Path) -> None:
+    (tmp_path / "gala.md").write_text(
+        "---\ntitle: Swim gala\ndate: 2024-03-05\n---\n\nThe swimming club won the gala.\n",
+        encoding="utf-8")
+    [item] = list(iter_articles([tmp_path]))
+    assert isinstance(item, ParsedArticle) and item.published == date(2024, 3, 5)
