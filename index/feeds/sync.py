@@ -338,7 +338,7 @@ class FeedSyncer:
         entries = list(parsed.get("entries") or [])
         if not parsed.get("version") and not entries:
             return FeedResult(feed.url, "error", "not a feed",
-                              f"not a feed: no RSS or Atom in the response ({problem or 'empty'})")
+                              f"no RSS or Atom in the response ({problem or 'empty'})")
         if isinstance(problem, xml.sax.SAXException):
             # Not well-formed: what feedparser's loose parser salvages may be cut or mixed up.
             return FeedResult(feed.url, "error", "unparsable", f"unparsable: {problem}"[:300])
