@@ -145,8 +145,9 @@ class Settings(BaseSettings):
     )
     reader_model: str | None = Field(
         None,
-        description="The cross-encoder reader's folder, or a sentence-transformers "
-        "CrossEncoder name where a model hub is reachable; default: the shipped one.",
+        description="The cross-encoder reader's folder (written by python -m bench.reader "
+        "ship), or a sentence-transformers CrossEncoder name where a model hub is reachable; "
+        "default: the one shipped in index/reading/cross-encoder/ (none yet).",
     )
     time_handling: bool = Field(
         True, description="Read time words in questions ('last week') and prefer newer articles."

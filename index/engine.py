@@ -29,6 +29,7 @@ from index.models import (
     Story,
 )
 from index.models import ArticleHit as Hit
+from index.reading import ReaderError, reader_for
 from index.store import (
     IdentityMismatch,
     Snapshot,
@@ -145,6 +146,10 @@ class Engine:
             raise EngineError(str(exc)) from exc
         if not serving and not create:
             raise missing
+        try:  # the reader loads now (once per process), so a bad one is one line at start
+            reader_for(self.settings)
+        except ReaderError as exc:
+            raise EngineError(str(exc)) from exc
 
     @property
     def embedder(self) -> Embedder:

