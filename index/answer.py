@@ -24,6 +24,7 @@ from index.text import stem, stem_set, tokens
 if TYPE_CHECKING:
     from index.reading.base import Reader, ReaderCalibration
 
+
 @dataclass(frozen=True, slots=True)
 class SentenceCandidate:
     """A sentence of a retrieved chunk, with what is needed to score it."""

@@ -284,6 +284,7 @@ class Builder:
             plan.report.seconds = time.perf_counter() - started
             self._remember(plan.report, sync=sync, from_scratch=False)
             return plan.report
+
         def waiting(line: str) -> None:
             """Say once what this run waits for: another process's write to the index."""
             log.warning("%s", line)
