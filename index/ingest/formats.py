@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +21,10 @@ import yaml
 
 from index.ingest.records import TEXT_FIELDS, make_article, scalar_text
 from index.models import ParsedArticle, SkippedItem
+
+# trafilatura logs its own parse failures ("lxml parsing failed", "empty HTML tree") as ERROR;
+# each comes back here as a page with no main text, which is named once with its file.
+logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 
 Item = ParsedArticle | SkippedItem
 Line = tuple[int, str]  # (1-based line number, decoded line)

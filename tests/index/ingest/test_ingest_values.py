@@ -233,3 +233,14 @@ def test_a_front_matter_date_that_exists_is_still_read(tmp_path: Path) -> None:
         encoding="utf-8")
     [item] = list(iter_articles([tmp_path]))
     assert isinstance(item, ParsedArticle) and item.published == date(2024, 3, 5)
+
+
+def test_an_html_page_without_text_is_named_once_and_the_parser_says_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "empty.html").write_text("", encoding="utf-8")
+    (tmp_path / "script.html").write_text("<html><script>x()</script></html>",
+                                          encoding="utf-8")
+    items = list(iter_articles([tmp_path]))
+    assert all(isinstance(item, SkippedItem) for item in items) and len(items) == 2
+    assert not [r for r in caplog.records if r.name.startswith("trafilatura")]
