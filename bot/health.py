@@ -113,8 +113,9 @@ async def probe(bot: ArticleBot) -> Status:
     """The bot's status now: its connection, and a cheap read of its index."""
     articles: int | None = None
     problem = ""
-    engine = bot._engine
-    if engine is None:
+    try:
+        engine = bot.engine
+    except RuntimeError:  # not loaded yet
         problem = "the engine is not open"
     else:
         try:
