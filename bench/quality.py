@@ -588,43 +588,34 @@ def _setting_fields(settings: Settings) -> dict[str, Any]:
 
 
 def relevance_signals(engine: Engine, snapshot: Snapshot, question: str) -> dict[str, float]:
-    """Candidate abstention signals for one question, from the same retrieval the engine runs.
+    """Candidate abstention signals for one question, from the engine's own retrieval and
+    reading stages (`index.questions.retrieve`, `top_chunks`, `read`).
 
-    ENGINE_SIGNAL is what `Engine.ask` compares with `min_answer_score` (`answer_score` of
-    'dense5', the best cosine among the top five fused chunks, and 'answer5', the sentence
-    ranker's best probability among their sentences); the others are alternatives.
+    ENGINE_SIGNAL is what `Engine.ask` compares with the abstention threshold (the reader's
+    `answer_score` of 'dense5', the best cosine among the top five fused chunks, and the
+    reader's answer probability over their sentences); the others are alternatives
+    ('answer5': the reader's best sentence probability).
     """
     from index import answer as answering
-    from index import text as analysis
-    from index.questions import answer_score_of, rank_sentences
-    from index.reading import reader_for
-    from index.retrieve import cap_per_article, hybrid_search
+    from index.questions import Query, read, retrieve, top_chunks
 
     settings = engine.settings
-    text = " ".join(question.split())
-    terms = analysis.terms(text)
-    statistics = snapshot.keyword_statistics(terms)
-    ranked, rows = hybrid_search(
-        snapshot, engine.embedder.encode_query(text), terms, statistics,
-        candidates=settings.candidates, bm25_weight=settings.bm25_weight,
-    )
+    query = Query.of(snapshot, engine.embedder, " ".join(question.split()))
+    ranked, rows = retrieve(snapshot, query, settings)
     if not ranked:
         return {"dense5": 0.0, "dense1": 0.0, "coverage1": 0.0, "coverage5": 0.0,
                 "answer5": 0.0, ENGINE_SIGNAL: 0.0}
-    article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
-    top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:5]
-    weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
-    coverages = [answering.coverage_score(rows[c.chunk_id].text, weights) for c in top]
-    reader = reader_for(settings)
-    _, sentences = rank_sentences(snapshot, answering.QuestionAnalysis.of(text, weights), top,
-                                  rows, reader)
+    top = top_chunks(ranked, rows, settings)
+    asked = query.analysis()
+    coverages = [answering.coverage_score(rows[c.chunk_id].text, asked.weights) for c in top]
+    reading = read(snapshot, asked, top, rows, settings)
     return {
         "dense5": max(c.dense for c in top),
         "dense1": top[0].dense,
         "coverage1": coverages[0],
         "coverage5": max(coverages),
-        "answer5": sentences[0].score if sentences else 0.0,
-        ENGINE_SIGNAL: answer_score_of(top, sentences, reader),
+        "answer5": reading.scored[0].score if reading.scored else 0.0,
+        ENGINE_SIGNAL: reading.answer_score,
     }
 
 
@@ -729,9 +720,13 @@ def calibrate(
                   for o, q in zip(news_out, news_qs, strict=True)]
     squad_hits = [s for s, found in zip(squad_in, squad_found, strict=True) if found]
     news_hits = [s for s, found in zip(news_in, news_found, strict=True) if found]
+    from index.questions import abstention_threshold
+    from index.reading import reader_for
+
+    current = abstention_threshold(settings, reader_for(settings))
     # The signal is recomputed outside the engine; check it decides as the engine did.
     decisions = [
-        (s[ENGINE_SIGNAL] >= settings.min_answer_score) == o.answered
+        (s[ENGINE_SIGNAL] >= current) == o.answered
         for s, o in zip(squad_in + news_in, squad_out + news_out, strict=True)
     ]
     report: dict[str, Any] = {
@@ -772,7 +767,7 @@ def calibrate(
     )
     report["min_answer_score"] = threshold
     report["at_min_answer_score"] = rates_at(threshold)
-    report["at_current_setting"] = rates_at(settings.min_answer_score)
+    report["at_current_setting"] = rates_at(current)
     # The signal the engine abstained on before the sentence ranker, at its threshold then.
     report["dense5_at_min_score"] = rates_at(settings.min_score, "dense5")
     # What the engine itself decided at the current settings: the answer score and every other

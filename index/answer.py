@@ -74,11 +74,11 @@ class QuestionAnalysis:
     wanted: AnswerType
     weights: Mapping[str, float]  # IDF weight of each question stem (`term_weights`)
     counted: str = ""  # what a "how many" question counts (`counted_noun`), else ''
-    text: str = ""  # the question as retrieval used it (what a cross-encoder reads)
+    text: str = ""  # the question as asked, time words out (what a cross-encoder reads)
 
     @classmethod
     def of(cls, question: str, weights: Mapping[str, float]) -> QuestionAnalysis:
-        """Analyse a question (its text as retrieval used it) with its stems' weights."""
+        """Analyse a question (as asked, time words out) with its stems' weights."""
         return cls(frozenset(tokens(question)), expected_type(question), dict(weights),
                    counted_noun(question), question)
 

@@ -3,8 +3,9 @@
 A `Conversation` is what came before in a thread: the questions asked, oldest first, and
 the articles quoted in answer. A follow-up that cannot stand on its own ("Why?", "What did
 he say?", "And in March?", "When was power restored?") borrows the key terms of the
-questions before it (`expand`), and passages of the articles already quoted are drawn in
-and preferred (`search_in_context`). The figures behind the choices: docs/quality.md,
+questions before it (`borrowed_terms`: retrieval uses them beside the question's own, the
+reader still reads the question as asked), and passages of the articles already quoted are
+drawn in and preferred (`search_in_context`). The figures behind the choices: docs/quality.md,
 "Follow-up questions".
 
 Everything here but `search_in_context` is pure; the bot keeps conversations in a
@@ -111,18 +112,18 @@ def topic_terms(questions: Sequence[str]) -> list[str]:
     return terms
 
 
-def expand(question: str, context: Conversation | None) -> str:
-    """The question with the key terms of the conversation's topic that it lacks, appended.
+def borrowed_terms(question: str, context: Conversation | None) -> tuple[str, ...]:
+    """The key terms of the conversation's topic that the question lacks (`index.text.terms`
+    form: lower-case words, stop words left out), for retrieval to add to the question's own.
 
-    Unchanged without a conversation, or when the question stands on its own. At most
+    Empty without a conversation, or when the question stands on its own. At most
     MAX_BORROWED_TERMS are borrowed, the latest question's first.
     """
     if not context or not context.questions or not leans_on_context(question):
-        return question
+        return ()
     own = set(query_terms(question))
     borrowed = [term for term in topic_terms(context.questions) if term not in own]
-    borrowed = borrowed[:MAX_BORROWED_TERMS]
-    return f"{question} {' '.join(borrowed)}" if borrowed else question
+    return tuple(borrowed[:MAX_BORROWED_TERMS])
 
 
 def prefer(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -69,7 +69,6 @@ def answer_question(
     parsed = parse_question_time(clean, as_of) if settings.time_handling else None
     window = parsed.window if parsed else None
     text = parsed.text if parsed and window is not None else clean
-    text = followup.expand(text, context)
     period = (window.since, window.until) if window and (window.since or window.until) else None
     period_filters = narrow(filters, period)
     base = Answer(
@@ -82,16 +81,11 @@ def answer_question(
     )
     if not any(ch.isalnum() for ch in text):
         return replace(base, reason=NotAnswered.NO_WORDS, elapsed_ms=_ms(started))
-    query_vector = embedder.encode_query(text)
-    terms = analysis.terms(text)
-    statistics = snapshot.keyword_statistics(terms)
-    ranked, rows = hybrid_search(
-        snapshot, query_vector, terms, statistics, candidates=settings.candidates,
-        bm25_weight=settings.bm25_weight,
-        filters=(filters, period_filters) if period is not None else (filters,),
-    )
+    query = Query.of(snapshot, embedder, text, followup.borrowed_terms(text, context))
+    ranked, rows = retrieve(snapshot, query, settings,
+                            (filters, period_filters) if period is not None else (filters,))
     ranked, rows = followup.search_in_context(
-        snapshot, query_vector, terms, statistics, ranked, rows, context,
+        snapshot, query.vector, query.terms, query.statistics, ranked, rows, context,
         filters=filters, bm25_weight=settings.bm25_weight,
     )
     ranked = boost_by_time(
@@ -107,11 +101,9 @@ def answer_question(
     article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
     capped = cap_per_article(ranked, article_of, settings.max_chunks_per_article)
     ranking = article_ranking(capped, article_of)[: settings.results]
-    weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
-    asked = answering.QuestionAnalysis.of(text, weights)
+    asked = query.analysis()
     if not ranking:
-        reason, outside = why_unanswered(snapshot, query_vector, terms, statistics, settings,
-                                         filters, asked)
+        reason, outside = why_unanswered(snapshot, query, settings, filters, asked)
         return replace(base, reason=reason, outside=outside, elapsed_ms=_ms(started))
     infos = snapshot.articles([key for key, _ in ranking])
     results = tuple(
@@ -126,29 +118,26 @@ def answer_question(
         return replace(base, results=results, reason=NotAnswered.NOT_MENTIONED,
                        unmentioned=unmentioned, elapsed_ms=_ms(started))
     top = capped[:QUOTED_CHUNKS]
-    reader = reader_for(settings)
-    candidates, scored = rank_sentences(snapshot, asked, top, rows, reader, observe)
-    level = answering.confidence(answer_score_of(top, scored, reader),
-                                 abstention_threshold(settings, reader), reader.calibration)
+    reading = read(snapshot, asked, top, rows, settings, observe=observe)
     # After the best sentence, quotes come only from its chunk and from chunks relevant on
     # their own (min_score): a sentence the ranker likes in an unrelated passage is not
     # offered as a further answer.
     quotable = {c.chunk_id for c in top if c.dense >= settings.min_score}
-    if scored:
-        quotable.add(scored[0].candidate.chunk_id)
-    quotes = (quotes_for(snapshot, asked, candidates,
-                         [s for s in scored if s.candidate.chunk_id in quotable], rows,
-                         settings.max_quotes, reader.calibration.quote_min_ratio)
-              if level != "none" else [])
+    if reading.scored:
+        quotable.add(reading.scored[0].candidate.chunk_id)
+    quotes = (quotes_for(snapshot, asked, reading.candidates,
+                         [s for s in reading.scored if s.candidate.chunk_id in quotable], rows,
+                         settings.max_quotes, reader_for(settings).calibration.quote_min_ratio)
+              if reading.confidence != "none" else [])
     if not quotes:
-        reason, outside = why_unanswered(snapshot, query_vector, terms, statistics, settings,
-                                         filters, asked)
+        reason, outside = why_unanswered(snapshot, query, settings, filters, asked)
         return replace(base, results=results, reason=reason, outside=outside,
                        elapsed_ms=_ms(started))
     days = [q.article.published for q in quotes if q.article.published]
     newest = max(days) if days else None
     return replace(
-        base, quotes=tuple(quotes), results=results, answered=True, confidence=level,
+        base, quotes=tuple(quotes), results=results, answered=True,
+        confidence=reading.confidence,
         caveat=caveat_of(days, period, as_of, settings.stale_after_days), newest=newest,
         elapsed_ms=_ms(started),
     )
@@ -156,9 +145,7 @@ def answer_question(
 
 def why_unanswered(
     snapshot: Snapshot,
-    query_vector: np.ndarray,
-    terms: Sequence[str],
-    statistics: KeywordStatistics,
+    query: Query,
     settings: Settings,
     filters: SearchFilters,
     asked: answering.QuestionAnalysis,
@@ -166,23 +153,16 @@ def why_unanswered(
     """Why a question abstained: FILTERED when its filters left out articles that may answer.
 
     Without filters, NOTHING_RELEVANT at no cost. With them, one retrieval without filters:
-    when the unfiltered question would pass the abstention bar (min_answer_score, as
-    `answer_question` decides it), the articles it finds with a passage at or above min_score
-    that the filters exclude are counted.
+    when the unfiltered question would pass the abstention bar (as `answer_question` decides
+    it, by `read`), the articles it finds with a passage at or above min_score that the
+    filters exclude are counted.
     """
     if filters.is_empty():
         return NotAnswered.NOTHING_RELEVANT, None
-    ranked, rows = hybrid_search(
-        snapshot, query_vector, terms, statistics, candidates=settings.candidates,
-        bm25_weight=settings.bm25_weight,
-    )
+    ranked, rows = retrieve(snapshot, query, settings)
     article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
-    top = cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:QUOTED_CHUNKS]
-    reader = reader_for(settings)
-    if not top or answering.confidence(
-        answer_score_of(top, rank_sentences(snapshot, asked, top, rows, reader)[1], reader),
-        abstention_threshold(settings, reader), reader.calibration,
-    ) == "none":
+    top = top_chunks(ranked, rows, settings)
+    if not top or read(snapshot, asked, top, rows, settings).confidence == "none":
         return NotAnswered.NOTHING_RELEVANT, None
     keys = list(dict.fromkeys(article_of[c.chunk_id] for c in ranked
                               if c.dense >= settings.min_score))
@@ -235,20 +215,99 @@ def caveat_of(
 SentenceObserver = Callable[[Sequence[answering.SentenceCandidate], np.ndarray], None]
 
 
-def rank_sentences(
+# --- the two stages every path shares: retrieval, then reading
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A question as retrieval and the reader take it.
+
+    `text`: the question as asked (spaces collapsed, time words out): what the reader reads.
+    `borrowed`: key terms a conversation lends it (`followup.borrowed_terms`), which retrieval
+    adds to the question's own; never part of the text. `vector`: float32 (dim,), the query
+    embedding of the text and the borrowed terms. `terms`: the keyword terms, the question's
+    own first. `statistics`: the snapshot's counts of those terms.
+    """
+
+    text: str
+    borrowed: tuple[str, ...]
+    vector: np.ndarray
+    terms: tuple[str, ...]
+    statistics: KeywordStatistics
+
+    @classmethod
+    def of(
+        cls, snapshot: Snapshot, embedder: Embedder, text: str, borrowed: Sequence[str] = ()
+    ) -> Query:
+        """Embed the question (with what it borrows) and count its terms in the snapshot."""
+        borrowed = tuple(borrowed)
+        terms = tuple(dict.fromkeys([*analysis.terms(text), *borrowed]))
+        vector = embedder.encode_query(" ".join((text, *borrowed)))
+        return cls(text, borrowed, vector, terms, snapshot.keyword_statistics(list(terms)))
+
+    def analysis(self) -> answering.QuestionAnalysis:
+        """What the reader needs: the text as asked and the terms' IDF weights."""
+        weights = answering.term_weights(self.terms, self.statistics.doc_counts,
+                                         self.statistics.n_chunks)
+        return answering.QuestionAnalysis.of(self.text, weights)
+
+
+def retrieve(
+    snapshot: Snapshot,
+    query: Query,
+    settings: Settings,
+    filters: Sequence[SearchFilters | None] = (None,),
+    candidates: int | None = None,
+) -> tuple[list[ScoredChunk], dict[int, ChunkRow]]:
+    """The retrieval stage: fused candidates, best first, and their rows (`hybrid_search`
+    with the settings' weight; `candidates` defaults to the settings')."""
+    return hybrid_search(
+        snapshot, query.vector, query.terms, query.statistics,
+        candidates=candidates or settings.candidates, bm25_weight=settings.bm25_weight,
+        filters=filters,
+    )
+
+
+def top_chunks(
+    ranked: Sequence[ScoredChunk], rows: dict[int, ChunkRow], settings: Settings
+) -> list[ScoredChunk]:
+    """The chunks whose sentences are read: the best QUOTED_CHUNKS after the per-article cap."""
+    article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
+    return cap_per_article(ranked, article_of, settings.max_chunks_per_article)[:QUOTED_CHUNKS]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The reading stage's result: every candidate sentence, the same by the reader's
+    probability (best first), the answer score and the confidence it gives."""
+
+    candidates: list[answering.SentenceCandidate]
+    scored: list[answering.ScoredSentence]
+    answer_score: float
+    confidence: str
+
+
+def read(
     snapshot: Snapshot,
     question: answering.QuestionAnalysis,
     top: Sequence[ScoredChunk],
     rows: dict[int, ChunkRow],
-    reader: Reader,
+    settings: Settings,
+    *,
+    ranked: bool = True,
     observe: SentenceObserver | None = None,
-) -> tuple[list[answering.SentenceCandidate], list[answering.ScoredSentence]]:
-    """Every sentence of the top chunks, and the same sentences by the reader's probability
-    that each holds the answer, best first."""
-    candidates = sentence_candidates(snapshot, top, rows)
+) -> Reading:
+    """The reading stage: the settings' reader scores every sentence of `top` and says how
+    sure an answer would be (`answer_score_of` against `abstention_threshold`). With
+    `ranked` False each chunk counts as first (no passage-rank penalty)."""
+    reader = reader_for(settings)
+    candidates = sentence_candidates(snapshot, top, rows, ranked=ranked)
     if observe is not None:
         observe(candidates, answering.sentence_features(candidates, question))
-    return candidates, answering.score_sentences(candidates, question, reader)
+    scored = answering.score_sentences(candidates, question, reader)
+    score = answer_score_of(top, scored, reader)
+    return Reading(candidates, scored, score, answering.confidence(
+        score, abstention_threshold(settings, reader), reader.calibration))
 
 
 def answer_score_of(
@@ -365,32 +424,22 @@ def timeline(
     text = " ".join(topic.split())
     if not any(ch.isalnum() for ch in text):
         return []
-    query_vector = embedder.encode_query(text)
-    terms = analysis.terms(text)
-    statistics = snapshot.keyword_statistics(terms)
-    scored, rows = hybrid_search(
-        snapshot, query_vector, terms, statistics, candidates=max(100, limit * 5),
-        bm25_weight=settings.bm25_weight,
-        filters=(SearchFilters(since=since, until=until),),
-    )
+    query = Query.of(snapshot, embedder, text)
+    scored, rows = retrieve(snapshot, query, settings,
+                            (SearchFilters(since=since, until=until),), max(100, limit * 5))
     ranked = [c for c in scored if c.dense >= settings.min_score]
     best_per_story: dict[str, ScoredChunk] = {}
     for chunk in ranked:  # best first, so the first chunk seen of a story is its best
         best_per_story.setdefault(rows[chunk.chunk_id].story_id, chunk)
     chosen = list(best_per_story.values())[:limit]
-    weights = answering.term_weights(terms, statistics.doc_counts, statistics.n_chunks)
-    question = answering.QuestionAnalysis.of(text, weights)
-    # Each story's chunk is scored on its own (rank 0): no story is penalised for the
-    # stories ranked before it.
-    candidates = sentence_candidates(snapshot, chosen, rows, ranked=False)
-    reader = reader_for(settings)
+    question = query.analysis()
+    # Each story's chunk is read on its own (rank 0): no story is penalised for the stories
+    # ranked before it.
     picked = []
     for chunk in chosen:
-        scored_sentences = answering.score_sentences(
-            [c for c in candidates if c.chunk_id == chunk.chunk_id], question, reader
-        )
-        if scored_sentences:
-            picked.append(scored_sentences[0])
+        reading = read(snapshot, question, [chunk], rows, settings, ranked=False)
+        if reading.scored:
+            picked.append(reading.scored[0])
     quotes = as_quotes(snapshot, picked, rows)
     # Oldest first; an undated story has no place in time, so it comes after the dated ones.
     return sorted(quotes, key=lambda q: (q.article.published is None,

@@ -12,7 +12,13 @@ import pytest
 from index import followup
 from index.config import Settings
 from index.engine import Engine
-from index.followup import Conversation, ConversationLog, expand, leans_on_context, prefer
+from index.followup import (
+    Conversation,
+    ConversationLog,
+    borrowed_terms,
+    leans_on_context,
+    prefer,
+)
 from index.models import SearchFilters
 from index.retrieve import ScoredChunk
 from index.store import ChunkRow, KeywordStatistics, Snapshot
@@ -68,41 +74,42 @@ def test_questions_that_stand_alone_do_not(question: str) -> None:
 
 
 def test_a_short_follow_up_borrows_the_terms_it_lacks() -> None:
-    expanded = expand("When was power restored?", Conversation((FIRST,)))
-    assert expanded == "When was power restored? many homes lost storm odile"
+    borrowed = borrowed_terms("When was power restored?", Conversation((FIRST,)))
+    assert borrowed == ("many", "homes", "lost", "storm", "odile")
 
 
 def test_why_borrows_every_key_term_of_the_question_before() -> None:
-    assert expand("Why?", Conversation((FIRST,))) == "Why? many homes lost power storm odile"
+    assert borrowed_terms("Why?", Conversation((FIRST,))) == (
+        "many", "homes", "lost", "power", "storm", "odile")
 
 
-def test_a_question_that_stands_alone_is_not_expanded() -> None:
+def test_a_question_that_stands_alone_borrows_nothing() -> None:
     question = "Who won the Vale of Aster council election in June 2024?"
-    assert expand(question, Conversation((FIRST,))) == question
+    assert borrowed_terms(question, Conversation((FIRST,))) == ()
 
 
 def test_without_a_conversation_nothing_is_borrowed() -> None:
-    assert expand("Why?", None) == "Why?"
-    assert expand("Why?", Conversation()) == "Why?"
-    assert expand("Why?", Conversation((), ("a0001",))) == "Why?"
+    assert borrowed_terms("Why?", None) == ()
+    assert borrowed_terms("Why?", Conversation()) == ()
+    assert borrowed_terms("Why?", Conversation((), ("a0001",))) == ()
 
 
 def test_a_chain_of_follow_ups_keeps_the_topic_of_the_first() -> None:
     conversation = Conversation((FIRST, "When was it restored?"))
-    expanded = expand("Why?", conversation)
-    assert expanded.startswith("Why? restored")  # the latest question's terms come first
-    assert "odile" in expanded and "homes" in expanded
+    borrowed = borrowed_terms("Why?", conversation)
+    assert borrowed[0] == "restored"  # the latest question's terms come first
+    assert "odile" in borrowed and "homes" in borrowed
 
 
 def test_a_new_topic_in_the_thread_replaces_the_old_one() -> None:
     conversation = Conversation((FIRST, "Which rocket carried the Kestrel-2 satellite into orbit?"))
-    expanded = expand("When?", conversation)
-    assert "kestrel" in expanded and "odile" not in expanded
+    borrowed = borrowed_terms("When?", conversation)
+    assert "kestrel" in borrowed and "odile" not in borrowed
 
 
 def test_borrowed_terms_are_bounded() -> None:
     long_first = " ".join(f"word{n}" for n in range(30)) + "?"
-    borrowed = expand("Why?", Conversation((long_first,))).split()[1:]
+    borrowed = borrowed_terms("Why?", Conversation((long_first,)))
     assert len(borrowed) == followup.MAX_BORROWED_TERMS
 
 
@@ -232,3 +239,23 @@ def test_the_engine_answers_a_bare_why_from_the_thread(two_stories: Engine) -> N
     answer = two_stories.ask("Why?", context=conversation)
     assert answer.answered and answer.quotes[0].article.id == brook
     assert answer.question == "Why?"  # the answer echoes what was asked, not the expansion
+
+
+def test_borrowed_terms_reach_retrieval_as_data_and_the_reader_reads_the_question_as_asked(
+) -> None:
+    from index.questions import Query
+
+    snapshot = create_autospec(Snapshot, instance=True, spec_set=True)
+    snapshot.keyword_statistics.side_effect = lambda terms: KeywordStatistics(
+        {term: 1 for term in terms}, 10, 20.0)
+    embedder = HashingEmbedder()
+    borrowed = borrowed_terms("When was power restored?", Conversation((FIRST,)))
+    query = Query.of(snapshot, embedder, "When was power restored?", borrowed)
+    assert query.text == "When was power restored?"
+    assert query.terms[:2] == ("power", "restored") and "odile" in query.terms
+    snapshot.keyword_statistics.assert_called_once_with(list(query.terms))
+    assert np.allclose(query.vector,
+                       embedder.encode_query("When was power restored? " + " ".join(borrowed)))
+    asked = query.analysis()
+    assert asked.text == "When was power restored?"  # what a cross-encoder reads
+    assert "odile" not in asked.tokens and any(w.startswith("odil") for w in asked.weights)
