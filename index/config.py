@@ -137,15 +137,16 @@ class Settings(BaseSettings):
         "the reader's answer probability) the answer abstains; default: the reader's own "
         "calibration.",
     )
-    reader: Literal["features", "cross-encoder"] = Field(
+    reader: Literal["features", "cross-encoder", "ensemble"] = Field(
         "features",
         description="What chooses the quoted sentences: features (a logistic regression over "
-        "hand-made features) or cross-encoder (a model reading the question with each "
-        "sentence, trained by python -m bench.reader).",
+        "hand-made features), cross-encoder (a model reading the question with each "
+        "sentence, trained by python -m bench.reader) or ensemble (the cross-encoder reading "
+        "the feature reader's best 8 sentences, the two scores blended).",
     )
     reader_model: str | None = Field(
         None,
-        description="The cross-encoder reader's folder (written by python -m bench.reader "
+        description="The cross-encoder's folder (written by python -m bench.reader "
         "ship), or a sentence-transformers CrossEncoder name where a model hub is reachable; "
         "default: the one shipped in index/reading/cross-encoder/ (none yet).",
     )

@@ -1,8 +1,9 @@
 """Reading: choosing, among a question's candidate sentences, the ones that answer it.
 
-`reader_for(settings)` gives the reader the `reader` setting names (`features`, the default
-hand-made ranker, or `cross-encoder`, a model trained by `python -m bench.reader`), loaded
-once per process.
+`reader_for(settings)` gives the reader the `reader` setting names, loaded once per process:
+`features` (a logistic regression over hand-made features), `cross-encoder` (a model trained by
+`python -m bench.reader` that reads the question with each sentence), or `ensemble` (the
+cross-encoder reading the feature reader's shortlist, the two scores blended).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Reader", "ReaderCalibration", "ReaderError", "make_reader", "reader_for"]
 
-READERS = ("features", "cross-encoder")
+READERS = ("features", "cross-encoder", "ensemble")
 
 
 def make_reader(name: str, model: str | None = None, cache_dir: Path | None = None) -> Reader:
-    """A new reader by name; `model` a folder or hub name for the cross-encoder, exported
+    """A new reader by name; `model` a folder or hub name for the cross-encoder (alone or in
+    the ensemble), exported
     once per machine into `cache_dir` (the embedding models' cache when None).
 
     Raises ReaderError for an unknown name or a model that cannot be loaded.
@@ -35,6 +37,10 @@ def make_reader(name: str, model: str | None = None, cache_dir: Path | None = No
         from index.reading.cross_encoder import CrossEncoderReader
 
         return CrossEncoderReader(model, cache_dir)
+    if name == "ensemble":
+        from index.reading.ensemble import EnsembleReader
+
+        return EnsembleReader(model, cache_dir)
     raise ReaderError(f"unknown reader {name!r}: choose one of {', '.join(READERS)}")
 
 

@@ -83,3 +83,53 @@ def test_a_reader_that_cannot_load_is_one_line_when_the_engine_opens(
                                          "reader_model": str(tmp_path / "nowhere")})
     with pytest.raises(EngineError, match="cannot load the cross-encoder reader"):
         Engine.open(broken, embedder=HashingEmbedder())
+
+
+def test_the_shortlist_is_the_feature_readers_best_first_earlier_on_ties() -> None:
+    from index.reading.ensemble import shortlist
+
+    assert shortlist(np.array([0.1, 0.9, 0.5, 0.9]), 3).tolist() == [1, 3, 2]
+    assert shortlist(np.array([0.2]), 8).tolist() == [0]
+    assert shortlist(np.zeros(0), 8).shape == (0,)
+
+
+def test_the_blend_is_the_mean_of_logit_and_log_odds_and_unread_ones_get_the_lowest() -> None:
+    from index.reading.ensemble import blend_logits
+
+    features = np.array([0.5, 0.8, 0.2])
+    scores = blend_logits(features, np.array([1, 0]), np.array([2.0, -1.0]))
+    log_odds = np.log(features / (1 - features))
+    assert scores == pytest.approx(0.5 * np.array([-1.0, 2.0, -1.0]) + 0.5 * log_odds)
+    # A candidate left unread never outscores one read: it was behind on both counts.
+    assert scores[2] < min(scores[0], scores[1])
+    # Probabilities of exactly 0 or 1 stay finite.
+    assert np.isfinite(blend_logits(np.array([0.0, 1.0]), np.array([0, 1]),
+                                    np.array([0.0, 0.0]))).all()
+
+
+def test_the_ensemble_reads_the_shortlist_with_the_shipped_model_and_its_own_calibration(
+    tmp_path: Path,
+) -> None:
+    from index.reading.ensemble import CALIBRATION_FILE as ENSEMBLE_FILE
+    from index.reading.ensemble import EnsembleReader
+
+    reader = make_reader("ensemble", cache_dir=tmp_path)
+    assert isinstance(reader, EnsembleReader)
+    from index.reading.cross_encoder import SHIPPED_DIR
+
+    assert reader.calibration == ReaderCalibration.load(SHIPPED_DIR / ENSEMBLE_FILE)
+    question = QuestionAnalysis.of("When will the bridge reopen?", {"bridg": 1.0, "reopen": 2.0})
+    texts = [f"Filler sentence number {i} about the weather." for i in range(12)]
+    texts[9] = "The bridge will reopen on Monday, officials said."
+    read: list[int] = []
+    logits = reader.cross_encoder.scorer.logits
+
+    def counting(q: str, sentences: list[str]) -> np.ndarray:
+        read.append(len(sentences))
+        return logits(q, sentences)
+
+    reader.cross_encoder.scorer.logits = counting  # type: ignore[method-assign]
+    probabilities = reader.probabilities(question, candidates(*texts))
+    assert read == [8]  # only the shortlist is read
+    assert probabilities.shape == (12,) and int(probabilities.argmax()) == 9
+    assert ((probabilities > 0) & (probabilities < 1)).all()
