@@ -148,7 +148,7 @@ class Settings(BaseSettings):
         None,
         description="The cross-encoder's folder (written by python -m bench.reader "
         "ship), or a sentence-transformers CrossEncoder name where a model hub is reachable; "
-        "default: the one shipped in index/reading/cross-encoder/ (none yet).",
+        "default: the one shipped in index/reading/cross-encoder/.",
     )
     time_handling: bool = Field(
         True, description="Read time words in questions ('last week') and prefer newer articles."
