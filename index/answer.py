@@ -18,7 +18,7 @@ from index.answertype import (
     expected_type,
     new_entities,
 )
-from index.models import Span
+from index.models import Confidence, Span
 from index.text import stem, stem_set, tokens
 
 if TYPE_CHECKING:
@@ -229,13 +229,15 @@ def pick_quotes(
     return picked
 
 
-def confidence(best_score: float, threshold: float, calibration: ReaderCalibration) -> str:
-    """Name how sure an answer is from its answer score (`ReaderCalibration.answer_score`),
-    the abstention threshold and the reader's margins."""
+def confidence(
+    best_score: float, threshold: float, calibration: ReaderCalibration
+) -> Confidence:
+    """How sure an answer is from its answer score (`ReaderCalibration.answer_score`), the
+    abstention threshold and the reader's margins."""
     if best_score < threshold:
-        return "none"
+        return Confidence.NONE
     if best_score >= threshold + calibration.high_margin:
-        return "high"
+        return Confidence.HIGH
     if best_score >= threshold + calibration.medium_margin:
-        return "medium"
-    return "low"
+        return Confidence.MEDIUM
+    return Confidence.LOW

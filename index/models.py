@@ -149,6 +149,17 @@ class OutsideFilters:
     excluded_by: tuple[str, ...]  # the filters that left any of them out, among FILTER_NAMES
 
 
+class Confidence(StrEnum):
+    """How sure an answer is, from its answer score and the reader's margins
+    (`index.answer.confidence`); renderers word it for people. Its values are what the JSON
+    of an answer and the evaluations' records hold."""
+
+    NONE = "none"  # below the abstention threshold: the answer quotes nothing
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
 class Caveat(StrEnum):
     """A warning that goes with quotes (renderers word it for people)."""
 
@@ -164,7 +175,7 @@ class Answer:
     quotes: tuple[Quote, ...]
     results: tuple[ArticleHit, ...]
     answered: bool
-    confidence: str  # "high", "medium", "low" or "none"
+    confidence: Confidence
     coverage: Coverage
     filters: SearchFilters = field(default_factory=SearchFilters)
     elapsed_ms: float = 0.0

@@ -26,6 +26,7 @@ from index.models import (
     ArticleHit,
     ArticleInfo,
     Caveat,
+    Confidence,
     NotAnswered,
     OutsideFilters,
     Quote,
@@ -72,7 +73,7 @@ def answer_question(
     period = (window.since, window.until) if window and (window.since or window.until) else None
     period_filters = narrow(filters, period)
     base = Answer(
-        question=question, quotes=(), results=(), answered=False, confidence="none",
+        question=question, quotes=(), results=(), answered=False, confidence=Confidence.NONE,
         coverage=snapshot.coverage(period_filters), filters=filters,
         collection=snapshot.coverage(),
         period_since=period[0] if period else None,
@@ -128,7 +129,7 @@ def answer_question(
     quotes = (quotes_for(snapshot, asked, reading.candidates,
                          [s for s in reading.scored if s.candidate.chunk_id in quotable], rows,
                          settings.max_quotes, reader_for(settings).calibration.quote_min_ratio)
-              if reading.confidence != "none" else [])
+              if reading.confidence is not Confidence.NONE else [])
     if not quotes:
         reason, outside = why_unanswered(snapshot, query, settings, filters, asked)
         return replace(base, results=results, reason=reason, outside=outside,
@@ -162,7 +163,7 @@ def why_unanswered(
     ranked, rows = retrieve(snapshot, query, settings)
     article_of = {chunk_id: row.article_key for chunk_id, row in rows.items()}
     top = top_chunks(ranked, rows, settings)
-    if not top or read(snapshot, asked, top, rows, settings).confidence == "none":
+    if not top or read(snapshot, asked, top, rows, settings).confidence is Confidence.NONE:
         return NotAnswered.NOTHING_RELEVANT, None
     keys = list(dict.fromkeys(article_of[c.chunk_id] for c in ranked
                               if c.dense >= settings.min_score))
@@ -284,7 +285,7 @@ class Reading:
     candidates: list[answering.SentenceCandidate]
     scored: list[answering.ScoredSentence]
     answer_score: float
-    confidence: str
+    confidence: Confidence
 
 
 def read(
