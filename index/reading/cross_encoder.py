@@ -63,18 +63,27 @@ def no_answer_softmax(logits: np.ndarray) -> tuple[np.ndarray, float]:
 
 @dataclass(frozen=True, slots=True)
 class ReaderConfig:
-    """How a shipped reader was made: its base model, the layers kept, the token limit."""
+    """How a shipped reader was made: its base model, the layers kept, the token limit, and
+    the SHA-256 of the base's `model.safetensors` (the shipped tensors are a difference from
+    exactly those weights; empty when not recorded)."""
 
     base_model: str
     layers: int
     max_tokens: int = MAX_TOKENS
+    base_sha256: str = ""
 
     @classmethod
     def load(cls, folder: Path) -> ReaderConfig:
         """Read `reader.json` of a reader folder. Raises OSError or ValueError."""
         data = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         return cls(str(data["base_model"]), int(data["layers"]),
-                   int(data.get("max_tokens", MAX_TOKENS)))
+                   int(data.get("max_tokens", MAX_TOKENS)), str(data.get("base_sha256", "")))
+
+
+def base_digest(base_folder: Path | str) -> str:
+    """SHA-256 (hex) of a base model folder's `model.safetensors`."""
+    with (Path(base_folder) / "model.safetensors").open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def build_model(base_folder: Path | str, layers: int) -> Any:
@@ -121,6 +130,10 @@ def load_shipped(folder: Path, base_folder: Path | str) -> tuple[Any, ReaderConf
     from safetensors.torch import load_file
 
     config = ReaderConfig.load(folder)
+    if config.base_sha256 and base_digest(base_folder) != config.base_sha256:
+        raise ValueError(f"{folder / WEIGHTS_FILE} was trained over other weights than "
+                         f"{base_folder}'s: install the base model the reader names in "
+                         f"{CONFIG_FILE} ({config.base_model}, sha256 {config.base_sha256[:12]}…)")
     model = build_model(base_folder, config.layers)
     shipped = load_file(str(folder / WEIGHTS_FILE))
     state = model.state_dict()
@@ -180,9 +193,17 @@ class OpenVinoPairScorer:
 
 
 def reader_fingerprint(folder: Path | None, name: str) -> str:
-    """A key for a reader's export: its files' hash (or its hub name) and the export code's."""
+    """A key for a reader's export: its model files' hash (or its hub name) and the export
+    code's. A reader folder of ours is keyed by `reader.json` and its weights only, so a new
+    calibration or model card does not cost a new export."""
     from index.embedding.exported import model_fingerprint
 
+    if folder is not None and (folder / CONFIG_FILE).is_file():
+        digest = hashlib.sha256(f"reader-export-{EXPORT_VERSION}".encode())
+        for file_name in (CONFIG_FILE, WEIGHTS_FILE):
+            with (folder / file_name).open("rb") as stream:
+                digest.update(hashlib.file_digest(stream, "sha256").digest())
+        return digest.hexdigest()[:16]
     if folder is not None:
         return model_fingerprint(folder)
     return hashlib.sha256(f"hub:{name}:{EXPORT_VERSION}".encode()).hexdigest()[:16]

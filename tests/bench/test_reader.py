@@ -129,3 +129,15 @@ def test_a_shipped_reader_is_served_by_openvino_as_torch_computes_it(tmp_path: P
     assert reader.calibration.min_answer_score == 0.3
     again = CrossEncoderReader(folder, cache_dir=tmp_path / "cache")  # the export is reused
     assert np.allclose(again.scorer.logits("When?", sentences), served)
+    exports = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    # A new calibration or model card is not a new model: no second export.
+    (folder / "MODEL_CARD.md").write_text("# a card\n", encoding="utf-8")
+    CrossEncoderReader(folder, cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == exports
+    # Shipped tensors are a difference from one base: another base is refused, by name.
+    assert config["base_sha256"]
+    other = tmp_path / "other-base"
+    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3,
+                         num_attention_heads=2, intermediate_size=64)).save_pretrained(other)
+    with pytest.raises(ValueError, match="trained over other weights"):
+        load_shipped(folder, other)
