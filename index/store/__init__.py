@@ -6,10 +6,13 @@ from typing import TYPE_CHECKING
 
 from index.store.base import (
     IDENTITY_KEYS,
+    ArticleCatalogue,
     ArticleSummary,
     ChunkRow,
+    DenseSearch,
     ExportedArticle,
     IdentityMismatch,
+    KeywordSearch,
     KeywordStatistics,
     NewArticle,
     NewChunk,
@@ -21,6 +24,7 @@ from index.store.base import (
     StoreEmpty,
     StoreError,
     StoreWriter,
+    VersionInfo,
     WriterBusy,
     begin_writer,
 )
@@ -30,10 +34,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IDENTITY_KEYS",
+    "ArticleCatalogue",
     "ArticleSummary",
     "ChunkRow",
+    "DenseSearch",
     "ExportedArticle",
     "IdentityMismatch",
+    "KeywordSearch",
     "KeywordStatistics",
     "NewArticle",
     "NewChunk",
@@ -45,6 +52,7 @@ __all__ = [
     "StoreError",
     "StoreWriter",
     "StoredArticle",
+    "VersionInfo",
     "WriterBusy",
     "begin_writer",
     "make_store",

@@ -1,20 +1,26 @@
-"""The storage interface: what the engine asks of a backend, and nothing it may reach past.
+"""The storage interface: narrow protocols, each with its contract, and nothing to reach past.
 
 A backend keeps the collection as a series of immutable versions. Readers get a `Snapshot`,
 one consistent view that never changes under them; a `StoreWriter` builds the next version
 beside the current one and `commit` makes it current atomically (readers of the old one
 finish on it), while `abort` leaves everything as it was. Filters travel as data
-(`SearchFilters`); each backend translates them into its own query language. Scores come out
-raw (inner product, BM25): fusion, time boosts, per-article caps and quote choice stay in the
-engine, above the store.
+(`SearchFilters`); each backend translates them into its own query language, meaning what
+`index.store.filters.matches` says. Scores come out raw (inner product, BM25): fusion, time
+boosts, per-article caps and quote choice stay in the engine, above the store.
 
-The bot's state (feedback votes, follows, small values such as the command-sync hash) lives
-behind the same seam, in a `StateStore`, so that several bot processes can share it.
+The read side is four narrow protocols that a `Snapshot` joins: `VersionInfo` (name,
+metadata, capabilities), `DenseSearch`, `KeywordSearch` (whose analyser contract ties it to
+`index.text`) and `ArticleCatalogue` (rows, browsing, titles, export). The write side is
+`StoreWriter`; the bot's state (feedback votes, follows, rate limits, small values such as
+the command-sync hash) is `StateStore`, behind the same seam so that several bot processes
+can share it; `Store` opens versions, writers and the state.
 
-Backends: `local` (FAISS + SQLite generations on one disk, `index/store/local/`). Adding one:
-implement `Store`, `Snapshot`, `StoreWriter` and `StateStore` in `index/store/<name>/`, name it
-in `make_store` (`index/store/__init__.py`) and the `store` setting, and run the conformance
-suite (`tests/index/store/test_conformance.py`) against it unchanged.
+Backends: `local` (FAISS + SQLite generations on one disk, `index/store/local/`), `postgres`
+(pgvector, `index/store/postgres/`). Adding one: implement the protocols in
+`index/store/<name>/` (`index.store.scan` serves every read and the writer from a few
+primitives, for a backend without its own indexes), register it in
+`index/store/registry.py`, and run the conformance suite
+(`tests/index/store/test_conformance.py`) against it unchanged.
 """
 
 from __future__ import annotations
@@ -151,20 +157,21 @@ class ExportedArticle:
     story_id: str
 
 
-class Snapshot(ABC):
-    """One committed version of the collection, read-only and immutable.
+class _Memoised:
+    """Figures derived from an immutable version, kept for the version's readers.
 
-    Safe to use from several threads. Arrays are float32; vectors are L2-normalised, so inner
-    products are cosine similarities.
+    Entries are set whole, so readers in other threads need no lock; a backend may share one
+    memo between the snapshots of a version by assigning `_memo` (see the PostgreSQL one).
     """
 
     def __init__(self) -> None:
-        # Figures derived from the immutable version; entries are set whole, so readers in
-        # other threads need no lock.
         self._memo: dict[Any, Any] = {}
         self._memo_lock = threading.Lock()
 
-    # --- identity
+
+class VersionInfo(ABC):
+    """What a committed version is: its name, what its writer recorded, what it promises."""
+
     @property
     @abstractmethod
     def version(self) -> str:
@@ -184,7 +191,16 @@ class Snapshot(ABC):
     def size_bytes(self) -> int:
         """Bytes the version takes in its backend."""
 
-    # --- retrieval
+
+class DenseSearch(ABC):
+    """Nearest chunks to a query vector.
+
+    Contract: vectors are float32 and L2-normalised, so a score is the inner product, i.e.
+    the cosine similarity (raw: no fusion, no boost). Filters mean what
+    `index.store.filters.matches` says; a filtered search returns only chunks of articles
+    passing them. An "exact" search (`StoreCapabilities.dense_search`) returns the true top k.
+    """
+
     @abstractmethod
     def dense_search(
         self, query: np.ndarray, k: int, filters: SearchFilters | None = None
@@ -201,11 +217,30 @@ class Snapshot(ABC):
         Raises KeyError when a chunk id is not in this version.
         """
 
+
+class KeywordSearch(_Memoised, ABC):
+    """Chunks holding query terms, scored by BM25 (higher is better), and BM25's statistics.
+
+    The analyser contract: a term matches a chunk when the chunk holds a word with the same
+    stem, words being what `index.text.tokens` splits and stems what `index.text.stem`
+    (Porter) makes of them; a term of several words matches as its words together. A chunk's
+    length is its number of `index.text.tokens`. The engine scores candidates itself with
+    `index.text`, so an index that splits or stems otherwise would weigh a term one way in
+    the store and another in scoring ("voted/voting/votes" once one stem in the index and
+    three in scoring); the conformance suite checks this
+    (`test_the_keyword_index_counts_terms_and_lengths_as_the_analyser_does`). Filters mean
+    what `index.store.filters.matches` says.
+    """
+
     @abstractmethod
     def keyword_search(
         self, terms: Sequence[str], k: int, filters: SearchFilters | None = None
     ) -> list[tuple[int, float]]:
         """Top-k (chunk id, BM25; higher is better) for chunks holding any of the terms."""
+
+    @abstractmethod
+    def count_chunks(self) -> int:
+        """Number of chunks (BM25's document count)."""
 
     def keyword_statistics(self, terms: Sequence[str]) -> KeywordStatistics:
         """Document counts of the terms, the number of chunks and their mean length (memoised)."""
@@ -226,13 +261,22 @@ class Snapshot(ABC):
 
     @abstractmethod
     def _term_document_counts(self, terms: Sequence[str]) -> dict[str, int]:
-        """How many chunks hold each term (no memo)."""
+        """How many chunks hold each term, matched as the analyser says (no memo)."""
 
     @abstractmethod
     def _mean_chunk_words(self) -> float:
-        """Mean number of words in a chunk (BM25's length normalisation)."""
+        """Mean number of `index.text.tokens` in a chunk (BM25's length normalisation)."""
 
-    # --- rows
+
+class ArticleCatalogue(_Memoised, ABC):
+    """The articles of a version: chunk rows, browsing, titles, counts and export.
+
+    Contract: an article's id (`key`) is unique in a version; chunk ids are unique across
+    versions of a collection (an id deleted is never given again); "newest first" orders by
+    published date, undated last, then by ingest order, newest first; filters mean what
+    `index.store.filters.matches` says.
+    """
+
     @abstractmethod
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
         """Chunks by id (ids not in this version are left out)."""
@@ -311,11 +355,24 @@ class Snapshot(ABC):
         """Article count and date span (no memo)."""
 
 
+class Snapshot(VersionInfo, DenseSearch, KeywordSearch, ArticleCatalogue):
+    """One committed version of the collection, read-only and immutable: every read protocol.
+
+    Safe to use from several threads. Arrays are float32; vectors are L2-normalised, so inner
+    products are cosine similarities. The engine's functions may ask for less (a
+    `KeywordSearch`, an `ArticleCatalogue`); a backend's snapshot serves them all.
+    """
+
+
 class StoreWriter(ABC):
     """Builds the next version of a collection; nothing is visible to readers until `commit`.
 
     Used as a context manager: leaving it without `commit` (an error, or a plain return)
-    aborts, and the collection stays as it was.
+    aborts, and the collection stays as it was. Contract: one writer at a time per collection
+    (`Store.writer` raises WriterBusy for a second, across processes too); a new chunk's id
+    was never given to a chunk of this collection before; the committed metadata holds what
+    it was given plus `counts` (articles, chunks) and `build_started`, the time every article
+    this writer added was ingested at (what `articles_since(ingested_since=...)` compares).
     """
 
     @property
@@ -386,7 +443,9 @@ class StoreWriter(ABC):
 class StateStore(ABC):
     """State that outlives versions: feedback votes, follows, rate limits and named values.
 
-    Safe to use from several threads.
+    Safe to use from several threads. Contract: every store object of one collection sees
+    the same state (two bot processes share their rate-limit windows through it), and
+    `take_token` takes its use atomically.
     """
 
     def record_feedback(
