@@ -206,7 +206,8 @@ def format_quotes(quotes: Sequence[Quote], cautions: Mapping[str, str]) -> list[
 
 
 def format_answer(answer: Answer, cautions: Mapping[str, str] | None = None) -> str:
-    """An answer as terminal text: quotes grouped by article with attribution, then articles."""
+    """An answer as terminal text: quotes grouped by article with attribution, then articles;
+    when nothing answers, articlebot.wording's sentences, as the bot words them."""
     lines: list[str] = []
     if answer.answered and answer.quotes:
         for group in wording.quote_groups(answer.quotes):
@@ -218,15 +219,8 @@ def format_answer(answer: Answer, cautions: Mapping[str, str] | None = None) -> 
         if caveat:
             lines.append(f"Note: {caveat}.")
     else:
-        lines.append(wording.sentence(wording.reason_text(answer)))
-        whole = answer.collection or answer.coverage
-        filters = wording.filters_phrase(answer.filters)
-        if filters:  # a filter that matches nothing shows here as 0 articles
-            scope = "; ".join(part for part in (
-                filters, wording.span_text(answer.period_since, answer.period_until)) if part)
-            lines.append(f"The part asked about ({scope}) holds "
-                         f"{wording.plural(answer.coverage.n_articles, 'article')}.")
-        lines.append(f"The collection holds {wording.plural(whole.n_articles, 'article')}.")
+        # The bot's sentences (a filter that matches nothing shows as a part of 0 articles).
+        lines += wording.unanswered_lines(answer)
     if answer.results:
         lines.append("Articles:")
         for rank, hit in enumerate(answer.results, start=1):

@@ -1,19 +1,23 @@
-"""What people read about an answer's facts, in plain text; the CLI and the bot both use it.
+"""What people read about an answer's facts, in plain text: the one place the CLI and the bot
+take their words from.
 
-The engine returns facts (`Answer.reason`, `Answer.caveat`, `Answer.newest`, the period the
-question named, the coverage); these functions word them. They return a lowercase phrase
-without a full stop, so a renderer can set it in its own sentence (`sentence`) and escape it
-for its medium (the bot escapes Discord markdown; a terminal needs nothing).
+The engine returns facts (`Answer.reason`, `Answer.caveat`, `Answer.confidence`,
+`Answer.newest`, the period the question named, the coverage); these functions word them.
+Most return a lowercase phrase without a full stop, so a renderer can set it in its own
+sentence (`sentence`) and escape it for its medium (the bot escapes Discord markdown; a
+terminal needs nothing); `unanswered_lines` returns whole sentences, taking the medium's way
+of setting the asker's text and its remarks as arguments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from index.models import (
     Answer,
     Caveat,
+    Confidence,
     Coverage,
     NotAnswered,
     OutsideFilters,
@@ -23,6 +27,15 @@ from index.models import (
 )
 
 SENTENCE_ENDS = ".!?…"
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# How sure an answer is, in words. An answer that quotes something is never NONE; the words
+# for it are LOW's, should a renderer be handed one.
+CONFIDENCE_WORDS = {
+    Confidence.HIGH: "Fairly sure",
+    Confidence.MEDIUM: "Fairly sure, but check the quotes",
+    Confidence.LOW: "Not very sure",
+    Confidence.NONE: "Not very sure",
+}
 
 
 def plural(count: int, noun: str) -> str:
@@ -65,6 +78,36 @@ def span_text(first: date | None, last: date | None) -> str:
     if last:
         return f"until {day_text(last)}"
     return ""
+
+
+def short_date(day: date) -> str:
+    """'5 Mar 2023'."""
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def date_span(first: date | None, last: date | None) -> str:
+    """'27 Feb – 5 Mar 2023', '1 – 7 Mar 2023', 'since 2 Jan 2023', 'until …' or ''."""
+    if first and last:
+        if first == last:
+            return short_date(first)
+        if first.year != last.year:
+            return f"{short_date(first)} – {short_date(last)}"
+        if first.month != last.month:
+            return f"{first.day} {MONTHS[first.month - 1]} – {short_date(last)}"
+        return f"{first.day} – {short_date(last)}"
+    if first:
+        return f"since {short_date(first)}"
+    if last:
+        return f"until {short_date(last)}"
+    return ""
+
+
+def coverage_text(coverage: Coverage) -> str:
+    """'1,234 articles from 2023-01-02 to 2023-12-30' ('0 articles' when none is dated)."""
+    span = ""
+    if coverage.first and coverage.last:
+        span = f" from {coverage.first.isoformat()} to {coverage.last.isoformat()}"
+    return f"{plural(coverage.n_articles, 'article')}{span}"
 
 
 def filters_phrase(filters: SearchFilters) -> str:
@@ -168,6 +211,73 @@ def caveat_text(answer: Answer) -> str:
     return ""
 
 
+def sentence(text: str) -> str:
+    """A phrase as a sentence: first letter capitalised, a full stop unless it ends in one.
+
+    Returns '' for blank text.
+    """
+    text = text.strip()
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in SENTENCE_ENDS else text + "."
+
+
+def confidence_text(confidence: Confidence) -> str:
+    """How sure an answer is, in words: 'Fairly sure', 'Not very sure', … (CONFIDENCE_WORDS)."""
+    return CONFIDENCE_WORDS.get(confidence, CONFIDENCE_WORDS[Confidence.LOW])
+
+
+def one_line(text: str) -> str:
+    """Runs of white space, line breaks included, as one space."""
+    return " ".join(text.split())
+
+
+def unanswered_lines(
+    answer: Answer,
+    shown: Callable[[str], str] = one_line,
+    remark: Callable[[str], str] = sentence,
+) -> list[str]:
+    """Says plainly that nothing answers, and what the part asked about and the whole hold:
+    one sentence a line.
+
+    'No article for “last week” (27 Feb – 5 Mar 2023) answers this.', 'The part asked about
+    (27 Feb – 5 Mar 2023; from Daily Planet) holds 0 articles.', 'The whole collection holds
+    1,234 articles from 2023-01-02 to 2023-03-10.' A question whose filters left out what may
+    answer (FILTERED) or that names what no article mentions (NOT_MENTIONED) leads with
+    `reason_text` instead; any other reason but NOTHING_RELEVANT ends with it.
+
+    `shown` sets the asker's own text (the words that named the period, the filters) for the
+    medium: the bot escapes and bounds it. `remark` makes a phrase of this module a sentence
+    there (`sentence`, plus the bot's escaping and bound).
+    """
+    span = date_span(answer.period_since, answer.period_until)
+    phrase = shown(answer.period_phrase) if span else ""
+    if answer.reason in (NotAnswered.NOT_MENTIONED, NotAnswered.FILTERED):
+        # The filters left out what may answer, or the name is nowhere: say so rather than
+        # blame the collection.
+        lines = [remark(reason_text(answer))]
+    elif span:
+        asked = f"“{phrase}” ({span})" if phrase else span
+        lines = [f"No article for {asked} answers this."]
+    else:
+        lines = ["No article in the collection answers this."]
+    scope = "; ".join(part for part in (span, shown(filters_phrase(answer.filters))) if part)
+    whole = answer.collection
+    if scope:
+        lines.append(f"The part asked about ({scope}) holds {coverage_text(answer.coverage)}.")
+        if whole is not None and whole != answer.coverage:
+            lines.append(f"The whole collection holds {coverage_text(whole)}.")
+    else:
+        lines.append(f"The collection covers {coverage_text(whole or answer.coverage)}.")
+    # The lines above already say what NOTHING_RELEVANT, FILTERED and NOT_MENTIONED mean; any
+    # other reason adds something.
+    if answer.reason not in (None, NotAnswered.NOTHING_RELEVANT, NotAnswered.FILTERED,
+                             NotAnswered.NOT_MENTIONED):
+        lines.append(remark(reason_text(answer)))
+    return lines
+
+
 def note(answer: Answer) -> str:
     """The one remark on an answer: why nothing answers, else its caveat ('' when none)."""
     if answer.answered and answer.quotes:
@@ -185,15 +295,3 @@ def sync_text(outcome: SyncOutcome) -> str:
     counts = (("added", outcome.added), ("updated", outcome.updated),
               ("removed", outcome.removed))
     return ", ".join(f"{label} {count:,}" for label, count in counts if count) or "changed"
-
-
-def sentence(text: str) -> str:
-    """A phrase as a sentence: first letter capitalised, a full stop unless it ends in one.
-
-    Returns '' for blank text.
-    """
-    text = text.strip()
-    if not text:
-        return ""
-    text = text[0].upper() + text[1:]
-    return text if text[-1] in SENTENCE_ENDS else text + "."

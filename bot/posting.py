@@ -13,7 +13,7 @@ import discord
 
 from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS, log_error
-from bot.render import render_follow_match
+from bot.render.follows import render_follow_match
 from index.models import ArticleHit, Follow
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS, friendly_message, log_error, send_ephemeral
 from bot.guards import admin_check
 from bot.posting import post_follow_matches
-from bot.render import (
+from bot.render.admin import (
     render_failure,
     render_ingest_report,
     render_progress,

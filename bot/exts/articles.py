@@ -12,7 +12,8 @@ from discord.ext import commands
 
 from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS, report_error, send_ephemeral
-from bot.render import choice_name, render_article, render_article_page
+from bot.render.articles import render_article, render_article_page
+from bot.render.text import choice_name
 from index.models import ArticleInfo
 
 PAGE_TIMEOUT_SECONDS = 300.0

@@ -14,7 +14,8 @@ from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS, UserFacingError, friendly_message, log_error
 from bot.feedback import VoteButton, vote_view
 from bot.guards import clean_question, parse_period
-from bot.render import choice_name, question_line, render_answer, thread_name
+from bot.render.answer import question_line, render_answer
+from bot.render.text import choice_name, thread_name
 from index.followup import Conversation
 from index.models import Answer, SearchFilters
 from index.text import tokens

@@ -12,7 +12,7 @@ from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS, log_error
 from bot.guards import admin_check
 from bot.posting import post_follow_matches
-from bot.render import render_feeds
+from bot.render.admin import render_feeds
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from discord.ext import commands
 from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS, BadInput, NotAllowed
 from bot.guards import is_admin
-from bot.render import choice_name, escape_text, one_line, render_follows, topic_text
+from bot.render.follows import render_follows
+from bot.render.text import choice_name, escape_text, one_line, topic_text
 from index.models import Follow
 
 # Short enough to read as one line and to fit an autocomplete label with its id.

@@ -11,7 +11,7 @@ from discord.ext import commands
 from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS
 from bot.guards import clean_question, parse_day, parse_period
-from bot.render import render_timeline, render_whatsnew
+from bot.render.news import render_timeline, render_whatsnew
 from index.build import sync_outcomes
 
 

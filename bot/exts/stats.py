@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS
-from bot.render import render_stats
+from bot.render.admin import render_stats
 from index.build import sync_outcomes
 
 

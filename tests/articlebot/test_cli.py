@@ -152,17 +152,35 @@ def test_unanswered_text_words_the_facts():
         period_since=date(2023, 2, 27), period_until=date(2023, 3, 5),
     )
     assert format_answer(answer).splitlines()[:2] == [
-        "No article between 27 February 2023 and 5 March 2023 answers this; the collection "
-        "spans 2 January 2023 – 12 March 2023.",
-        "The collection holds 3 articles.",
+        "No article for 27 Feb – 5 Mar 2023 answers this.",
+        "The part asked about (27 Feb – 5 Mar 2023) holds 3 articles from 2023-01-02 to "
+        "2023-03-12.",
     ]
     lone = canned_answer(quotes=(), answered=False, confidence="none",
                          reason=NotAnswered.NOTHING_RELEVANT,
                          coverage=Coverage(1, date(2023, 1, 2), date(2023, 1, 2)))
-    assert "The collection holds 1 article." in format_answer(lone).splitlines()
+    assert ("The collection covers 1 article from 2023-01-02 to 2023-01-02."
+            in format_answer(lone).splitlines())
     no_words = canned_answer(quotes=(), results=(), answered=False, confidence="none",
                              reason=NotAnswered.NO_WORDS)
-    assert format_answer(no_words).splitlines()[0] == "The question has no words."
+    assert format_answer(no_words).splitlines() == [
+        "No article in the collection answers this.",
+        "The collection covers 3 articles from 2023-01-02 to 2023-03-12.",
+        "The question has no words.",
+    ]
+
+
+def test_the_cli_words_an_unanswered_question_as_the_bot_does():
+    from bot.render.answer import not_answered_text
+
+    answer = canned_answer(
+        quotes=(), results=(), answered=False, confidence="none",
+        reason=NotAnswered.NOTHING_RELEVANT, coverage=Coverage(0, None, None),
+        collection=Coverage(3, date(2023, 1, 2), date(2023, 3, 12)),
+        period_since=date(2023, 2, 27), period_until=date(2023, 3, 5), period_phrase="last week",
+        filters=SearchFilters(sources=("Daily Planet",)),
+    )
+    assert format_answer(answer) == not_answered_text(answer)
 
 
 def test_caveat_is_a_note_under_the_quotes():

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import date
 
 from articlebot import wording
-from index.models import Answer, Caveat, Coverage, NotAnswered, OutsideFilters
+from index.models import (
+    Answer,
+    Caveat,
+    Confidence,
+    Coverage,
+    NotAnswered,
+    OutsideFilters,
+    SearchFilters,
+)
 
 WHOLE = Coverage(120, date(2023, 1, 2), date(2023, 3, 10))
 
@@ -75,7 +83,7 @@ def test_plural_agrees_with_the_count() -> None:
 
 
 def test_the_bot_words_counts_with_the_same_helper() -> None:
-    from bot import render
+    from bot.render import articles as render
 
     assert render.plural is wording.plural  # one helper, not two
 
@@ -103,3 +111,42 @@ def test_a_filter_that_left_out_the_answer_is_named_with_what_it_left_out() -> N
         "ask without since"
     )
     assert wording.note(filtered) == wording.reason_text(filtered)
+
+
+def test_unanswered_lines_are_the_sentences_both_media_show() -> None:
+    from bot.render.answer import not_answered_text
+
+    period = answer(reason=NotAnswered.NOTHING_RELEVANT, coverage=Coverage(0, None, None),
+                    collection=WHOLE, period_since=date(2023, 2, 27),
+                    period_until=date(2023, 3, 5), period_phrase="last week",
+                    filters=SearchFilters(sources=("Daily Planet",)))
+    assert wording.unanswered_lines(period) == [
+        "No article for “last week” (27 Feb – 5 Mar 2023) answers this.",
+        "The part asked about (27 Feb – 5 Mar 2023; from Daily Planet) holds 0 articles.",
+        "The whole collection holds 120 articles from 2023-01-02 to 2023-03-10.",
+    ]
+    # The bot sets the same sentences; only its escaping could tell them apart, and these
+    # hold nothing to escape.
+    assert not_answered_text(period).splitlines() == wording.unanswered_lines(period)
+    no_words = answer(reason=NotAnswered.NO_WORDS)
+    assert wording.unanswered_lines(no_words) == [
+        "No article in the collection answers this.",
+        "The collection covers 120 articles from 2023-01-02 to 2023-03-10.",
+        "The question has no words.",
+    ]
+    assert not_answered_text(no_words).splitlines() == wording.unanswered_lines(no_words)
+
+
+def test_the_asker_s_words_go_through_the_medium_s_setting() -> None:
+    period = answer(reason=NotAnswered.NOTHING_RELEVANT, period_since=date(2023, 2, 27),
+                    period_until=date(2023, 3, 5), period_phrase="*last* week")
+    assert wording.unanswered_lines(period, shown=str.upper)[0] == (
+        "No article for “*LAST* WEEK” (27 Feb – 5 Mar 2023) answers this.")
+
+
+def test_confidence_is_worded_in_one_place() -> None:
+    assert wording.confidence_text(Confidence.HIGH) == "Fairly sure"
+    assert wording.confidence_text(Confidence.MEDIUM) == "Fairly sure, but check the quotes"
+    assert wording.confidence_text(Confidence.LOW) == "Not very sure"
+    assert set(wording.CONFIDENCE_WORDS) == set(Confidence)
+    assert Confidence("high") is Confidence.HIGH and f"{Confidence.HIGH}" == "high"

@@ -18,7 +18,8 @@ from helpers import FakeEngine, make_bot, make_interaction
 from bot.errors import NotAllowed, friendly_message
 from bot.exts.admin import Admin
 from bot.guards import admin_check, may_administer
-from bot.render import CONTENT_LIMIT, render_ingest_report, render_skipped
+from bot.render.admin import render_ingest_report, render_skipped
+from bot.render.text import CONTENT_LIMIT
 from index.engine import EngineError
 from index.models import LAST_REINDEX_KEY, IngestReport, SkippedItem, SyncOutcome
 

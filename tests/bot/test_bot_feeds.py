@@ -6,7 +6,8 @@ from unittest.mock import AsyncMock
 
 import discord
 
-from bot.render import CONTENT_LIMIT, render_feeds
+from bot.render.admin import render_feeds
+from bot.render.text import CONTENT_LIMIT
 from index.feeds import FeedSource, FeedState
 
 

@@ -27,7 +27,7 @@ from helpers import (
 from bot import run
 from bot.client import ArticleBot, make_intents
 from bot.exts.ask import Ask, echoed_question, looks_like_question
-from bot.render import render_answer
+from bot.render.answer import render_answer
 from index.followup import Conversation
 from index.models import Answer, SearchFilters
 

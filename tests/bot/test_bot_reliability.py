@@ -47,7 +47,7 @@ from bot.errors import (
 from bot.exts.ask import Ask
 from bot.guards import UserCooldown
 from bot.log import FILTERED_LOGGERS
-from bot.render import CONTENT_LIMIT, THREAD_NAME_LIMIT, safe_url
+from bot.render.text import CONTENT_LIMIT, THREAD_NAME_LIMIT, safe_url
 from index.models import Caveat
 
 # ------------------------------------------------------------------ every send, whatever the text

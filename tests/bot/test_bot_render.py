@@ -14,7 +14,13 @@ from helpers import make_answer, make_article
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.render import (
+from articlebot.wording import date_span
+from bot.render.admin import render_failure, render_progress, render_stats
+from bot.render.answer import fit_quotes, render_answer
+from bot.render.articles import also_line, render_article, render_article_page
+from bot.render.follows import render_follow_match, render_follows
+from bot.render.news import render_timeline, render_whatsnew
+from bot.render.text import (
     CONTENT_LIMIT,
     EMBED_DESCRIPTION_LIMIT,
     EMBED_FIELD_NAME_LIMIT,
@@ -26,24 +32,11 @@ from bot.render import (
     OUTLET_LINKS_CHARS,
     URL_CHARS,
     ZWSP,
-    also_line,
     block_quote,
     choice_name,
-    date_span,
     escape_text,
     fit_embed,
-    fit_quotes,
     link,
-    render_answer,
-    render_article,
-    render_article_page,
-    render_failure,
-    render_follow_match,
-    render_follows,
-    render_progress,
-    render_stats,
-    render_timeline,
-    render_whatsnew,
     safe_url,
     shorten,
     thread_name,
