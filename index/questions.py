@@ -183,17 +183,13 @@ def why_unanswered(
 def left_out_by(article: ArticleInfo, filters: SearchFilters) -> tuple[str, ...]:
     """The filters an article fails, among FILTER_NAMES and in their order (() when none).
 
-    As the stores apply them: outlets and labels match exactly, and an undated article fails
-    any since or until.
+    As the stores apply them: `index.store.filters` is the reference their queries are
+    checked against (outlets and labels match exactly, an undated article fails any since
+    or until).
     """
-    day = article.published
-    failed = {
-        "source": bool(filters.sources) and article.source not in filters.sources,
-        "since": filters.since is not None and (day is None or day < filters.since),
-        "until": filters.until is not None and (day is None or day > filters.until),
-        "label": bool(filters.labels) and not set(article.labels) & set(filters.labels),
-    }
-    return tuple(name for name in FILTER_NAMES if failed[name])
+    from index.store.filters import failed
+
+    return failed(article, filters)
 
 
 def caveat_of(

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from index.build import text_hash
-from index.models import ChunkSpan, ParsedArticle, SearchFilters, Span
+from index.models import ArticleInfo, ChunkSpan, ParsedArticle, SearchFilters, Span
 from index.retrieve import hybrid_search
 from index.store import (
     IdentityMismatch,
@@ -28,6 +28,7 @@ from index.store import (
     StoreError,
     WriterBusy,
 )
+from index.store.filters import matches
 
 DIM = 8
 IDENTITY = {"model": "conformance", "dim": DIM, "normalized": True}
@@ -214,6 +215,8 @@ FILTERS = {
 def test_filters_restrict_both_retrievers_and_coverage(store: Store, name: str) -> None:
     ids = write(opened(store), NEWS())
     filters, expected = FILTERS[name]
+    infos = [info_of(new) for new, _ in NEWS()]
+    assert {info.id for info in infos if matches(info, filters)} == expected  # the reference
     allowed = {cid for key in expected for cid in ids[key]}
     with store.reading() as snapshot:
         for topic in TOPICS:
@@ -223,6 +226,41 @@ def test_filters_restrict_both_retrievers_and_coverage(store: Store, name: str) 
         assert {cid for cid, _ in keyword} <= allowed
         assert {snapshot.chunk_rows([cid])[cid].article_key for cid, _ in keyword} == expected
         assert snapshot.coverage(filters).n_articles == len(expected)
+
+
+def info_of(new: NewArticle) -> ArticleInfo:
+    """The metadata a store gives back for an article written as `new`."""
+    parsed = new.article
+    return ArticleInfo(id=new.key, title=parsed.title, source=parsed.source, url=parsed.url,
+                       published=parsed.published, authors=parsed.authors, labels=parsed.labels)
+
+
+FILTER_GRID = [
+    SearchFilters(sources=sources, since=since, until=until, labels=labels)
+    for sources in ((), ("Gazette",), ("Herald", "Courier"), ("Nobody",))
+    for since in (None, date(2023, 1, 15), date(2023, 3, 7))
+    for until in (None, date(2023, 3, 6), date(2022, 12, 31))
+    for labels in ((), ("truenews",), ("satire", "farming"))
+]
+
+
+def test_every_filter_means_what_the_reference_matcher_says(store: Store) -> None:
+    """Each backend's own filter query (SQL, a scan) against `index.store.filters.matches`,
+    over every combination of outlets, inclusive day bounds and labels."""
+    news = NEWS()
+    ids = write(opened(store), news)
+    infos = [info_of(new) for new, _ in news]
+    with store.reading() as snapshot:
+        for filters in FILTER_GRID:
+            expected = {info.id for info in infos if matches(info, filters)}
+            allowed = {cid for key in expected for cid in ids[key]}
+            found = snapshot.dense_search(topic_vector("bridge"), 10, filters)
+            assert {cid for cid, _ in found} == allowed, filters
+            keyword = snapshot.keyword_search(["harbour", "apple", "comet", "ferries"], 10,
+                                              filters)
+            assert {snapshot.chunk_rows([cid])[cid].article_key for cid, _ in keyword} == (
+                expected), filters
+            assert snapshot.coverage(filters).n_articles == len(expected), filters
 
 
 def test_dense_search_ranks_by_inner_product_and_honours_k(store: Store) -> None:
