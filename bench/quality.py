@@ -350,11 +350,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def question_day(row: Mapping[str, Any]) -> date | None:
-    """The day a quiz question was asked ('question_date', YYYY/MM/DD), None when absent."""
+    """The day a quiz question was asked ('question_date', YYYY/MM/DD or YYYY-MM-DD), None
+    when absent."""
     written = row.get("question_date")
     if not written:
         return None
-    year, month, day = (int(part) for part in str(written).split("/"))
+    # 2023's files write 2023/01/05; later years' 2026-01-08.
+    year, month, day = (int(part) for part in str(written).replace("-", "/").split("/"))
     return date(year, month, day)
 
 

