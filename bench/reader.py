@@ -23,6 +23,7 @@ has it; progress bars, checkpoints and resume from Hugging Face's `Trainer`.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -659,6 +660,88 @@ def sweep_command(
                          "top1": round(hits / len(read), 4)})
     report = {"answerable": len(read), "grid": rows, "groups_file": str(groups_file),
               "seconds": round(time.perf_counter() - started, 1)}
+    log(json.dumps(report))
+    if as_json:
+        print(json.dumps(report, indent=2))
+
+
+@app.command("speed")
+def speed_command(
+    rounds: Annotated[int, typer.Option(min=1, max=10, help="Times each question is asked "
+                                        "with each reader.")] = 2,
+    shortlists: Annotated[str, typer.Option(
+        help="Pairs the cross-encoder reads, for the cost curve, comma-separated (0: all)."
+    )] = "4,8,12,16,0",
+    as_json: JsonOption = False,
+) -> None:
+    """What a reader costs a question: Engine.ask p50/p95 (ms) on the news quiz over
+    corpus-8w with the feature reader and the ensemble, asked alternately in one process (the
+    order flips each question), each reader's load time from a warm model cache, and the
+    cross-encoder's own time (ms) for each shortlist size on the same questions' candidates."""
+    from bench.quality import NEWS_CORPUS, NEWS_QUESTIONS, news_index, news_questions
+    from index import questions as pipeline
+    from index.embedding.choice import machine_description
+    from index.models import SearchFilters
+    from index.reading import make_reader
+
+    settings = load_settings()
+    names = ("features", "ensemble")
+    engines = {name: news_index(settings.model_copy(update={"reader": name}), NEWS_CORPUS)
+               for name in names}
+    loads = {}
+    for name in names:  # a fresh reader each, from the export already in the cache
+        started = time.perf_counter()
+        make_reader(name, None, settings.model_cache_dir)
+        loads[name] = round((time.perf_counter() - started) * 1000.0, 1)
+    asked = news_questions(NEWS_QUESTIONS)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    try:
+        for _ in range(rounds):
+            for number, question in enumerate(asked):
+                order = names if number % 2 == 0 else names[::-1]
+                for name in order:
+                    started = time.perf_counter()
+                    engines[name].ask(question.text, as_of=question.as_of)
+                    times[name].append((time.perf_counter() - started) * 1000.0)
+        # The cross-encoder alone on each question's candidates, cut to each shortlist size.
+        ensemble = make_reader("ensemble", None, settings.model_cache_dir)
+        sizes = [int(x) for x in shortlists.split(",")]
+        reading: dict[int, list[float]] = {size: [] for size in sizes}
+        counts: list[int] = []
+        with engines["features"].store.reading() as snapshot:
+            for question in asked:
+                seen: list[Any] = []
+                pipeline.answer_question(
+                    snapshot, engines["features"].embedder, engines["features"].settings,
+                    question.text, SearchFilters(), question.as_of or date.today(),
+                    observe=lambda candidates, _, found=seen: found.extend(candidates))
+                if not seen:
+                    continue
+                counts.append(len(seen))
+                texts = [c.text for c in seen]
+                for size in sizes:
+                    started = time.perf_counter()
+                    ensemble.cross_encoder.scorer.logits(question.text, texts[:size or None])
+                    reading[size].append((time.perf_counter() - started) * 1000.0)
+    finally:
+        for engine in engines.values():
+            engine.close()
+
+    def percentile(values: Sequence[float], q: float) -> float:
+        return round(float(np.percentile(values, q)), 1) if values else 0.0
+
+    report = {
+        "machine": machine_description(), "questions": len(asked), "rounds": rounds,
+        "ask_ms": {name: {"p50": percentile(times[name], 50), "p95": percentile(times[name], 95)}
+                   for name in names},
+        "added_p50_ms": round(percentile(times["ensemble"], 50)
+                              - percentile(times["features"], 50), 1),
+        "load_ms": loads,
+        "candidates_p50": percentile(counts, 50),
+        "cross_encoder_ms_p50": {str(size or "all"): percentile(reading[size], 50)
+                                 for size in sizes},
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
     log(json.dumps(report))
     if as_json:
         print(json.dumps(report, indent=2))

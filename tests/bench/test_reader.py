@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,3 +142,41 @@ def test_a_shipped_reader_is_served_by_openvino_as_torch_computes_it(tmp_path: P
                          num_attention_heads=2, intermediate_size=64)).save_pretrained(other)
     with pytest.raises(ValueError, match="trained over other weights"):
         load_shipped(folder, other)
+
+
+def test_mining_counts_every_article_a_gold_resolver_names_as_gold(tmp_path: Path) -> None:
+    """As for the news quiz: the answer in either of the question's searched articles is a
+    right sentence; the same words in an article it did not search are left out."""
+    from bench.quality import EvalQuestion
+    from bench.reader import mine_groups
+    from index.config import Settings
+    from index.engine import Engine
+    from tests.index.fakes import HashingEmbedder
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    bodies = {
+        "a.txt": "Bridge reopens\n\nThe Kellan bridge reopened on Monday after repairs.\n",
+        "b.txt": "Bridge traffic\n\nTraffic returned to the Kellan bridge on Monday morning.\n",
+        "c.txt": "Market news\n\nThe Kellan market opened on Monday with new stalls.\n",
+    }
+    for name, body in bodies.items():
+        (folder / name).write_text(body, encoding="utf-8")
+    settings = Settings(_env_file=None, index_dir=tmp_path / "index", article_dirs=[folder],
+                        model="test-hashing", min_score=0.0, min_answer_score=0.0)
+    engine = Engine.open(settings, create=True, embedder=HashingEmbedder())
+    engine.reindex()
+    question = EvalQuestion("When did the Kellan bridge reopen?", ("Monday",))
+
+    def gold_of(_: EvalQuestion, infos: Any) -> set[str]:
+        return {key for key, info in infos.items() if "Bridge" in info.title}
+
+    try:
+        [group] = [g for g in mine_groups(engine, [question], gold_of=gold_of)
+                   if g.kind == "answerable"]
+    finally:
+        engine.close()
+    assert sorted(zip(group.sentences, group.labels, strict=True)) == [
+        ("The Kellan bridge reopened on Monday after repairs.", 1),
+        ("Traffic returned to the Kellan bridge on Monday morning.", 1),
+    ]
