@@ -1,4 +1,4 @@
-"""Storage behind one interface (`base.py`), with backends chosen by a plain factory."""
+"""Storage behind narrow protocols (`base.py`), with backends chosen by name (`registry.py`)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from index.store.base import (
     WriterBusy,
     begin_writer,
 )
+from index.store.registry import Backend, backend, index_folder, make_store, names, register
 
 if TYPE_CHECKING:
     from index.config import Settings
@@ -36,6 +37,7 @@ __all__ = [
     "IDENTITY_KEYS",
     "ArticleCatalogue",
     "ArticleSummary",
+    "Backend",
     "ChunkRow",
     "DenseSearch",
     "ExportedArticle",
@@ -54,39 +56,14 @@ __all__ = [
     "StoredArticle",
     "VersionInfo",
     "WriterBusy",
+    "backend",
     "begin_writer",
+    "index_folder",
     "make_store",
+    "names",
     "open_state",
+    "register",
 ]
-
-BACKENDS = ("local", "postgres")
-
-
-def make_store(settings: Settings) -> Store:
-    """The backend the `store` setting names, unopened.
-
-    Raises StoreError for a backend this build does not know.
-    """
-    if settings.store == "local":
-        from index.store.local import LocalStore
-
-        return LocalStore(settings.index_dir, index_type=settings.index_type)
-    if settings.store == "postgres":
-        if settings.database_url is None:
-            raise StoreError("store=postgres needs ARTICLEBOT_DATABASE_URL (postgresql://…)")
-        try:
-            from index.store.postgres import PostgresStore
-        except ImportError as exc:
-            raise StoreError(
-                f"store=postgres needs the postgres extra: pip install 'articlebot[postgres]' "
-                f"({exc.name} is missing)"
-            ) from exc
-        return PostgresStore(
-            settings.database_url.get_secret_value(),
-            pool_size=settings.database_pool_size,
-            statement_timeout_ms=settings.database_statement_timeout_ms,
-        )
-    raise StoreError(f"unknown store {settings.store!r} (choose {', '.join(BACKENDS)})")
 
 
 def open_state(settings: Settings) -> StateStore:
