@@ -18,9 +18,8 @@ from bot.errors import NO_MENTIONS, ArticleTree, Busy
 from bot.feedback import AnswerLog, load_salt
 from bot.guards import UserCooldown
 from index.config import Settings
-from index.engine import Engine
+from index.engine import Engine, StateStore  # as the engine hands it out: not index.store's
 from index.followup import ConversationLog
-from index.store import StateStore, open_state
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ class ArticleBot(commands.AutoShardedBot):
         settings: BotSettings,
         engine_factory: EngineFactory | None = None,
         *,
-        state_factory: StateFactory = open_state,
+        state_factory: StateFactory = Engine.open_state,
         extensions: Sequence[str] = EXTENSIONS,
         sync_on_start: bool = True,
         slot_wait_seconds: float = SLOT_WAIT_SECONDS,
@@ -111,8 +110,9 @@ class ArticleBot(commands.AutoShardedBot):
         )
         self.answers = AnswerLog()
         # Follow-ups: each thread's (and answer's) conversation, kept by the bot so a cog
-        # reload does not forget it. In memory on purpose: a thread lives in one guild, so in
-        # one shard and one process; the Ask cog restores a forgotten one from the thread.
+        # reload does not forget it. A cache: the state store keeps every one
+        # (Engine.keep_conversation), so a thread goes on after a restart; a thread lives in one
+        # guild, so in one shard and one process, and this copy cannot go stale.
         self.conversations = ConversationLog()
         self._state_factory = state_factory
         self._state: StateStore | None = None

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from index.config import Settings, _split_list
+from index.config import Settings, split_list
 
 
 class BotSettings(Settings):
@@ -76,7 +76,7 @@ class BotSettings(Settings):
     @classmethod
     def _id_lists(cls, value: Any) -> Any:
         """Parse comma-separated id lists."""
-        return _split_list(value)
+        return split_list(value)
 
     @model_validator(mode="after")
     def _shards(self) -> Self:

@@ -16,7 +16,6 @@ from discord import app_commands
 
 from bot.config import BotSettings
 from bot.errors import BadInput, NotAllowed, OnCooldown
-from index.store import StoreError
 from index.timeparse import DateError, check_period, read_day
 
 Clock = Callable[[], float]
@@ -45,9 +44,10 @@ class UserCooldown:
     async def retry_after(self, user_id: int) -> float | None:
         """Take one question from the user's allowance; seconds to wait if there is none.
 
-        A store that fails or answers slower than COOLDOWN_WAIT_SECONDS lets the question
-        through: an interaction must be answered within 3 s, and refusing everyone because
-        the store is down would be worse than no cooldown.
+        A store that fails (whatever its backend raises) or answers slower than
+        COOLDOWN_WAIT_SECONDS lets the question through: an interaction must be answered
+        within 3 s, and refusing everyone because the store is down would be worse than no
+        cooldown.
         """
         if self.per <= 0:
             return None
@@ -56,7 +56,7 @@ class UserCooldown:
                 self._take(f"ask:{user_id}", self.rate, self.per, self._clock()),
                 COOLDOWN_WAIT_SECONDS,
             )
-        except (TimeoutError, StoreError) as exc:
+        except Exception as exc:  # TimeoutError, or the store's own error
             log.warning("question cooldown not checked: %s", exc or "the state store is slow")
             return None
 

@@ -14,8 +14,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 
 
-def _split_list(value: Any) -> Any:
-    """Accept '1,2,3' (or JSON, or a list) for list settings given as env strings."""
+def split_list(value: Any) -> Any:
+    """Accept '1,2,3' (or JSON, or a list) for list settings given as env strings (the
+    engine's settings and the bot's, bot.config, parse them alike)."""
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -90,11 +91,10 @@ class Settings(BaseSettings):
         0, ge=0, le=10,
         description="Sentences shared by neighbouring chunks (1 measured no better).",
     )
-    store: str = Field(
+    store: Literal["local", "postgres"] = Field(
         "local",
         description="Storage backend: local (FAISS + SQLite generations in index_dir) or "
-        "postgres (PostgreSQL + pgvector at database_url, shared by several machines); any "
-        "name index.store.registry knows.",
+        "postgres (PostgreSQL + pgvector at database_url, shared by several machines).",
     )
     database_url: SecretStr | None = Field(
         None,
@@ -237,17 +237,7 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: Any) -> Any:
         """Parse comma-separated list settings."""
-        return _split_list(value)
-
-    @field_validator("store")
-    @classmethod
-    def _known_store(cls, value: str) -> str:
-        """A backend the storage registry knows (`index.store.registry.names`)."""
-        from index.store.registry import names
-
-        if value not in names():
-            raise ValueError(f"unknown store {value!r} (choose {', '.join(names())})")
-        return value
+        return split_list(value)
 
     @field_validator("caution_labels", mode="before")
     @classmethod

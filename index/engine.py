@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index import questions
-from index.build import Builder
+from index.build import Builder, sync_outcomes
 from index.config import Settings
 from index.embedding import Embedder, EmbeddingError, backend_description, make_embedder
-from index.followup import Conversation
+from index.followup import CONVERSATION_KEY, Conversation
 from index.models import (
     Answer,
     ArticleDetail,
@@ -27,6 +27,7 @@ from index.models import (
     Quote,
     SearchFilters,
     Story,
+    SyncOutcome,
 )
 from index.models import ArticleHit as Hit
 from index.reading import ReaderError, reader_for
@@ -38,8 +39,8 @@ from index.store import (
     StoreEmpty,
     StoreError,
     WriterBusy,
-    index_folder,
     make_store,
+    open_state,
 )
 from index.text import clean
 
@@ -129,8 +130,9 @@ class Engine:
         """
         # Name the folder in the command when it is not the default one, or the command
         # given would build the default index instead.
-        folder = index_folder(self.settings)
-        named = ("" if folder is None or folder == Settings.model_fields["index_dir"].default
+        folder = self.settings.index_dir
+        named = ("" if self.settings.store != "local"
+                 or folder == Settings.model_fields["index_dir"].default
                  else f" --index {folder}")
         missing = IndexMissingError(
             f"no index in {self.store.location}; build one with: articlebot reindex{named} "
@@ -171,6 +173,12 @@ class Engine:
     def state(self) -> StateStore:
         """The bot's state (votes, follows, named values), opened on first use."""
         return self.store.state()
+
+    @staticmethod
+    def open_state(settings: Settings) -> StateStore:
+        """The configured backend's state store alone, without an engine or its model (what
+        `articlebot sync` keeps the synced commands' digest in). Raises StoreError."""
+        return open_state(settings)
 
     @contextmanager
     def _reading(self) -> Iterator[Snapshot]:
@@ -543,6 +551,26 @@ class Engine:
         """Counts of votes: {'up': n, 'down': m}."""
         with _unavailable():
             return self.state.feedback_counts()
+
+    def sync_outcomes(self) -> tuple[SyncOutcome | None, SyncOutcome | None]:
+        """What the latest reindex did, and the latest run that wrote a version; either None
+        when none was recorded or the record is unreadable (index.build.sync_outcomes)."""
+        with _unavailable():
+            return sync_outcomes(self.state)
+
+    # --- conversations (bot state, so a thread's follow-ups outlive a restart)
+    def conversation(self, key: int) -> Conversation | None:
+        """The conversation kept under a key (a thread's id, an answer message's), or None."""
+        with _unavailable():
+            return Conversation.from_json(self.state.get_value(CONVERSATION_KEY.format(key)))
+
+    def keep_conversation(self, keys: Sequence[int], conversation: Conversation) -> None:
+        """Keep a conversation under each of these keys (a thread, the answers sent in it),
+        replacing what they held."""
+        text = conversation.to_json()
+        with _unavailable():
+            for key in keys:
+                self.state.set_value(CONVERSATION_KEY.format(key), text)
 
     def close(self) -> None:
         """Release files (questions still running finish on the version they hold)."""

@@ -14,6 +14,7 @@ Everything here but `search_in_context` is pure; the bot keeps conversations in 
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +51,9 @@ LEADING_PHRASES = (("what", "about"), ("how", "about"), ("what", "else"))
 # after a day by default, so a day covers a thread's active life.
 CONVERSATION_TTL_SECONDS = 24 * 3600.0
 CONVERSATIONS_REMEMBERED = 5000
+# Named value in the state store holding the conversation kept under a key (a thread's id, or
+# an answer message's): how a thread goes on after the bot restarts.
+CONVERSATION_KEY = "conversation:{}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,24 @@ class Conversation:
     def __bool__(self) -> bool:
         """True when anything was asked before."""
         return bool(self.questions or self.article_ids)
+
+    def to_json(self) -> str:
+        """The conversation as JSON text: {"questions": [...], "article_ids": [...]}."""
+        return json.dumps({"questions": list(self.questions),
+                           "article_ids": list(self.article_ids)}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Conversation | None:
+        """A conversation from `to_json`'s text; None for no text or text that holds none
+        (unreadable, or of another shape), so a bad value costs the context, not the answer.
+        """
+        try:
+            data = json.loads(text) if text else None
+            questions = tuple(str(item) for item in data["questions"])
+            article_ids = tuple(str(item) for item in data["article_ids"])
+        except (ValueError, TypeError, KeyError):
+            return None
+        return cls(questions, article_ids) or None
 
 
 def leans_on_context(question: str) -> bool:

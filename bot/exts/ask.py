@@ -14,8 +14,9 @@ from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS, UserFacingError, friendly_message, log_error
 from bot.feedback import VoteButton, vote_view
 from bot.guards import clean_question, parse_period
-from bot.render.answer import question_line, render_answer
+from bot.render.answer import render_answer
 from bot.render.text import choice_name, thread_name
+from index.engine import EngineError
 from index.followup import Conversation
 from index.models import Answer, SearchFilters
 from index.text import tokens
@@ -23,8 +24,6 @@ from index.text import tokens
 log = logging.getLogger(__name__)
 
 AUTOCOMPLETE_CHOICES = 25
-# Messages of a thread read back to restore a forgotten conversation (one request).
-HISTORY_READ = 50
 # In an ask-channel, a message that starts with one of these is a question (so is one that
 # ends with "?"); anything else there is small talk and gets no answer.
 QUESTION_WORDS = frozenset(
@@ -33,8 +32,6 @@ QUESTION_WORDS = frozenset(
 )
 # What may follow a question mark at the end of a question: "really?!", "(why?)", "what?”".
 _AFTER_QUESTION_MARK = " \t\n!.)]}\"'”’»…"
-# How the bot's answers start: the echoed question (bot.render.question_line).
-_QUESTION_PREFIX = question_line("")
 
 
 def build_filters(
@@ -60,17 +57,6 @@ def looks_like_question(text: str) -> bool:
         return True
     first = tokens(text)[:1]
     return bool(first) and first[0] in QUESTION_WORDS
-
-
-def echoed_question(content: str) -> str:
-    """The question one of the bot's answers echoes on its first line ('' when none).
-
-    As rendered (escaped, maybe shortened); good for its key terms, not for showing.
-    """
-    first_line = content.split("\n", 1)[0]
-    if not first_line.startswith(_QUESTION_PREFIX):
-        return ""
-    return first_line[len(_QUESTION_PREFIX):].strip()
 
 
 class Ask(commands.Cog):
@@ -215,10 +201,9 @@ class Ask(commands.Cog):
     async def conversation_for(self, message: discord.Message) -> Conversation | None:
         """The conversation a follow-up belongs to, or None for a new question.
 
-        Remembered ones come from the bot's ConversationLog. One it forgot (a restart, a
-        day without a word) is restored best-effort from the questions the bot's own answers
-        echo, in the thread or in the answer replied to; the articles they quoted are not
-        restored (the answers link them by URL only), the borrowed terms usually find them.
+        From the bot's ConversationLog, else from the state store, which keeps every one
+        (`remember`), so a thread goes on after a restart. A state store that fails costs the
+        context, not the answer.
         """
         key = self.conversation_key(message)
         if key is None:
@@ -226,28 +211,15 @@ class Ask(commands.Cog):
         remembered = self.bot.conversations.get(key)
         if remembered is not None:
             return remembered
-        replied = self._replied_answer(message)
-        texts: list[str] = []
-        if self._own_thread(message) is None and replied is not None:
-            texts = [replied.content]
-        else:
-            me = self.bot.user
-            try:
-                async for earlier in message.channel.history(
-                    limit=HISTORY_READ, before=message
-                ):
-                    if me is not None and earlier.author.id == me.id:
-                        texts.append(earlier.content)
-            except discord.HTTPException as exc:  # e.g. no Read Message History: no context
-                log.info("could not read a thread's history (HTTP %s); no context", exc.status)
-                return None
-            texts.reverse()  # history is newest first
-        conversation = Conversation()
-        for text in texts:
-            question = echoed_question(text)
-            if question:
-                conversation = conversation.then(question)
-        return conversation or None
+        try:
+            kept = await self.bot.run_engine(self.bot.engine.conversation, key, slot=False)
+        except EngineError as exc:
+            log.warning("could not read a conversation from the state store (%s); no context",
+                        exc)
+            return None
+        if kept is not None:
+            self.bot.conversations.put([key], kept)
+        return kept
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -277,12 +249,12 @@ class Ask(commands.Cog):
                 sent.append(await destination.send(
                     content, allowed_mentions=NO_MENTIONS, suppress_embeds=True, **extra
                 ))
-            self.remember(question, answer, context, destination, sent)
+            await self.remember(question, answer, context, destination, sent)
         except Exception as error:
             log_error(error, f"question by message from user {message.author.id}")
             await self._reply(message, friendly_message(error))
 
-    def remember(
+    async def remember(
         self,
         question: str,
         answer: Answer,
@@ -291,13 +263,20 @@ class Ask(commands.Cog):
         sent: list[discord.Message],
     ) -> None:
         """Keep the conversation under the thread answered in and under each answer message,
-        so messages in the thread and replies to an answer are follow-ups to it."""
+        so messages in the thread and replies to an answer are follow-ups to it: in the bot's
+        ConversationLog and in the state store (a failure there is logged; the answer stands).
+        """
         article_ids = [quote.article.id for quote in answer.quotes]
         conversation = (context or Conversation()).then(question, article_ids)
         keys = [message.id for message in sent if message is not None]
         if isinstance(destination, discord.Thread):
             keys.append(destination.id)
         self.bot.conversations.put(keys, conversation)
+        try:
+            await self.bot.run_engine(self.bot.engine.keep_conversation, keys, conversation,
+                                      slot=False)
+        except EngineError as exc:
+            log.warning("could not keep a conversation in the state store (%s)", exc)
 
     async def _destination(
         self, message: discord.Message, question: str

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -12,7 +10,6 @@ from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS
 from bot.guards import clean_question, parse_day, parse_period
 from bot.render.news import render_timeline, render_whatsnew
-from index.build import sync_outcomes
 
 
 class News(commands.Cog):
@@ -61,14 +58,14 @@ class News(commands.Cog):
         """The newest stories, each with the other outlets that told it.
 
         Without `since`: what the latest reindex that changed the index brought in (the
-        state store keeps what each run did: index.build.sync_outcomes).
+        state store keeps what each run did: Engine.sync_outcomes).
         """
         since_day = parse_day(since) if since and since.strip() else None
         await interaction.response.defer(thinking=True)
         last_reindex = last_change = None
         if since_day is None:
-            last_reindex, last_change = await asyncio.to_thread(
-                sync_outcomes, await self.bot.load_state())
+            last_reindex, last_change = await self.bot.run_engine(
+                self.bot.engine.sync_outcomes, slot=False)
         # After a build from scratch every article is "what it brought in": nothing to look up.
         stories = [] if last_change is not None and last_change.from_scratch else (
             await self.bot.run_engine(self.bot.engine.whatsnew, since_day))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -11,7 +9,6 @@ from discord.ext import commands
 from bot.client import ArticleBot
 from bot.errors import NO_MENTIONS
 from bot.render.admin import render_stats
-from index.build import sync_outcomes
 
 
 class Stats(commands.Cog):
@@ -26,7 +23,7 @@ class Stats(commands.Cog):
         await interaction.response.defer(thinking=True)
         figures = await self.bot.run_engine(self.bot.engine.stats)
         feedback = await self.bot.run_engine(self.bot.engine.feedback_counts)
-        last_reindex, _ = await asyncio.to_thread(sync_outcomes, await self.bot.load_state())
+        last_reindex, _ = await self.bot.run_engine(self.bot.engine.sync_outcomes, slot=False)
         await interaction.followup.send(
             embed=render_stats(figures, feedback, last_reindex), allowed_mentions=NO_MENTIONS
         )

@@ -14,8 +14,10 @@ import discord
 
 from bot.client import ArticleBot
 from bot.config import BotSettings
+from index.build import sync_outcomes
 from index.engine import ReindexInProgressError
 from index.feeds import FeedResult, FeedSource, FeedState, FeedSyncReport
+from index.followup import CONVERSATION_KEY, Conversation
 from index.models import (
     Answer,
     ArticleDetail,
@@ -31,6 +33,7 @@ from index.models import (
     Quote,
     SearchFilters,
     Story,
+    SyncOutcome,
 )
 from index.store.base import StateStore
 
@@ -290,6 +293,16 @@ class FakeEngine:
 
     def feedback_counts(self) -> dict[str, int]:
         return self.state.feedback_counts()
+
+    def sync_outcomes(self) -> tuple[SyncOutcome | None, SyncOutcome | None]:
+        return sync_outcomes(self.state)
+
+    def conversation(self, key: int) -> Conversation | None:
+        return Conversation.from_json(self.state.get_value(CONVERSATION_KEY.format(key)))
+
+    def keep_conversation(self, keys: Sequence[int], conversation: Conversation) -> None:
+        for key in keys:
+            self.state.set_value(CONVERSATION_KEY.format(key), conversation.to_json())
 
     def sync_feeds(self, progress: Any = None, *, ingest: bool = True) -> FeedSyncReport:
         self.events.append("sync_feeds")

@@ -26,10 +26,14 @@ from helpers import (
 
 from bot import run
 from bot.client import ArticleBot, make_intents
-from bot.exts.ask import Ask, echoed_question, looks_like_question
+from bot.exts.ask import Ask, looks_like_question
 from bot.render.answer import render_answer
+from index.config import Settings
+from index.engine import Engine, IndexUnavailableError
 from index.followup import Conversation
 from index.models import Answer, SearchFilters
+from tests.index.conftest import ARTICLES
+from tests.index.fakes import HashingEmbedder
 
 TOKEN = "MTA5.GAbCdE.abc"
 ASK_CHANNEL = 77
@@ -269,38 +273,110 @@ async def test_a_reply_to_an_answer_in_the_channel_is_asked_with_its_conversatio
     assert engine.contexts[-1].article_ids == ("a0001",)
 
 
-async def test_a_forgotten_thread_is_restored_from_the_bots_answers(tmp_path: Path) -> None:
+async def test_after_a_restart_the_thread_goes_on_from_the_state_store(
+    tmp_path: Path,
+) -> None:
     engine = RecordingEngine()
-    cog = await ask_cog(tmp_path, engine)  # a fresh bot: a restart forgot every thread
-    thread = make_thread()
-    chatter = make_message(thread, "nice", message_id=10)
-    # Newest first, as Discord gives history.
-    thread.history.return_value = AsyncIter([
-        bot_answer(31, "When was power restored?"), chatter,
-        bot_answer(30, "How many homes lost power in Storm Odile?"),
-    ])
-    await cog.on_message(make_message(thread, "Why?", message_id=40))
-    assert engine.contexts[-1] == Conversation(
-        ("How many homes lost power in Storm Odile?", "When was power restored?"))
-    assert thread.history.call_args.kwargs["limit"] > 0
+    cog = await ask_cog(tmp_path, engine)
+    first = make_message(make_text_channel(), f"<@{BOT_USER_ID}> What happened to the river?",
+                         mention=True, message_id=THREAD_ID)
+    await cog.on_message(first)
+    thread = first.create_thread.return_value
+    await cog.on_message(make_message(thread, "Why?", message_id=2))
+    await cog.bot.close()
+    # A fresh bot (its ConversationLog empty) over the same state store, as after a restart.
+    restarted = RecordingEngine()
+    restarted.state_store = engine.state_store
+    cog = await ask_cog(tmp_path, restarted)
+    assert len(cog.bot.conversations) == 0
+    await cog.on_message(make_message(thread, "And in March?", message_id=3))
+    quoted = tuple(quote.article.id for quote in engine.answer.quotes)
+    assert restarted.contexts == [
+        Conversation(("What happened to the river?", "Why?"), quoted)]
+    thread.history.assert_not_called()  # nothing reads the bot's own messages back
 
 
-async def test_a_thread_whose_history_cannot_be_read_is_answered_without_context(
+async def test_a_restart_over_the_same_index_continues_the_thread(tmp_path: Path) -> None:
+    """The real engine and its local state store: a new bot, on a new Engine over the same
+    index folder, takes up the thread where the old one left it."""
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for name, text in ARTICLES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    settings = Settings(_env_file=None, index_dir=tmp_path / "index", article_dirs=[folder],
+                        model="test-hashing", min_score=0.05, min_answer_score=0.0)
+    builder = Engine.open(settings, create=True, embedder=HashingEmbedder())
+    builder.reindex()
+    builder.close()
+    engine = Engine.open(settings, embedder=HashingEmbedder())
+    cog = await ask_cog(tmp_path, engine)  # type: ignore[arg-type]
+    first = make_message(make_text_channel(), f"<@{BOT_USER_ID}> When did the harbour bridge "
+                         "reopen?", mention=True, message_id=THREAD_ID)
+    await cog.on_message(first)
+    thread = first.create_thread.return_value
+    thread.send.assert_awaited()
+    await cog.bot.close()  # closes the engine and its store
+
+    cog = await ask_cog(tmp_path, Engine.open(settings, embedder=HashingEmbedder()))  # type: ignore[arg-type]
+    follow_up = make_message(thread, "Why?", message_id=2)
+    kept = await cog.conversation_for(follow_up)
+    assert kept is not None and kept.questions == ("When did the harbour bridge reopen?",)
+    assert kept.article_ids  # the articles the first answer quoted
+    await cog.on_message(follow_up)
+    assert thread.send.await_count >= 2
+    await cog.bot.close()
+
+
+async def test_after_a_restart_a_reply_to_an_answer_goes_on_from_the_state_store(
+    tmp_path: Path,
+) -> None:
+    engine = RecordingEngine()
+    cog = await ask_cog(tmp_path, engine)
+    channel = make_text_channel()
+    first = make_message(channel, f"<@{BOT_USER_ID}> Who won the election?", mention=True)
+    first.create_thread.side_effect = http_error(403, "Missing Permissions")
+    await cog.on_message(first)
+    restarted = RecordingEngine()
+    restarted.state_store = engine.state_store
+    cog = await ask_cog(tmp_path, restarted)
+    answer = bot_answer(8001, "Something else entirely")  # its words are not read
+    await cog.on_message(make_message(channel, "By how much?", replies_to=answer))
+    assert restarted.contexts == [Conversation(("Who won the election?",), ("a0001",))]
+
+
+async def test_a_thread_with_no_kept_conversation_is_answered_without_context(
     tmp_path: Path,
 ) -> None:
     engine = RecordingEngine()
     cog = await ask_cog(tmp_path, engine)
     thread = make_thread()
-    thread.history.side_effect = http_error(403, "Missing Access")
     await cog.on_message(make_message(thread, "Why?"))
     assert engine.contexts == [None]
     thread.send.assert_awaited()
+    thread.history.assert_not_called()
 
 
-def test_echoed_question_reads_the_bots_own_answers() -> None:
-    content = render_answer(make_answer(question="Who won? *really* <@1>"), {})[0]
-    assert "won" in echoed_question(content) and "really" in echoed_question(content)
-    assert echoed_question("Too many questions. Try again in 5 seconds.") == ""
+async def test_a_failing_state_store_costs_the_context_not_the_answer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = RecordingEngine()
+    cog = await ask_cog(tmp_path, engine)
+    engine.state_store.get_value.side_effect = IndexUnavailableError("the database is down")
+    engine.state_store.set_value.side_effect = IndexUnavailableError("the database is down")
+    thread = make_thread()
+    with caplog.at_level(logging.WARNING, logger="bot.exts.ask"):
+        await cog.on_message(make_message(thread, "Why?"))
+    assert engine.contexts == [None]
+    thread.send.assert_awaited()
+    assert "could not read a conversation" in caplog.text
+    assert "could not keep a conversation" in caplog.text
+
+
+def test_a_conversation_survives_its_json_and_a_bad_value_is_none() -> None:
+    conversation = Conversation(("Who won? “really”",), ("a1", "a2"))
+    assert Conversation.from_json(conversation.to_json()) == conversation
+    for bad in (None, "", "not json", "[]", '{"questions": ["q"]}', "{}"):
+        assert Conversation.from_json(bad) is None
 
 
 # --- no thread: a reply in the channel
