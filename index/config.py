@@ -91,10 +91,11 @@ class Settings(BaseSettings):
         0, ge=0, le=10,
         description="Sentences shared by neighbouring chunks (1 measured no better).",
     )
-    store: Literal["local", "postgres"] = Field(
+    store: str = Field(
         "local",
         description="Storage backend: local (FAISS + SQLite generations in index_dir) or "
-        "postgres (PostgreSQL + pgvector at database_url, shared by several machines).",
+        "postgres (PostgreSQL + pgvector at database_url, shared by several machines); any "
+        "name index.store.registry knows.",
     )
     database_url: SecretStr | None = Field(
         None,
@@ -238,6 +239,16 @@ class Settings(BaseSettings):
     def _lists(cls, value: Any) -> Any:
         """Parse comma-separated list settings."""
         return split_list(value)
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        """A backend the storage registry knows (`index.store.registry.names`)."""
+        from index.store.registry import names
+
+        if value not in names():
+            raise ValueError(f"unknown store {value!r} (choose {', '.join(names())})")
+        return value
 
     @field_validator("caution_labels", mode="before")
     @classmethod

@@ -39,6 +39,7 @@ from index.store import (
     StoreEmpty,
     StoreError,
     WriterBusy,
+    index_folder,
     make_store,
     open_state,
 )
@@ -130,9 +131,8 @@ class Engine:
         """
         # Name the folder in the command when it is not the default one, or the command
         # given would build the default index instead.
-        folder = self.settings.index_dir
-        named = ("" if self.settings.store != "local"
-                 or folder == Settings.model_fields["index_dir"].default
+        folder = index_folder(self.settings)
+        named = ("" if folder is None or folder == Settings.model_fields["index_dir"].default
                  else f" --index {folder}")
         missing = IndexMissingError(
             f"no index in {self.store.location}; build one with: articlebot reindex{named} "
