@@ -1,8 +1,15 @@
-"""The PostgreSQL + pgvector backend: one collection shared by several machines."""
+"""The PostgreSQL + pgvector backend: one collection shared by several machines.
+
+As the local backend splits: `schema.py` (versioned tables and their migrations),
+`connection.py` (the pool), `snapshot.py` (the read side), `writer.py` (the write side),
+`state.py` (the bot's state) and `store.py` (versions: opening, pinning, retiring).
+"""
 
 from __future__ import annotations
 
-from index.store.postgres.store import PostgresSnapshot, PostgresStore, PostgresWriter
+from index.store.postgres.snapshot import PostgresSnapshot
+from index.store.postgres.store import PostgresStore
+from index.store.postgres.writer import PostgresWriter
 
 __all__ = ["PostgresSnapshot", "PostgresStore", "PostgresWriter", "ensure_database"]
 

@@ -226,3 +226,9 @@ def schema_version(conn: psycopg.Connection) -> int:
         return 0
     row = conn.execute("SELECT version FROM articlebot_schema").fetchone()
     return int(row[0]) if row else 0
+
+
+def live(alias: str, version: str = "%(v)s") -> str:
+    """SQL: the row is visible at the version (a parameter placeholder by default)."""
+    return (f"{alias}.added_in <= {version} AND ({alias}.removed_in IS NULL "
+            f"OR {alias}.removed_in > {version})")

@@ -12,8 +12,8 @@ import pytest
 
 from index.models import SearchFilters
 from index.store.postgres import PostgresStore
-from index.store.postgres import store as postgres_store
-from index.store.postgres.store import posting_depths
+from index.store.postgres import snapshot as postgres_snapshot
+from index.store.postgres.snapshot import posting_depths
 from tests.index.store.test_conformance import NEWS, article, opened, write
 
 TERM_SETS = (["harbour"], ["harbour", "bridge", "ferries"], ["apple", "comet", "traffic"],
@@ -70,7 +70,7 @@ def test_cut_posting_lists_return_visible_chunks_that_pass_the_filter(
 ) -> None:
     ids = write(opened(store), NEWS())
     write(store, [], delete=["bridge-b"])
-    monkeypatch.setattr(postgres_store, "POSTINGS_BUDGET", 3)  # one or two postings a lexeme
+    monkeypatch.setattr(postgres_snapshot, "POSTINGS_BUDGET", 3)  # one or two postings a lexeme
     gazette = set(ids["bridge-a"]) | set(ids["harvest"])
     with store.reading() as snapshot:
         everywhere = snapshot.keyword_search(["harbour", "bridge"], 10, exhaustive=False)

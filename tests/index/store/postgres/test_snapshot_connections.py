@@ -85,7 +85,7 @@ def test_a_second_thread_reads_the_pinned_version_on_another_connection(
 ) -> None:
     # The borrow wait is 20 ms, enough to open a connection on an idle machine; here it may
     # not be, and this test is about what the borrowed connection reads.
-    monkeypatch.setattr("index.store.postgres.store.BORROW_WAIT_SECONDS", WAIT_SECONDS)
+    monkeypatch.setattr("index.store.postgres.snapshot.BORROW_WAIT_SECONDS", WAIT_SECONDS)
     store = PostgresStore(fresh_database, pool_size=4, retire_after_seconds=0,
                           statement_timeout_ms=STATEMENT_TIMEOUT_MS)
     try:
