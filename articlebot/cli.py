@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -15,11 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from articlebot import wording
-from bench.perf import app as perf_app
-from bench.quality import OneLineErrorsGroup, missing_file
-from bench.quality import app as quality_app
+from articlebot.oneline import OneLineErrorsGroup
 from index.config import Settings, load_settings
 from index.models import (
     Answer,
@@ -37,10 +37,89 @@ if TYPE_CHECKING:
     from index.engine import Engine
     from index.feeds import FeedSyncReport
 
+def file_problem(exc: FileNotFoundError) -> str:
+    """A missing file in words; after an `eval` or `bench` command, bench.quality's words, which
+    say where the evaluation data sets belong (only those commands load bench)."""
+    quality = sys.modules.get("bench.quality")
+    if quality is not None:
+        return str(quality.missing_file(exc))
+    return f"no such file: {exc.filename or exc}"
+
+
+class BenchProgram(TyperGroup):
+    """A bench program mounted as a sub-command (`eval`, `bench`), imported only when it runs or
+    shows its help: its name and one-line help stand in for it in `articlebot --help`.
+
+    Its module's typer `app` becomes the group that parses the sub-command's arguments
+    (`make_context`), so the program behaves as if it were mounted with `add_typer`.
+    """
+
+    def __init__(self, name: str, module: str, help: str) -> None:
+        super().__init__(name=name, help=help)
+        self.module = module
+        self._program: TyperGroup | None = None
+
+    def program(self) -> TyperGroup:
+        """The bench program as a typer group, imported on first use, under this help."""
+        if self._program is None:
+            program = typer.main.get_command(importlib.import_module(self.module).app)
+            assert isinstance(program, TyperGroup), f"{self.module}.app is no group"
+            program.name, program.help = self.name, self.help
+            self._program = program
+        return self._program
+
+    @property
+    def commands(self) -> dict[str, Any]:
+        """The program's sub-commands by name (what walks of the command tree read)."""
+        return self.program().commands
+
+    @commands.setter
+    def commands(self, value: dict[str, Any]) -> None:
+        """Take the empty table TyperGroup starts with; the program's own stands in."""
+        if value:
+            raise TypeError("a bench program's sub-commands are its module's own")
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: typer.Context | None = None, **extra: Any) -> typer.Context:
+        """The program's own context: it parses the arguments and runs."""
+        return self.program().make_context(info_name, args, parent=parent, **extra)
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        """The program's sub-commands."""
+        return self.program().list_commands(ctx)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        """One of the program's sub-commands."""
+        return self.program().get_command(ctx, cmd_name)
+
+
+# bench's programs, as `articlebot eval` and `articlebot bench`: (name, module, help).
+BENCH_PROGRAMS = (
+    ("eval", "bench.quality",
+     "Answer quality on the shared evaluation sets: squad, news, calibrate, sweep."),
+    ("bench", "bench.perf", "Speed and memory: embed, ingest, query, scale, stores."),
+)
+
+
+class CommandLine(OneLineErrorsGroup):
+    """The `articlebot` group: a usage error (a --limit out of range) is one line, not a
+    panel; bench's programs come last, loaded when one runs (BenchProgram), so every other
+    command, and `articlebot --help`, runs without importing bench."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, module, help_text in BENCH_PROGRAMS:
+            self.add_command(BenchProgram(name, module, help_text))
+
+    def file_problem(self, exc: FileNotFoundError) -> str:
+        """A missing file in words (`file_problem`)."""
+        return file_problem(exc)
+
+
 app = typer.Typer(
     name="articlebot",
     help="Answer questions about a collection of articles by quoting them, with sources.",
-    cls=OneLineErrorsGroup,  # a usage error (a --limit out of range) is one line, not a panel
+    cls=CommandLine,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -513,18 +592,6 @@ def demo(index: IndexOption = None) -> None:
     typer.echo(f'\nAsk your own: articlebot ask --index {settings.index_dir} "your question"')
 
 
-app.add_typer(
-    quality_app,
-    name="eval",
-    help="Answer quality on the shared evaluation sets: squad, news, calibrate, sweep.",
-)
-app.add_typer(
-    perf_app,
-    name="bench",
-    help="Speed and memory: embed, ingest, query, scale, stores.",
-)
-
-
 def samples_dir() -> Path:
     """The demo's samples: ARTICLEBOT_SAMPLES_DIR when set (the Docker image installs them
     there), else the checkout's samples/."""
@@ -601,7 +668,7 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except FileNotFoundError as exc:
-        typer.echo(f"error: {missing_file(exc)}", err=True)
+        typer.echo(f"error: {file_problem(exc)}", err=True)
         sys.exit(1)
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -25,6 +25,7 @@ import numpy as np
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from articlebot import oneline
 from bench.options import MAX_QUESTIONS
 from index.config import Settings, load_settings
 from index.models import Answer, ParsedArticle, Progress
@@ -904,47 +905,6 @@ def _grid_summary(grid: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(f"{name} {', '.join(tried)}" for name, tried in values.items())
 
 
-class OneLineErrors:
-    """Mixin: run as a program of its own, a usage error is one line on stderr, not a panel.
-
-    Mixed into the typer group (or single command) that `python -m bench.<name>` runs. Mounted
-    in the `articlebot` command line, that program's own error handling applies instead.
-    """
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        """Parse and run; standalone, exit with the command's code or a one-line error (2)."""
-        run = super().main  # type: ignore[misc]
-        if not standalone_mode:
-            return run(args, prog_name, complete_var, standalone_mode=False, **extra)
-        try:
-            code = run(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except typer.TyperException as exc:  # a usage error, or a bad file the parser opened
-            message = exc.format_message()
-            if type(exc).__name__ == "NoArgsIsHelpError":  # the help (rich printed it already)
-                if message.strip():
-                    typer.echo(message, err=True)
-                sys.exit(exc.exit_code)
-            context = getattr(exc, "ctx", None)
-            hint = f" (see {context.command_path} --help)" if context is not None else ""
-            line = " ".join(message.split()).rstrip(".")  # "Choose from:" lists span lines
-            typer.echo(f"error: {line}{hint}", err=True)
-            sys.exit(exc.exit_code)
-        except typer.Abort:
-            typer.echo("Aborted!", err=True)
-            sys.exit(1)
-        except FileNotFoundError as exc:  # a data set not where it was looked for
-            typer.echo(f"error: {missing_file(exc)}", err=True)
-            sys.exit(1)
-        sys.exit(code if isinstance(code, int) else 0)
-
-
 def missing_file(exc: FileNotFoundError) -> str:
     """A missing file in words; the evaluation sets are expected in ../shared/data."""
     where = exc.filename or str(exc)
@@ -953,11 +913,19 @@ def missing_file(exc: FileNotFoundError) -> str:
     return f"no such file: {where}{hint}"
 
 
-class OneLineErrorsGroup(OneLineErrors, TyperGroup):
+class DataSetErrors(oneline.OneLineErrors):
+    """One-line errors (articlebot.oneline) that say where the evaluation data sets belong."""
+
+    def file_problem(self, exc: FileNotFoundError) -> str:
+        """A missing file in words (`missing_file`)."""
+        return missing_file(exc)
+
+
+class OneLineErrorsGroup(DataSetErrors, TyperGroup):
     """A typer group whose usage errors are one line when it runs as its own program."""
 
 
-class OneLineErrorsCommand(OneLineErrors, TyperCommand):
+class OneLineErrorsCommand(DataSetErrors, TyperCommand):
     """A lone typer command whose usage errors are one line when it runs as its own program."""
 
 

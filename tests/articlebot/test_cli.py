@@ -228,6 +228,27 @@ def test_eval_and_bench_are_sub_commands_with_help():
     assert "squad" in runner.invoke(app, ["eval", "--help"]).output
 
 
+def test_only_the_eval_and_bench_commands_load_bench(tmp_path: Path):
+    """`articlebot --help` and every other command run without importing bench; `eval` and
+    `bench` import it when they run."""
+    script = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from articlebot.cli import app\n"
+        "loaded = lambda: sorted(m for m in sys.modules if m.split('.')[0] == 'bench')\n"
+        "print(loaded())\n"
+        "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+        "assert CliRunner().invoke(app, ['ask', '--help']).exit_code == 0\n"
+        "print(loaded())\n"
+        "assert CliRunner().invoke(app, ['eval', '--help']).exit_code == 0\n"
+        "print('bench.quality' in loaded())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "[]", "True"]
+
+
 def test_python_m_articlebot_runs_the_cli(tmp_path: Path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
