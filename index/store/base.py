@@ -16,7 +16,8 @@ the command-sync hash) is `StateStore`, behind the same seam so that several bot
 can share it; `Store` opens versions, writers and the state.
 
 Backends: `local` (FAISS + SQLite generations on one disk, `index/store/local/`), `postgres`
-(pgvector, `index/store/postgres/`). Adding one: implement the protocols in
+(pgvector, `index/store/postgres/`), `memory` (this process's memory, for tests,
+`index/store/memory/`). Adding one: implement the protocols in
 `index/store/<name>/` (`index.store.scan` serves every read and the writer from a few
 primitives, for a backend without its own indexes), register it in
 `index/store/registry.py`, and run the conformance suite

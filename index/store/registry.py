@@ -144,3 +144,24 @@ register(Backend(
     "postgres", "PostgreSQL + pgvector at database_url, shared by several machines",
     PostgresSettings, _postgres,
 ))
+
+
+class MemorySettings(BaseModel):
+    """The in-memory backend's settings: `index_dir` names the process's collection."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index_dir: Path
+
+
+def _memory(settings: MemorySettings) -> Store:
+    """A MemoryStore on the process's collection named by the folder setting."""
+    from index.store.memory import MemoryStore, collection
+
+    return MemoryStore(collection(str(settings.index_dir)))
+
+
+register(Backend(
+    "memory", "this process's memory, nothing kept (tests and trials)",
+    MemorySettings, _memory,
+))

@@ -65,13 +65,23 @@ def postgres_stores(url: str, *, hnsw: bool = False) -> Callable[[], Store]:
                                  exact_filter_limit=0 if hnsw else 50_000)
 
 
-@pytest.fixture(params=["local", "postgres", "postgres-hnsw"])
+def memory_stores() -> Callable[[], Store]:
+    """Makes stores of one in-memory collection of its own."""
+    from index.store.memory import MemoryCollection, MemoryStore
+
+    shared = MemoryCollection("conformance")
+    return lambda: MemoryStore(shared)
+
+
+@pytest.fixture(params=["local", "postgres", "postgres-hnsw", "memory"])
 def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
     """Makes another store object on the same (initially empty) collection, per backend."""
     made: list[Store] = []
     if request.param.startswith("postgres"):
         stores = postgres_stores(request.getfixturevalue("fresh_database"),
                                  hnsw=request.param == "postgres-hnsw")
+    elif request.param == "memory":
+        stores = memory_stores()
     else:
         stores = local_stores(tmp_path)
 

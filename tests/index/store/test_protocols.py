@@ -6,7 +6,9 @@ belongs to no protocol, or when a contract stops being written where a backend a
 
 from __future__ import annotations
 
+import ast
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,7 @@ from index.store import (
     StoreWriter,
     VersionInfo,
 )
+from index.store.scan import ScanSnapshot, ScanWriter
 
 READ_PROTOCOLS = (VersionInfo, DenseSearch, KeywordSearch, ArticleCatalogue)
 PROTOCOLS = (*READ_PROTOCOLS, StoreWriter, StateStore, Store)
@@ -64,3 +67,25 @@ def test_the_full_interface_is_fifty_two_methods() -> None:
     """What a backend writing every read itself implements (fewer with `index.store.scan`)."""
     counts = {p.__name__: len(abstract(p)) for p in (Snapshot, StoreWriter, StateStore, Store)}
     assert counts == {"Snapshot": 24, "StoreWriter": 12, "StateStore": 9, "Store": 7}
+
+
+def test_a_backend_on_the_scan_defaults_writes_at_most_26_methods() -> None:
+    """Its snapshot writes VersionInfo and two primitives, its writer two, and its store and
+    state store theirs; every read and the write logic come from `index.store.scan`."""
+    assert abstract(ScanSnapshot) == abstract(VersionInfo) | {"_records", "_vectors"}
+    assert abstract(ScanWriter) == {"_publish", "_release"}
+    must_write = {p.__name__: len(abstract(p))
+                  for p in (ScanSnapshot, ScanWriter, StateStore, Store)}
+    assert must_write == {"ScanSnapshot": 6, "ScanWriter": 2, "StateStore": 9, "Store": 7}
+    assert sum(must_write.values()) == 24 <= 26
+
+
+def test_the_memory_backend_is_written_from_the_protocols_alone() -> None:
+    """It imports the interface and the scan defaults, never another backend."""
+    folder = Path(__file__).resolve().parents[3] / "index" / "store" / "memory"
+    imported = {node.module or "" for path in folder.glob("*.py")
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom)}
+    ours = {name for name in imported if name.startswith("index")}
+    assert ours <= {"index.models", "index.store.base", "index.store.scan",
+                    "index.store.memory.store"}

@@ -30,7 +30,16 @@ def settings(**values: object) -> Settings:
 
 
 def test_the_built_in_backends_are_registered() -> None:
-    assert {"local", "postgres"} <= set(names())
+    assert {"local", "postgres", "memory"} <= set(names())
+
+
+def test_memory_stores_of_one_folder_setting_share_a_collection(tmp_path: Path) -> None:
+    chosen = settings(store="memory", index_dir=tmp_path / "one")
+    first, second = make_store(chosen), make_store(chosen)
+    other = make_store(settings(store="memory", index_dir=tmp_path / "two"))
+    assert first.name == "memory" and index_folder(chosen) is None
+    assert first.state() is second.state() and other.state() is not first.state()
+    assert not (tmp_path / "one").exists()  # nothing written to disk
 
 
 def test_the_store_setting_accepts_only_registered_names() -> None:
