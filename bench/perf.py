@@ -11,9 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import random
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +25,24 @@ from typing import Annotated, Any, Literal, get_args
 import numpy as np
 import typer
 
+from bench.measure import (
+    DEFAULT_BACKEND,
+    REPO_ROOT,
+    YEAR_CORPUS,
+    bench_settings,
+    clear_index,
+    concrete_backend,
+    ingest_dir,
+    load_average,
+    news_question_texts,
+    note,
+    percentiles,
+    ratio,
+    running_top_k,
+    squad_question_texts,
+)
+from bench.measure import print_report as _report
+from bench.measure import timed_ms as _timed_ms
 from bench.options import (
     MAX_ARTICLES_HELD_BACK,
     MAX_BATCH,
@@ -42,28 +58,18 @@ from bench.options import (
     positive_ints,
 )
 from bench.peak import chunks_flops, measured_fp32_peak_gflops, transformer_shape
-from bench.quality import (
-    NEWS_CORPUS,
-    NEWS_QUESTIONS,
-    SQUAD_DATA,
-    OneLineErrorsGroup,
-    read_json_gz,
-    read_jsonl,
-)
-from index.config import BUNDLED_MODEL, Settings
+from bench.quality import NEWS_CORPUS, OneLineErrorsGroup
+from bench.stores import app as stores_app
+from index.config import BUNDLED_MODEL
 from index.embedding.base import resolve_model
-from index.embedding.choice import AUTO, machine_description
+from index.embedding.choice import AUTO
 
 # torch, FAISS, OpenVINO and the engine are imported where they are used, so that importing
 # this module (the CLI mounts its `app`) stays fast.
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-YEAR_CORPUS = NEWS_CORPUS.with_name("corpus-2023.jsonl.gz")
-BENCH_DIR = REPO_ROOT / "var" / "bench"
 Backend = Literal["auto", "torch", "openvino", "openvino-int8", "onnx"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 BASELINE = "torch"
-DEFAULT_BACKEND = str(Settings.model_fields["embed_backend"].default)
 INDEX_KINDS = ("flat", "ivf", "hnsw")
 FLOAT32 = "flat_float32"  # the exact float32 scan `scale` measures every index against
 
@@ -143,27 +149,7 @@ class QueryWorkerOptions:
     faiss_threads: int = 0
 
 
-# --- small pure helpers
-def percentiles(ms: Sequence[float]) -> dict[str, float]:
-    """p50/p95/p99 and mean of latencies in milliseconds."""
-    if not ms:
-        return {"n": 0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "mean_ms": 0.0}
-    values = np.asarray(ms, dtype=float)
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {"n": len(values), "p50_ms": round(float(p50), 2), "p95_ms": round(float(p95), 2),
-            "p99_ms": round(float(p99), 2), "mean_ms": round(float(values.mean()), 2)}
-
-
-def load_average() -> list[float]:
-    """The 1, 5 and 15-minute load averages (2 cores: above ~2 means others compete)."""
-    return [round(value, 2) for value in os.getloadavg()]
-
-
-def ratio(value: float, baseline: float) -> float:
-    """value / baseline, rounded (0 when there is no baseline)."""
-    return round(value / baseline, 2) if baseline else 0.0
-
-
+# --- small pure helpers (the ones bench.stores shares are in bench.measure)
 def noisy_blocks(
     base: np.ndarray, total: int, noise: float, seed: int = 0, step: int = 100_000
 ) -> Iterator[np.ndarray]:
@@ -188,29 +174,6 @@ def recall_at(found: np.ndarray, exact: np.ndarray) -> float:
     hits = [len(set(f[f >= 0]) & set(e[e >= 0])) / max(1, (e >= 0).sum())
             for f, e in zip(found, exact, strict=True)]
     return round(float(np.mean(hits)), 4)
-
-
-def emit(result: dict[str, Any], as_json: bool) -> None:
-    """Print a result as JSON or as indented key: value lines."""
-    if as_json:
-        print(json.dumps(result, indent=2))
-        return
-
-    def show(value: Any, indent: int) -> None:
-        """Print a nested value."""
-        for key, item in value.items():
-            if isinstance(item, dict):
-                print(" " * indent + f"{key}:")
-                show(item, indent + 2)
-            else:
-                print(" " * indent + f"{key}: {item}")
-
-    show(result, 0)
-
-
-def note(message: str) -> None:
-    """Progress on stderr, so --json output stays clean."""
-    print(f"[perf {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --- data
@@ -239,25 +202,6 @@ def sample_chunks(embedder: Any, path: Path, count: int, min_tokens: int = 200) 
         if len(chunks) >= count:
             return chunks[:count]
     return chunks
-
-
-def news_question_texts() -> list[str]:
-    """The news quiz questions."""
-    return [str(row["question"]) for row in read_jsonl(NEWS_QUESTIONS)]
-
-
-def squad_question_texts(count: int, seed: int = 0) -> list[str]:
-    """A seeded sample of SQuAD dev questions."""
-    questions = [qa["question"] for article in read_json_gz(SQUAD_DATA)["data"]
-                 for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
-    random.Random(seed).shuffle(questions)
-    return questions[:count]
-
-
-def bench_settings(index_dir: Path, backend: str) -> Settings:
-    """Settings for a benchmark index, ignoring the environment and .env."""
-    return Settings(_env_file=None, index_dir=index_dir, article_dirs=[], embed_backend=backend,
-                    max_file_mb=4096)
 
 
 # --- embed
@@ -417,13 +361,6 @@ def query_worker(args: QueryWorkerOptions) -> dict[str, Any]:
     return result
 
 
-def _timed_ms(function: Callable[[str], Any], argument: str) -> float:
-    """Milliseconds one call takes."""
-    started = time.perf_counter()
-    function(argument)
-    return (time.perf_counter() - started) * 1000
-
-
 def _rss_mb() -> float:
     """This process's resident memory now, in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -433,17 +370,6 @@ def _rss_mb() -> float:
 
 
 # --- ingest
-def ingest_dir(corpus: Path, backend: str) -> Path:
-    """Where the ingest benchmark builds its index (reused by `query`), by concrete backend."""
-    return BENCH_DIR / f"{corpus.name.split('.')[0]}-{concrete_backend(backend)}"
-
-
-def clear_index(index_dir: Path) -> None:
-    """Remove an index folder's contents (exported models live in the machine's cache)."""
-    if not index_dir.is_dir():
-        return
-    for path in index_dir.iterdir():
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def throughput(run: dict[str, Any], articles: int) -> dict[str, Any]:
@@ -452,13 +378,6 @@ def throughput(run: dict[str, Any], articles: int) -> dict[str, Any]:
     return {"articles_per_s": round(articles / seconds, 2),
             "chunks_per_s": round(run["chunks_embedded"] / seconds, 1),
             "tokens_per_s": round(run["chunks_embedded"] * run["mean_tokens"] / seconds)}
-
-
-def concrete_backend(backend: str) -> str:
-    """The backend a name stands for here: `auto` becomes the one measured on this machine."""
-    from index.embedding import resolve_backend
-
-    return resolve_backend(BUNDLED_MODEL, backend)
 
 
 def bench_ingest(args: IngestOptions) -> dict[str, Any]:
@@ -549,13 +468,23 @@ def bench_query(args: QueryOptions) -> dict[str, Any]:
 def base_vectors(index_dir: Path | None, limit: int) -> tuple[np.ndarray, str]:
     """Real chunk vectors: from a built index when given, else embedded from corpus-8w."""
     if index_dir is not None:
-        from index.store.local import generations, vectors
+        from index.store import make_store
 
-        name = generations.current_name(index_dir)
-        if name:
-            index = vectors.read_index(index_dir / name / generations.VECTORS)
-            ids = vectors.index_ids(index)[:limit]
-            return vectors.reconstruct(index, ids), f"{len(ids)} vectors of {index_dir}"
+        store = make_store(bench_settings(index_dir, DEFAULT_BACKEND))
+        try:
+            if store.open(None):
+                with store.reading() as snapshot:
+                    blocks: list[np.ndarray] = []
+                    taken = 0
+                    for item in snapshot.export_articles():
+                        if taken >= limit:
+                            break
+                        blocks.append(item.vectors[: limit - taken])
+                        taken += len(blocks[-1])
+                if taken:
+                    return np.concatenate(blocks), f"{taken} vectors of {index_dir}"
+        finally:
+            store.close()
     embedder = make_embedders([DEFAULT_BACKEND])[DEFAULT_BACKEND]
     chunks = sample_chunks(embedder, NEWS_CORPUS, limit, min_tokens=0)
     return embedder.encode(chunks), f"{len(chunks)} chunks of corpus-8w embedded"
@@ -594,18 +523,6 @@ def breadth_sweep(index: Any, queries: np.ndarray, k: int, exact: np.ndarray,
     finally:
         vectors.set_search_breadth(index, default)
     return sweep
-
-
-def running_top_k(best: tuple[np.ndarray, np.ndarray] | None, scores: np.ndarray,
-                  ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Merge a block's (queries × rows) scores into the best k (scores, ids) per query so far."""
-    if best is not None:
-        scores = np.concatenate([best[0], scores], axis=1)
-        ids = np.concatenate([best[1], np.broadcast_to(ids, (len(scores), len(ids)))], axis=1)
-    else:
-        ids = np.broadcast_to(ids, scores.shape)
-    keep = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(scores, keep, axis=1), np.take_along_axis(ids, keep, axis=1)
 
 
 def index_figures(index: Any, queries: np.ndarray, exact: np.ndarray | None,
@@ -752,11 +669,6 @@ def _names_in(allowed: Sequence[str]) -> Callable[[str], str]:
         return value
 
     return check
-
-
-def _report(result: dict[str, Any], as_json: bool) -> None:
-    """Print a benchmark's figures with the machine they were measured on."""
-    emit(result | {"machine": machine_description()}, as_json)
 
 
 app = typer.Typer(
@@ -987,10 +899,8 @@ def query_worker_command(
     print(json.dumps(query_worker(options)))
 
 
-# The store comparison's commands live in bench/stores.py (it imports this module's helpers
-# where it uses them, so this import at the end is no cycle).
-from bench.stores import app as stores_app  # noqa: E402
-
+# The store comparison's commands live in bench/stores.py (it shares bench.measure's helpers
+# and imports nothing of this module).
 app.add_typer(stores_app, name="stores")
 
 if __name__ == "__main__":

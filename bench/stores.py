@@ -31,6 +31,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 import typer
 
+from bench.measure import (
+    BENCH_DIR,
+    DEFAULT_BACKEND,
+    YEAR_CORPUS,
+    bench_settings,
+    clear_index,
+    ingest_dir,
+    load_average,
+    news_question_texts,
+    note,
+    percentiles,
+    print_report,
+    ratio,
+    running_top_k,
+    squad_question_texts,
+    timed_ms,
+)
 from bench.options import (
     MAX_BREADTH,
     MAX_DATABASE_CHUNKS,
@@ -41,14 +58,14 @@ from bench.options import (
     positive_ints,
 )
 from bench.quality import NEWS_CORPUS, OneLineErrorsCommand, OneLineErrorsGroup
-
-# bench.perf mounts this app, so its helpers are imported where they are used.
+from index.models import ArticleInfo
+from index.store.filters import matches
 
 if TYPE_CHECKING:
     from index.config import Settings
     from index.engine import Engine
     from index.models import SearchFilters
-    from index.store.postgres.store import PostgresSnapshot
+    from index.store.postgres import PostgresSnapshot
 
 WARM_UP = 20
 # The month filter of `scale` (the year corpus's March).
@@ -80,17 +97,16 @@ def fresh_database(server_url: str, name: str) -> str:
 def ask_figures(engine: Engine, questions: list[str], concurrency: int,
                 filters: SearchFilters | None = None) -> dict[str, Any]:
     """Latency one question at a time (after a warm-up), then from `concurrency` askers."""
-    from bench.perf import _timed_ms, percentiles
 
     def ask(question: str) -> Any:
         return engine.ask(question, filters)
 
     for question in questions[:WARM_UP]:
         ask(question)
-    single = [_timed_ms(ask, q) for q in questions]
+    single = [timed_ms(ask, q) for q in questions]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        together = list(pool.map(lambda q: _timed_ms(ask, q), questions))
+        together = list(pool.map(lambda q: timed_ms(ask, q), questions))
     wall = time.perf_counter() - started
     return {"single": percentiles(single),
             f"{concurrency}_askers": percentiles(together)
@@ -114,17 +130,6 @@ def ingest_once(settings: Settings, corpus: Path) -> dict[str, Any]:
 def compare(database_url: str, index: Path, corpus: Path, squad: int,
             concurrency: int) -> dict[str, Any]:
     """Ingest throughput and question latency, local against postgres, in one run."""
-    from bench.perf import (
-        BENCH_DIR,
-        DEFAULT_BACKEND,
-        bench_settings,
-        clear_index,
-        load_average,
-        news_question_texts,
-        note,
-        ratio,
-        squad_question_texts,
-    )
     from index.engine import Engine
     from index.migrate import copy_collection
     from index.store import make_store
@@ -164,7 +169,6 @@ def compare(database_url: str, index: Path, corpus: Path, squad: int,
 
 def fill(database_url: str, index: Path, size: int, noise: float) -> dict[str, Any]:
     """A database holding the index's articles repeated (noisy vectors) up to `size` chunks."""
-    from bench.perf import DEFAULT_BACKEND, bench_settings, note
     from index.store import make_store
     from index.store.postgres import PostgresStore
 
@@ -207,16 +211,10 @@ def fill(database_url: str, index: Path, size: int, noise: float) -> dict[str, A
 
 def passes(filters: SearchFilters | None, source: str, published: date | None) -> bool:
     """Whether a chunk of this outlet and date passes the filters (sources and dates only)."""
-    if filters is None:
-        return True
-    if filters.labels:
+    if filters is not None and filters.labels:
         raise ValueError("label filters are not reproduced here")
-    if filters.sources and source not in filters.sources:
-        return False
-    if (filters.since or filters.until) and published is None:
-        return False
-    return not ((filters.since and published < filters.since)
-                or (filters.until and published > filters.until))
+    return matches(ArticleInfo(id="", title="", source=source, url="", published=published),
+                   filters)
 
 
 def exact_neighbours(url: str, queries: np.ndarray, k: int,
@@ -229,7 +227,6 @@ def exact_neighbours(url: str, queries: np.ndarray, k: int,
     import psycopg
     from pgvector.psycopg import register_vector
 
-    from bench.perf import running_top_k
 
     best: dict[str, tuple[np.ndarray, np.ndarray] | None] = dict.fromkeys(cases)
     with psycopg.connect(url) as conn:
@@ -321,7 +318,6 @@ def keyword_figures(snapshot: PostgresSnapshot, term_sets: list[list[str]], k: i
     which copies make the top k is arbitrary: a result counts as found when it scores at
     least the exhaustive k-th best (`recall_at_k`); `id_recall_at_k` counts shared ids.
     """
-    from bench.perf import percentiles
 
     timed: dict[str, list[float]] = {"default": [], "exhaustive": []}
     recalls: list[float] = []
@@ -352,14 +348,6 @@ def scale(database_url: str, index: Path, size: int, noise: float, queries: int,
     filter), keyword candidates' recall against an exhaustive search, and hybrid question
     latency end to end, one asker and several: with the database as found in memory, then
     (`warm`) again after `prewarm`."""
-    from bench.perf import (
-        DEFAULT_BACKEND,
-        bench_settings,
-        load_average,
-        news_question_texts,
-        note,
-        percentiles,
-    )
     from index.engine import Engine
     from index.models import SearchFilters
     from index.retrieve import search_terms
@@ -459,8 +447,6 @@ IndexOption = Annotated[Path | None, typer.Option(
 
 def _year_index(index: Path | None) -> Path:
     """The index given, or the one the year ingest benchmark builds."""
-    from bench.perf import DEFAULT_BACKEND, YEAR_CORPUS, ingest_dir
-
     return index or ingest_dir(YEAR_CORPUS, DEFAULT_BACKEND)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 SquadCountOption = Annotated[int, typer.Option(
@@ -480,9 +466,7 @@ def compare_command(
     as_json: JsonOption = False,
 ) -> None:
     """Ingest chunks/s and question latency (ms), local against postgres, in one run."""
-    from bench.perf import _report
-
-    _report(compare(database_url, _year_index(index), corpus, squad, concurrency), as_json)
+    print_report(compare(database_url, _year_index(index), corpus, squad, concurrency), as_json)
 
 
 @app.command("scale", cls=OneLineErrorsCommand)
@@ -511,10 +495,8 @@ def scale_command(
 ) -> None:
     """HNSW recall@10 against exact search, keyword candidates' recall against an exhaustive
     search, and hybrid latency (ms) at a size."""
-    from bench.perf import _report
-
-    _report(scale(database_url, _year_index(index), size, noise, queries, ef_search,
-                  reuse=reuse, concurrency=concurrency, warm=warm), as_json)
+    print_report(scale(database_url, _year_index(index), size, noise, queries, ef_search,
+                       reuse=reuse, concurrency=concurrency, warm=warm), as_json)
 
 
 @app.command("ask", cls=OneLineErrorsCommand)
@@ -526,14 +508,6 @@ def ask_command(
 ) -> None:
     """Question latency (ms) on a collection already in PostgreSQL (e.g. what `scale` filled),
     one at a time and from several askers."""
-    from bench.perf import (
-        DEFAULT_BACKEND,
-        _report,
-        bench_settings,
-        load_average,
-        news_question_texts,
-        squad_question_texts,
-    )
     from index.engine import Engine
 
     # Only the exported models come from the year index's folder: the collection is the
@@ -547,5 +521,5 @@ def ask_command(
     result |= ask_figures(engine, questions, concurrency)
     result["load_after"] = load_average()
     engine.close()
-    _report(result, as_json)
+    print_report(result, as_json)
 
