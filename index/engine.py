@@ -554,19 +554,25 @@ class Engine:
 
     def sync_outcomes(self) -> tuple[SyncOutcome | None, SyncOutcome | None]:
         """What the latest reindex did, and the latest run that wrote a version; either None
-        when none was recorded or the record is unreadable (index.build.sync_outcomes)."""
+        when none was recorded or the record is unreadable (index.build.sync_outcomes).
+
+        Raises IndexUnavailableError when the state store fails.
+        """
         with _unavailable():
             return sync_outcomes(self.state)
 
     # --- conversations (bot state, so a thread's follow-ups outlive a restart)
     def conversation(self, key: int) -> Conversation | None:
-        """The conversation kept under a key (a thread's id, an answer message's), or None."""
+        """The conversation kept under a key (a thread's id, an answer message's), or None
+        (none kept, or a value that holds none). Raises IndexUnavailableError when the state
+        store fails."""
         with _unavailable():
             return Conversation.from_json(self.state.get_value(CONVERSATION_KEY.format(key)))
 
     def keep_conversation(self, keys: Sequence[int], conversation: Conversation) -> None:
         """Keep a conversation under each of these keys (a thread, the answers sent in it),
-        replacing what they held."""
+        replacing what they held: named values CONVERSATION_KEY, never pruned (each is well
+        under 1 KB). Raises IndexUnavailableError when the state store fails."""
         text = conversation.to_json()
         with _unavailable():
             for key in keys:
