@@ -18,8 +18,8 @@ can share it; `Store` opens versions, writers and the state.
 Backends: `local` (FAISS + SQLite generations on one disk, `index/store/local/`), `postgres`
 (pgvector, `index/store/postgres/`), `memory` (this process's memory, for tests,
 `index/store/memory/`). Adding one: implement the protocols in
-`index/store/<name>/` (`index.store.scan` serves every read and the writer from a few
-primitives, for a backend without its own indexes), register it in
+`index/store/<name>/` (52 methods written whole; 24 on `index.store.scan`, which serves every
+read and the writer from a few primitives, for a backend without its own indexes), register it in
 `index/store/registry.py`, and run the conformance suite
 (`tests/index/store/test_conformance.py`) against it unchanged.
 """
@@ -224,8 +224,8 @@ class KeywordSearch(_Memoised, ABC):
 
     The analyser contract: a term matches a chunk when the chunk holds a word with the same
     stem, words being what `index.text.tokens` splits and stems what `index.text.stem`
-    (Porter) makes of them; a term of several words matches as its words together. A chunk's
-    length is its number of `index.text.tokens`. The engine scores candidates itself with
+    (Porter) makes of them (terms are single words, as `index.text.terms` gives them). A
+    chunk's length is its number of `index.text.tokens`. The engine scores candidates itself with
     `index.text`, so an index that splits or stems otherwise would weigh a term one way in
     the store and another in scoring ("voted/voting/votes" once one stem in the index and
     three in scoring); the conformance suite checks this
