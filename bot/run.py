@@ -74,10 +74,13 @@ def _fail(message: str, code: int, secrets: Sequence[str] = ()) -> int:
 def _index_problem(settings: BotSettings) -> str | None:
     """Why there is no index to serve, or None when the folder exists.
 
-    Only the local store lives in a folder; a database is checked when the engine opens.
+    Only a backend that keeps its collection in `index_dir` is checked here
+    (`Engine.index_folder`, as the storage registry says); a database is checked when the
+    engine opens.
     """
-    if settings.store == "local" and not settings.index_dir.is_dir():
-        return (f"no index at {settings.index_dir}: build one first with `articlebot reindex` "
+    folder = Engine.index_folder(settings)
+    if folder is not None and not folder.is_dir():
+        return (f"no index at {folder}: build one first with `articlebot reindex` "
                 "(or set ARTICLEBOT_INDEX_DIR).")
     return None
 

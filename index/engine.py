@@ -180,6 +180,13 @@ class Engine:
         `articlebot sync` keeps the synced commands' digest in). Raises StoreError."""
         return open_state(settings)
 
+    @staticmethod
+    def index_folder(settings: Settings) -> Path | None:
+        """The folder the configured backend keeps its collection in, None when it keeps it
+        elsewhere (a database server, memory): `index.store.index_folder`, for callers that do
+        not reach storage themselves (the bot checks it before it logs in)."""
+        return index_folder(settings)
+
     @contextmanager
     def _reading(self) -> Iterator[Snapshot]:
         """Hold the current version for one call; a reindex may replace it meanwhile.

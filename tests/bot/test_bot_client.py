@@ -13,6 +13,7 @@ from helpers import FakeEngine, MemoryState, make_bot, make_settings, make_state
 
 from bot.client import COMMANDS_HASH_KEY, ArticleBot, command_payload
 from bot.run import serve, sync_commands, token_problem
+from index.engine import Engine
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "commands.json"
 
@@ -149,3 +150,10 @@ def test_serve_without_index_explains_in_one_line(
     assert serve(settings) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no index at" in err and "Traceback" not in err
+
+
+def test_serve_looks_for_a_folder_only_where_the_backend_keeps_one(tmp_path: Path) -> None:
+    # The check before login asks the storage registry (through the engine), not a name.
+    assert Engine.index_folder(make_settings(tmp_path)) == tmp_path / "index"
+    assert Engine.index_folder(make_settings(tmp_path, store="memory")) is None
+    assert Engine.index_folder(make_settings(tmp_path, store="postgres")) is None
