@@ -11,7 +11,6 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -528,19 +527,27 @@ def stats(index: IndexOption = None, as_json: JsonOption = False) -> None:
     )
 
 
-class Backend(StrEnum):
-    """A storage backend, as the `store` setting names it."""
+def store_name(value: str) -> str:
+    """A backend's name as given, checked against the storage registry
+    (`index.store.names`); typer.BadParameter for text that is not UTF-8 or names no
+    registered backend. The registry is imported here, when `migrate` parses its options,
+    so the other commands do not load storage."""
+    from index.store import StoreError, backend
 
-    LOCAL = "local"
-    POSTGRES = "postgres"
+    try:
+        return backend(utf8_text(value)).name
+    except StoreError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 @app.command()
 def migrate(
-    from_store: Annotated[Backend, typer.Option("--from", help="Backend to copy from.")],
-    to_store: Annotated[
-        Backend, typer.Option("--to", help="Backend to copy to (what it held is replaced).")
-    ],
+    from_store: Annotated[str, typer.Option(
+        "--from", parser=store_name, metavar="<store>",
+        help="Backend to copy from (local, postgres, …: any registered store).")],
+    to_store: Annotated[str, typer.Option(
+        "--to", parser=store_name, metavar="<store>",
+        help="Backend to copy to (what it held is replaced).")],
     index: IndexOption = None,
     database_url: Annotated[str | None, typer.Option(
         "--database-url", parser=utf8_text,
@@ -555,8 +562,8 @@ def migrate(
         raise CliError("--from and --to name the same backend")
     settings = _settings(index, database_url=database_url)
     try:
-        source = make_store(settings.model_copy(update={"store": from_store.value}))
-        target = make_store(settings.model_copy(update={"store": to_store.value}))
+        source = make_store(settings.model_copy(update={"store": from_store}))
+        target = make_store(settings.model_copy(update={"store": to_store}))
     except StoreError as exc:
         raise CliError(str(exc)) from exc
     try:

@@ -270,6 +270,11 @@ def test_migrate_errors_are_one_line(tmp_path: Path):
         f"error: nothing to copy: {tmp_path / 'none'} holds no collection"]
     same = run_cli("migrate", "--from", "local", "--to", "local", cwd=tmp_path)
     assert same.returncode == 1 and "same backend" in same.stderr
+    unknown = run_cli("migrate", "--from", "nosql", "--to", "local", cwd=tmp_path)
+    assert unknown.returncode == 2
+    (line,) = unknown.stderr.strip().splitlines()
+    assert line.startswith("error: Invalid value for '--from': unknown store 'nosql' "
+                           "(choose local, postgres, memory)"), line
 
 
 def test_quotes_from_one_article_share_one_attribution():
