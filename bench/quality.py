@@ -394,9 +394,11 @@ def cache_key(data_digest: str, settings: Settings, variant: str = "") -> str:
              settings.chunk_max_tokens, settings.chunk_overlap_sentences, settings.index_type]
     if PIPELINE_VERSION > 1:  # keeps the keys of indexes built before the version existed
         parts.append(PIPELINE_VERSION)
-    if settings.store != "local":  # keeps the local keys (and their cached indexes) as they were
+    from index.store import index_folder
+
+    if index_folder(settings) is None:  # a server's or memory's collection: by backend name
         parts.append(settings.store)
-    else:
+    else:  # keeps the keys of local indexes (and the cached indexes) as they were
         from index.store.local.vectors import VECTOR_FORMAT
 
         parts.append(VECTOR_FORMAT)
@@ -407,12 +409,16 @@ def cache_key(data_digest: str, settings: Settings, variant: str = "") -> str:
 def eval_settings(settings: Settings, index_dir: Path) -> Settings:
     """The settings for an evaluation: the cached index, and ten results for MRR@10.
 
-    With store=postgres the cached index is a database named after the cache folder, on the
-    server of ARTICLEBOT_DATABASE_URL (created when missing).
+    With a backend on a database server (store=postgres: its settings take a database_url)
+    the cached index is a database named after the cache folder, on the server of
+    ARTICLEBOT_DATABASE_URL (created when missing).
     """
+    from index.store import backend
+
     update: dict[str, Any] = {"index_dir": index_dir,
                               "results": max(settings.results, EVAL_RESULTS)}
-    if settings.store == "postgres" and settings.database_url is not None:
+    on_server = "database_url" in backend(settings.store).settings.model_fields
+    if on_server and settings.database_url is not None:
         from pydantic import SecretStr
 
         from index.store.postgres import ensure_database
