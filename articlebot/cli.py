@@ -284,15 +284,16 @@ def format_quotes(quotes: Sequence[Quote], cautions: Mapping[str, str]) -> list[
 
 
 def format_answer(answer: Answer, cautions: Mapping[str, str] | None = None) -> str:
-    """An answer as terminal text: quotes grouped by article with attribution, then articles;
-    when nothing answers, articlebot.wording's sentences, as the bot words them."""
+    """An answer as terminal text: quotes grouped by article with attribution, how sure the
+    answer is, then articles; when nothing answers, articlebot.wording's sentences. The
+    confidence and any caveat are worded by articlebot.wording, as the bot words them."""
     lines: list[str] = []
     if answer.answered and answer.quotes:
         for group in wording.quote_groups(answer.quotes):
             lines += format_quotes(group, cautions or {})
             scores = ", ".join(f"{quote.score:.3f}" for quote in group)
             lines.append(f"      ({'score' if len(group) == 1 else 'scores'} {scores})")
-        lines.append(f"Confidence: {answer.confidence}.")
+        lines.append(wording.sentence(wording.confidence_text(answer.confidence)))
         caveat = wording.caveat_text(answer)
         if caveat:
             lines.append(f"Note: {caveat}.")

@@ -15,6 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from articlebot import wording
 from articlebot.cli import CliError, answer_json, app, format_answer, format_article_line
 from bot.config import BotSettings
 from index.config import Settings
@@ -24,6 +25,7 @@ from index.models import (
     ArticleHit,
     ArticleInfo,
     Caveat,
+    Confidence,
     Coverage,
     NotAnswered,
     OutsideFilters,
@@ -105,8 +107,10 @@ def test_ask_json_prints_the_answer(settings, embedder, monkeypatch):
     data = json.loads(result.output)
     assert data["answered"] and data["quotes"][0]["article"]["title"]
     assert "note" in data and "reason" in data and "caveat" in data
-    text = click.unstyle(format_answer(engine.ask("When did the harbour bridge reopen?")))
-    assert "reopened on Monday" in text and "Confidence:" in text
+    answer = engine.ask("When did the harbour bridge reopen?")
+    text = click.unstyle(format_answer(answer))
+    assert "reopened on Monday" in text
+    assert wording.sentence(wording.confidence_text(answer.confidence)) in text.splitlines()
 
 
 def test_article_json_gives_its_size_and_listings_no_sizes_they_do_not_know(
@@ -316,6 +320,12 @@ def test_an_article_line_keeps_outlet_and_title_apart(source: str):
     assert outlet.strip() == (source or "-") and title == "Storm Odile"
 
 
+# The line the CLI prints for each confidence, in articlebot.wording's words (low and none
+# share theirs; the README's example is answered, so either reads back the same).
+CONFIDENCE_BY_SENTENCE = {wording.sentence(wording.confidence_text(level)): level
+                          for level in reversed(Confidence)}
+
+
 def test_the_readme_example_is_what_the_cli_prints():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split("```\n? ", 1)[1].split("\n```", 1)[0].splitlines()[1:]
@@ -329,7 +339,7 @@ def test_the_readme_example_is_what_the_cli_prints():
     answer = canned_answer(
         quotes=(Quote(text, article, 1, 0, len(text),
                       float(re.fullmatch(r"      \(score (.+)\)", score).group(1))),),
-        results=(), confidence=re.fullmatch(r"Confidence: (\w+)\.", confidence).group(1),
+        results=(), confidence=CONFIDENCE_BY_SENTENCE[confidence],
     )
     assert format_answer(answer).splitlines() == block[:4]
     assert block[4] == "Articles:"
