@@ -140,7 +140,7 @@ class Settings(BaseSettings):
         "calibration.",
     )
     reader: Literal["features", "cross-encoder", "ensemble"] = Field(
-        "features",
+        "ensemble",
         description="What chooses the quoted sentences: features (a logistic regression over "
         "hand-made features), cross-encoder (a model reading the question with each "
         "sentence, trained by python -m bench.reader) or ensemble (the cross-encoder reading "

@@ -3,7 +3,7 @@
 `reader_for(settings)` gives the reader the `reader` setting names, loaded once per process:
 `features` (a logistic regression over hand-made features), `cross-encoder` (a model trained by
 `python -m bench.reader` that reads the question with each sentence), or `ensemble` (the
-cross-encoder reading the feature reader's shortlist, the two scores blended).
+default: the cross-encoder reading the feature reader's shortlist, the two scores blended).
 """
 
 from __future__ import annotations
