@@ -341,7 +341,12 @@ def test_questions_in_threads_survive_generation_switches(settings, embedder) ->
             if not ids <= allowed:
                 errors.append(AssertionError(f"chunk ids {ids - allowed} in no generation"))
                 return
-            served[after.name] += 1
+            with known_lock:
+                served[after.name] += 1
+
+    def answered(count: int, generation: str) -> bool:
+        with known_lock:
+            return sum(served.values()) >= count and served[generation] > 0
 
     threads = [threading.Thread(target=asker, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -352,12 +357,21 @@ def test_questions_in_threads_survive_generation_switches(settings, embedder) ->
             change_articles([path], f"s{round_number}")
             assert engine.reindex().updated == 1
             chunk_ids(engine.store._generation)
+            # Counted, not timed: the next write waits until four more questions were answered,
+            # one of them by the new generation, however long a question takes on this machine.
+            with known_lock:
+                wanted = sum(served.values()) + 4
+            name = engine.store._generation.name
+            deadline = time.monotonic() + 300  # a guard against a hang only
+            while not errors and not answered(wanted, name):
+                assert time.monotonic() < deadline, f"no question answered by {name}"
+                time.sleep(0.005)
     finally:
         stop.set()
         for thread in threads:
             thread.join(30)
     assert not errors, errors[:3]
-    assert len(served) >= 3 and sum(served.values()) >= 20
+    assert len(served) >= 5 and sum(served.values()) >= 20
 
 
 # ------------------------------------------------------------------ foreign model
