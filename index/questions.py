@@ -137,11 +137,25 @@ def answer_question(
     days = [q.article.published for q in quotes if q.article.published]
     newest = max(days) if days else None
     return replace(
-        base, quotes=tuple(quotes), results=results, answered=True,
+        base, quotes=tuple(quotes), results=answer_first(results, quotes), answered=True,
         confidence=reading.confidence,
         caveat=caveat_of(days, period, as_of, settings.stale_after_days), newest=newest,
         elapsed_ms=_ms(started),
     )
+
+
+def answer_first(results: Sequence[ArticleHit], quotes: Sequence[Quote]) -> tuple[ArticleHit, ...]:
+    """The ranking with the article of the reader's best quote first, the rest in their order.
+
+    A passage whose sentence answers makes a better first article than one that only matches
+    the question's words: on SQuAD v1.1 dev this lifts recall@1 from 0.786 to 0.808 (test
+    half, 2,000 questions) and from 0.831 to 0.857 (train half) with the ensemble reader
+    (docs/quality.md, "A reader of our own").
+    """
+    if not quotes:
+        return tuple(results)
+    best = max(quotes, key=lambda quote: quote.score).article.id
+    return tuple(sorted(results, key=lambda hit: hit.article.id != best))  # stable
 
 
 def why_unanswered(
