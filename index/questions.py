@@ -148,9 +148,8 @@ def answer_first(results: Sequence[ArticleHit], quotes: Sequence[Quote]) -> tupl
     """The ranking with the article of the reader's best quote first, the rest in their order.
 
     A passage whose sentence answers makes a better first article than one that only matches
-    the question's words: on SQuAD v1.1 dev this lifts recall@1 from 0.786 to 0.808 (test
-    half, 2,000 questions) and from 0.831 to 0.857 (train half) with the ensemble reader
-    (docs/quality.md, "A reader of our own").
+    the question's words: with the ensemble reader, SQuAD v1.1 dev recall@1 0.811 → 0.831
+    and MRR@10 0.875 → 0.887 (all 10,570 questions; docs/quality.md, "A reader of our own").
     """
     if not quotes:
         return tuple(results)
