@@ -192,6 +192,24 @@ def mine_groups(
                 gold, question.answers, chooser.random() < UNANSWERABLE_SHARE, feature_scores)
 
 
+def write_groups(engine: Engine, questions: Sequence[Any], out: Path,
+                 gold_of: Any = None) -> dict[str, int]:
+    """Mine the questions (`mine_groups`) into `out` (JSON Lines, replaced whole when done),
+    then close the engine; returns the number of groups of each kind."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    partial = out.with_suffix(".partial")
+    try:
+        with partial.open("w", encoding="utf-8") as handle:
+            for group in mine_groups(engine, questions, gold_of=gold_of):
+                handle.write(group.to_json() + "\n")
+                counts[group.kind] = counts.get(group.kind, 0) + 1
+    finally:
+        engine.close()
+    partial.replace(out)
+    return counts
+
+
 @app.command("mine")
 def mine_command(
     n_questions: Annotated[int | None, typer.Option(
@@ -214,17 +232,7 @@ def mine_command(
     picked = sample_questions(questions, n_questions)
     picked = picked[start:None if limit is None else start + limit]
     out = out or READER_DIR / f"groups-squad-train-{len(picked)}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
-    partial = out.with_suffix(".partial")
-    try:
-        with partial.open("w", encoding="utf-8") as handle:
-            for group in mine_groups(engine, picked):
-                handle.write(group.to_json() + "\n")
-                counts[group.kind] = counts.get(group.kind, 0) + 1
-    finally:
-        engine.close()
-    partial.replace(out)
+    counts = write_groups(engine, picked, out)
     summary = {"out": str(out), "questions": len(picked), "start": start, "groups": counts,
                "squad_sha256": file_digest(squad), "seed": SEED,
                "seconds": round(time.perf_counter() - started, 1)}
@@ -267,17 +275,7 @@ def mine_news_command(
     started = time.perf_counter()
     engine = news_index(settings, corpus)
     out = out or READER_DIR / f"groups-news-{year}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
-    partial = out.with_suffix(".partial")
-    try:
-        with partial.open("w", encoding="utf-8") as handle:
-            for group in mine_groups(engine, questions, gold_of=gold_of):
-                handle.write(group.to_json() + "\n")
-                counts[group.kind] = counts.get(group.kind, 0) + 1
-    finally:
-        engine.close()
-    partial.replace(out)
+    counts = write_groups(engine, questions, out, gold_of)
     summary = {"out": str(out), "questions": len(questions), "groups": counts,
                "corpus_sha256": file_digest(corpus), "quiz_sha256": file_digest(quiz),
                "seed": SEED, "seconds": round(time.perf_counter() - started, 1)}
