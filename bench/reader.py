@@ -1,9 +1,13 @@
 """The cross-encoder reader: its training data, training, and evaluation.
 
 ```
-python -m bench.reader mine [--questions N] [--json]     # var/reader/groups-*.jsonl
-python -m bench.reader train [--layers L] [--questions N] [--resume] [--json]
-python -m bench.reader eval [--limit N] [--json]
+python -m bench.reader mine [--questions N] [--start K] [--limit M] [--json]
+python -m bench.reader mine-news [--year 2024|2025|2026] [--json]   # the quiz's train years
+python -m bench.reader train [--groups FILE ...] [--layers L] [--questions N] [--init PT]
+python -m bench.reader ship --weights PT [--target DIR]     # index/reading/cross-encoder
+python -m bench.reader eval --weights DIR --groups FILE     # top-1 among the candidates
+python -m bench.reader sweep --weights DIR --groups FILE    # the ensemble's blend, shortlist
+python -m bench.reader speed [--json]                       # what a reader adds a question
 ```
 
 `mine` asks SQuAD v1.1 **train** questions (never dev) through the engine over all 18,896
