@@ -2,7 +2,7 @@
 
     python -m tests.bot.serve_fake      # from the repository root, or with PYTHONPATH set
 
-Builds a tiny index of invented articles (hashing embedder: no model loads) in
+Builds a tiny index of invented articles (hashing embedder, feature reader: no model loads) in
 ARTICLEBOT_INDEX_DIR (a temporary folder when unset), starts `fake_discord.FakeDiscord` in a
 thread of its own, points discord.py at it and runs the CLI's `serve` in the main thread, as
 a container's PID 1 would. Prints `serve_fake: ready` once the bot has connected; exits with
@@ -92,8 +92,11 @@ def main() -> None:
     import index.engine
 
     index.engine.make_embedder = lambda model, backend, cache_dir=None: HashingEmbedder(model)
+    # The feature reader, as the hashing embedder: no model loads, so a fresh container
+    # connects in seconds instead of first exporting the cross-encoder (the stop is the point).
     os.environ.update(DISCORD_TOKEN=fake.token, ARTICLEBOT_INDEX_DIR=str(index_dir),
-                      ARTICLEBOT_ARTICLE_DIRS=str(articles), ARTICLEBOT_MODEL=MODEL)
+                      ARTICLEBOT_ARTICLE_DIRS=str(articles), ARTICLEBOT_MODEL=MODEL,
+                      ARTICLEBOT_READER="features")
     from articlebot.cli import main as cli
 
     sys.argv = ["articlebot", "serve"]
