@@ -29,6 +29,9 @@ from tests.bot.fake_discord import FakeDiscord
 from tests.index.fakes import HashingEmbedder
 
 MODEL = "test-hashing"
+# The feature reader, as the hashing embedder: no model loads, so a fresh container connects
+# in seconds instead of first exporting the cross-encoder (the stop is the point here).
+READER = "features"
 READY = "serve_fake: ready"
 # How long to wait for the fake to listen (s): it starts in milliseconds; the margin is for
 # a machine busy with other work.
@@ -47,7 +50,8 @@ def build_index(index_dir: Path, articles: Path) -> None:
     for name, (title, day, text) in ARTICLES.items():
         front = f"---\ntitle: {title}\nsource: The Test Gazette\ndate: {day}\n---\n\n"
         (articles / name).write_text(front + text + "\n", encoding="utf-8")
-    settings = Settings(_env_file=None, index_dir=index_dir, article_dirs=[articles], model=MODEL)
+    settings = Settings(_env_file=None, index_dir=index_dir, article_dirs=[articles], model=MODEL,
+                        reader=READER)
     engine = Engine.open(settings, create=True, embedder=HashingEmbedder(MODEL))
     try:
         engine.reindex()
@@ -92,11 +96,9 @@ def main() -> None:
     import index.engine
 
     index.engine.make_embedder = lambda model, backend, cache_dir=None: HashingEmbedder(model)
-    # The feature reader, as the hashing embedder: no model loads, so a fresh container
-    # connects in seconds instead of first exporting the cross-encoder (the stop is the point).
     os.environ.update(DISCORD_TOKEN=fake.token, ARTICLEBOT_INDEX_DIR=str(index_dir),
                       ARTICLEBOT_ARTICLE_DIRS=str(articles), ARTICLEBOT_MODEL=MODEL,
-                      ARTICLEBOT_READER="features")
+                      ARTICLEBOT_READER=READER)
     from articlebot.cli import main as cli
 
     sys.argv = ["articlebot", "serve"]
