@@ -84,9 +84,9 @@ class EnsembleReader(Reader):
         shipped one's, said in the log)."""
         self.features = FeatureReader()
         self.cross_encoder = CrossEncoderReader(model, cache_dir)
-        folder = Path(model) if model is not None and Path(model).is_dir() else SHIPPED_DIR
+        folder = SHIPPED_DIR if model is None else Path(model)
         own = folder / CALIBRATION_FILE
-        if not own.is_file():
+        if not own.is_file():  # a hub name, or a folder without one
             log.warning("the reader %s has no %s of its own; using the shipped reader's",
                         model, CALIBRATION_FILE)
             own = SHIPPED_DIR / CALIBRATION_FILE

@@ -133,3 +133,20 @@ def test_the_ensemble_reads_the_shortlist_with_the_shipped_model_and_its_own_cal
     assert read == [8]  # only the shortlist is read
     assert probabilities.shape == (12,) and int(probabilities.argmax()) == 9
     assert ((probabilities > 0) & (probabilities < 1)).all()
+
+
+def test_a_reader_folder_without_an_ensemble_calibration_uses_the_shipped_one_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    from index.reading.cross_encoder import SHIPPED_DIR
+    from index.reading.ensemble import CALIBRATION_FILE as ENSEMBLE_FILE
+
+    folder = tmp_path / "reader"
+    shutil.copytree(SHIPPED_DIR, folder)
+    (folder / ENSEMBLE_FILE).unlink()
+    with caplog.at_level("WARNING"):
+        reader = make_reader("ensemble", str(folder))
+    assert reader.calibration == ReaderCalibration.load(SHIPPED_DIR / ENSEMBLE_FILE)
+    assert f"has no {ENSEMBLE_FILE} of its own" in caplog.text
