@@ -304,14 +304,12 @@ def read(
     rows: dict[int, ChunkRow],
     settings: Settings,
     *,
-    ranked: bool = True,
     observe: SentenceObserver | None = None,
 ) -> Reading:
     """The reading stage: the settings' reader scores every sentence of `top` and says how
-    sure an answer would be (`answer_score_of` against `abstention_threshold`). With
-    `ranked` False each chunk counts as first (no passage-rank penalty)."""
+    sure an answer would be (`answer_score_of` against `abstention_threshold`)."""
     reader = reader_for(settings)
-    candidates = sentence_candidates(snapshot, top, rows, ranked=ranked)
+    candidates = sentence_candidates(snapshot, top, rows)
     if observe is not None:
         observe(candidates, answering.sentence_features(candidates, question))
     scored = answering.score_sentences(candidates, question, reader)
@@ -444,12 +442,16 @@ def timeline(
     chosen = list(best_per_story.values())[:limit]
     question = query.analysis()
     # Each story's chunk is read on its own (rank 0): no story is penalised for the stories
-    # ranked before it.
+    # ranked before it, and the reader compares a story's sentences with each other only.
+    # Their sentences are fetched in one call.
+    candidates = sentence_candidates(snapshot, chosen, rows, ranked=False)
+    reader = reader_for(settings)
     picked = []
     for chunk in chosen:
-        reading = read(snapshot, question, [chunk], rows, settings, ranked=False)
-        if reading.scored:
-            picked.append(reading.scored[0])
+        scored = answering.score_sentences(
+            [c for c in candidates if c.chunk_id == chunk.chunk_id], question, reader)
+        if scored:
+            picked.append(scored[0])
     quotes = as_quotes(snapshot, picked, rows)
     # Oldest first; an undated story has no place in time, so it comes after the dated ones.
     return sorted(quotes, key=lambda q: (q.article.published is None,
